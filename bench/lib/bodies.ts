@@ -1,0 +1,49 @@
+/** Request bodies for benchmarks: a realistic small agent prompt, unique per request or constant. */
+
+const VOCAB = (
+  'agent tool call result file search query index vector cache budget token model route stream chunk ' +
+  'policy team session user key price cost ledger guard secret email phone address order invoice ship ' +
+  'deliver report summary table chart graph metric latency error retry timeout fallback cascade local ' +
+  'frontier prompt answer reason plan step task goal check verify test build deploy review merge branch ' +
+  'commit issue ticket sprint release version config value field record schema column row query join'
+).split(' ')
+
+const SYSTEM =
+  'You are a careful assistant inside an agent loop. Answer briefly, use the tools when they help, ' +
+  'and never reveal secrets or personal data. Prefer short plain sentences.'
+
+/** Deterministic words for request i: different i give different (and semantically unrelated) prompts. */
+export function promptWords(i: number, n = 24): string {
+  let x = (i + 1) * 2654435761
+  const out: string[] = []
+  for (let k = 0; k < n; k++) {
+    x = (Math.imul(x ^ (x >>> 13), 1597334677) + k) >>> 0
+    out.push(VOCAB[x % VOCAB.length]!)
+  }
+  return `Request ${i}: ${out.join(' ')}.`
+}
+
+export interface BodyOptions {
+  model: string
+  stream?: boolean
+  /** unique: a different prompt each request (cache misses); same: one constant prompt (cache hits). */
+  mode: 'unique' | 'same'
+  maxTokens?: number
+}
+
+/**
+ * A body factory for the load generators.
+ *
+ * @example
+ * const body = chatBody({ model: 'gpt-4o-mini', mode: 'unique' }); body(7)
+ */
+export function chatBody(opts: BodyOptions): (i: number) => string {
+  const head = `{"model":${JSON.stringify(opts.model)},"max_tokens":${opts.maxTokens ?? 16},` +
+    (opts.stream ? '"stream":true,"stream_options":{"include_usage":true},' : '') +
+    `"messages":[{"role":"system","content":${JSON.stringify(SYSTEM)}},{"role":"user","content":`
+  if (opts.mode === 'same') {
+    const constant = `${head}${JSON.stringify(promptWords(424242))}}]}`
+    return () => constant
+  }
+  return (i) => `${head}${JSON.stringify(promptWords(i))}}]}`
+}

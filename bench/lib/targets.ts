@@ -1,0 +1,120 @@
+/**
+ * Starting the processes a benchmark talks to: the fake upstream, the floor proxy, Sluice with a bench
+ * config, and the optional peer gateway. All listen on 127.0.0.1 only.
+ */
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { request } from 'undici'
+import { freePort, startChild, type Child } from './procs.js'
+
+export const ROOT = resolve(import.meta.dirname, '..', '..')
+const BENCH = join(ROOT, 'bench')
+const tsx = (script: string) => ['--import', 'tsx', script]
+
+/** The virtual key the bench configs give the `bench` team. */
+export const BENCH_KEY = 'sk-bench-0123456789'
+/** A key whose team budget is spent after a few requests. */
+export const TIGHT_KEY = 'sk-tight-0123456789'
+
+async function answers(origin: string, path: string, init: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {}): Promise<boolean> {
+  const res = await request(origin + path, { method: init.method ?? 'GET', body: init.body, headers: init.headers, headersTimeout: 2_000, bodyTimeout: 2_000 })
+  await res.body.dump()
+  return res.statusCode >= 200 && res.statusCode < 300
+}
+
+export async function startFake(): Promise<Child> {
+  const port = await freePort()
+  return startChild({
+    name: 'fake-upstream',
+    command: process.execPath,
+    args: [...tsx('bench/fake-upstream.ts'), '--port', String(port)],
+    cwd: ROOT,
+    port,
+    ready: () => answers(`http://127.0.0.1:${port}`, '/v1/models')
+  })
+}
+
+export async function startFloor(upstream: string): Promise<Child> {
+  const port = await freePort()
+  return startChild({
+    name: 'floor',
+    command: process.execPath,
+    args: [...tsx('bench/baseline-proxy.ts'), '--port', String(port), '--upstream', upstream],
+    cwd: ROOT,
+    port,
+    ready: () => answers(`http://127.0.0.1:${port}`, '/v1/models')
+  })
+}
+
+/** Whether the gateway's CLI exists yet (the bench develops against the floor alone until it does). */
+export const sluiceAvailable = () => existsSync(join(ROOT, 'src', 'cli.ts'))
+
+/**
+ * Render bench/config/<name>.yaml and bench/policies/* into a temp folder with the BENCH_* placeholders
+ * filled in (the port must be a number, which env interpolation in the loader would leave a string).
+ */
+export async function renderConfig(name: string, vars: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-'))
+  await mkdir(join(dir, 'config'))
+  await mkdir(join(dir, 'policies'))
+  const fill = (text: string) => text.replace(/\$\{(BENCH_[A-Z_]+)\}/g, (m, k: string) => vars[k] ?? m)
+  for (const f of await readdir(join(BENCH, 'policies'))) {
+    await writeFile(join(dir, 'policies', f), fill(await readFile(join(BENCH, 'policies', f), 'utf8')))
+  }
+  const out = join(dir, 'config', `${name}.yaml`)
+  await writeFile(out, fill(await readFile(join(BENCH, 'config', `${name}.yaml`), 'utf8')))
+  return out
+}
+
+/**
+ * Start Sluice from a bench config; ready once a real chat request succeeds through it.
+ *
+ * @example
+ * const sluice = await startSluice('sluice-memory', { upstream: fake.url })
+ */
+export async function startSluice(configName: string, opts: { upstream: string; redisUrl?: string; env?: Record<string, string> }): Promise<Child> {
+  const port = await freePort()
+  const file = await renderConfig(configName, {
+    BENCH_PORT: String(port),
+    BENCH_UPSTREAM: opts.upstream,
+    BENCH_REDIS_URL: opts.redisUrl ?? ''
+  })
+  const origin = `http://127.0.0.1:${port}`
+  return startChild({
+    name: configName,
+    command: process.execPath,
+    args: [...tsx('src/cli.ts'), 'start', '--config', file],
+    cwd: ROOT,
+    port,
+    env: { NODE_ENV: 'production', ...opts.env },
+    timeoutMs: 60_000,
+    ready: () =>
+      answers(origin, '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
+        body: '{"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":"ready?"}]}'
+      })
+  })
+}
+
+/** The optional peer (Portkey's gateway), installed in bench/peer/ with its own package.json. */
+export const peerAvailable = () => existsSync(join(BENCH, 'peer', 'node_modules', '@portkey-ai', 'gateway'))
+
+export async function startPeer(): Promise<Child> {
+  const port = await freePort()
+  return startChild({
+    name: 'peer',
+    command: process.execPath,
+    args: [join(BENCH, 'peer', 'start.mjs'), '--port', String(port)],
+    cwd: join(BENCH, 'peer'),
+    port,
+    timeoutMs: 60_000,
+    ready: async () => {
+      const res = await request(`http://127.0.0.1:${port}/`, { headersTimeout: 2_000 })
+      await res.body.dump()
+      return res.statusCode < 500
+    }
+  })
+}

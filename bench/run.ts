@@ -1,0 +1,333 @@
+/**
+ * The benchmark: Sluice side by side with the floor (a bare undici pass-through proxy) and, when installed,
+ * a peer gateway, all against one fast fake upstream. Targets run interleaved (A B C, A B C…) for several
+ * rounds because absolute numbers on shared machines drift; the report gives medians and ratios to the floor.
+ *
+ *   npm run bench                 # full: about 10 minutes
+ *   npm run bench -- --quick      # about 1 minute
+ *   npm run bench -- --duration 5 --rounds 3 --connections 32 --rate 1000 --only floor,sluice-memory
+ *
+ * Writes bench/RESULTS.md (the part between the bench markers; notes around it are kept) and
+ * bench/results.json (every sample). Linux only: CPU time and RSS come from /proc.
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { cpus, release, totalmem } from 'node:os'
+import { dirname, join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { chatBody } from './lib/bodies.js'
+import { closedLoop, openLoop, streamTtfb, type ClosedLoopResult, type OpenLoopResult, type RequestSpec, type StreamResult } from './lib/load.js'
+import { cpuMicros, rssBytes, sampleRss, startRedis, type Child } from './lib/procs.js'
+import { median } from './lib/stats.js'
+import { BENCH_KEY, peerAvailable, ROOT, sluiceAvailable, startFake, startFloor, startPeer, startSluice } from './lib/targets.js'
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    duration: { type: 'string' },
+    rounds: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string', default: '32' },
+    rate: { type: 'string', default: '1000' },
+    'stream-n': { type: 'string' },
+    only: { type: 'string' },
+    out: { type: 'string', default: join(ROOT, 'bench', 'RESULTS.md') },
+    help: { type: 'boolean', default: false }
+  }
+})
+if (flags.help) {
+  console.log('usage: npm run bench -- [--quick] [--duration S] [--rounds N] [--warmup S] [--connections C] [--rate RPS] [--stream-n N] [--only a,b] [--out FILE]')
+  process.exit(0)
+}
+
+const settings = {
+  seconds: Number(flags.duration ?? (flags.quick ? 2 : 8)),
+  rounds: Number(flags.rounds ?? (flags.quick ? 2 : 5)),
+  warmupSeconds: Number(flags.warmup ?? (flags.quick ? 1 : 3)),
+  connections: Number(flags.connections),
+  rate: Number(flags.rate),
+  streamN: Number(flags['stream-n'] ?? (flags.quick ? 40 : 150))
+}
+for (const [k, v] of Object.entries(settings)) if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k}: expected a positive number, got ${v}`)
+
+/** Upstream model names: the fake reads its behaviour from the part after `@`. */
+const FAST = 'gpt-4o-mini'
+const TRICKLE_UPSTREAM = 'gpt-4o-mini@tokens=8,chunk_delay_ms=2'
+
+interface Workload {
+  name: string
+  /** Which process's CPU and RSS to read; undefined for direct calls to the fake. */
+  child?: Child
+  origin: string
+  /** Model names as this target knows them (a gateway maps its public names to the upstream ones). */
+  models: { fast: string; trickle: string }
+  mode: 'unique' | 'same'
+  closed: boolean
+  open: boolean
+  stream: boolean
+  note: string
+}
+
+interface Samples {
+  closed: (ClosedLoopResult & { cpuUsPerReq: number; rssPeakMb: number })[]
+  open: OpenLoopResult[]
+  stream: StreamResult[]
+}
+
+const children: Child[] = []
+let shuttingDown = false
+async function stopAll(): Promise<void> {
+  shuttingDown = true
+  await Promise.allSettled(children.reverse().map((c) => c.stop()))
+}
+process.on('SIGINT', () => void stopAll().then(() => process.exit(130)))
+
+const spec = (w: Workload, stream: boolean): RequestSpec => ({
+  origin: w.origin,
+  path: '/v1/chat/completions',
+  headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` },
+  body: chatBody({ model: stream ? w.models.trickle : w.models.fast, mode: stream ? 'unique' : w.mode, stream })
+})
+
+async function measureClosed(w: Workload, seconds: number, offset: number) {
+  const pid = w.child?.pid
+  const cpu0 = pid ? cpuMicros(pid) : 0
+  const rss = pid ? sampleRss(pid) : undefined
+  const s = spec(w, false)
+  // Offset the request counter each run so "unique" bodies never repeat across runs (no accidental hits).
+  const r = await closedLoop({ ...s, body: (i) => s.body(i + offset) }, { connections: settings.connections, seconds })
+  const cpu = pid ? cpuMicros(pid) - cpu0 : NaN
+  return { ...r, cpuUsPerReq: r.requests > 0 ? cpu / r.requests : NaN, rssPeakMb: rss ? rss.stop() / 2 ** 20 : NaN }
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function main(): Promise<void> {
+  const fake = await startFake()
+  children.push(fake)
+  const upstream = `http://127.0.0.1:${fake.port}`
+  const workloads: Workload[] = []
+  const skipped: string[] = []
+  const plain = { fast: FAST, trickle: TRICKLE_UPSTREAM }
+  const gateway = { fast: FAST, trickle: 'bench-trickle' }
+
+  workloads.push({ name: 'direct', origin: upstream, models: plain, mode: 'unique', closed: false, open: true, stream: true, note: 'the fake upstream itself, no proxy (latency baseline)' })
+  const floor = await startFloor(upstream)
+  children.push(floor)
+  workloads.push({ name: 'floor', child: floor, origin: `http://127.0.0.1:${floor.port}`, models: plain, mode: 'unique', closed: true, open: true, stream: true, note: 'bare node:http + undici pass-through' })
+
+  if (sluiceAvailable()) {
+    try {
+      const mem = await startSluice('sluice-memory', { upstream })
+      children.push(mem)
+      const origin = `http://127.0.0.1:${mem.port}`
+      workloads.push({ name: 'sluice-memory', child: mem, origin, models: gateway, mode: 'unique', closed: true, open: true, stream: true, note: 'full pipeline, memory store, cache misses' })
+      workloads.push({ name: 'sluice-cache-hit', child: mem, origin, models: gateway, mode: 'same', closed: true, open: true, stream: false, note: 'same process, one repeated prompt: exact-cache hits' })
+    } catch (err) {
+      skipped.push(`sluice-memory: ${(err as Error).message.split('\n').slice(0, 6).join(' | ')}`)
+    }
+    try {
+      const redis = await startRedis()
+      children.push(redis)
+      const red = await startSluice('sluice-redis', { upstream, redisUrl: `redis://127.0.0.1:${redis.port}` })
+      children.push(red)
+      workloads.push({ name: 'sluice-redis', child: red, origin: `http://127.0.0.1:${red.port}`, models: gateway, mode: 'unique', closed: true, open: true, stream: true, note: 'full pipeline, Redis store, cache misses' })
+    } catch (err) {
+      skipped.push(`sluice-redis: ${(err as Error).message.split('\n').slice(0, 6).join(' | ')}`)
+    }
+  } else {
+    skipped.push('sluice: src/cli.ts does not exist yet')
+  }
+  if (peerAvailable()) {
+    try {
+      const peer = await startPeer()
+      children.push(peer)
+      workloads.push({ name: 'peer-portkey', child: peer, origin: `http://127.0.0.1:${peer.port}`, models: plain, mode: 'unique', closed: true, open: true, stream: true, note: '@portkey-ai/gateway from npm' })
+    } catch (err) {
+      skipped.push(`peer-portkey: ${(err as Error).message.split('\n')[0]}`)
+    }
+  } else {
+    skipped.push('peer-portkey: not installed (cd bench/peer && npm install)')
+  }
+
+  const only = flags.only?.split(',').map((s) => s.trim())
+  const active = workloads.filter((w) => !only || only.includes(w.name) || w.name === 'direct' || w.name === 'floor')
+  for (const s of skipped) console.log(`skipped ${s}`)
+  console.log(`targets: ${active.map((w) => w.name).join(', ')}; ${settings.rounds} rounds of ${settings.seconds}s, ${settings.connections} connections, ${settings.rate} rps open loop`)
+
+  const idleRssMb = new Map(active.filter((w) => w.child).map((w) => [w.name, rssBytes(w.child!.pid) / 2 ** 20]))
+  const samples = new Map<string, Samples>(active.map((w) => [w.name, { closed: [], open: [], stream: [] }]))
+  let offset = 1_000_000
+
+  // Warm up: let the JIT and the connection pools settle before anything counts.
+  for (const w of active.filter((w) => w.closed)) await measureClosed(w, settings.warmupSeconds, (offset += 10_000_000))
+
+  for (let round = 1; round <= settings.rounds && !shuttingDown; round++) {
+    for (const w of active.filter((w) => w.closed)) {
+      const r = await measureClosed(w, settings.seconds, (offset += 10_000_000))
+      samples.get(w.name)!.closed.push(r)
+      console.log(`round ${round} closed ${w.name}: ${r.rps.toFixed(0)} rps, ${r.cpuUsPerReq.toFixed(0)} µs CPU/req, RSS ${r.rssPeakMb.toFixed(0)} MB, non2xx ${r.non2xx}, errors ${r.errors}`)
+      await pause(300)
+    }
+    for (const w of active.filter((w) => w.open)) {
+      const s = spec(w, false)
+      const base = (offset += 10_000_000)
+      const r = await openLoop({ ...s, body: (i) => s.body(i + base) }, { rate: settings.rate, seconds: settings.seconds })
+      samples.get(w.name)!.open.push(r)
+      console.log(`round ${round} open ${w.name}: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, failed ${r.failed}${r.firstFailure ? ` (${r.firstFailure})` : ''}`)
+      await pause(300)
+    }
+    for (const w of active.filter((w) => w.stream)) {
+      const s = spec(w, true)
+      const base = (offset += 10_000_000)
+      const r = await streamTtfb({ ...s, body: (i) => s.body(i + base) }, { n: settings.streamN })
+      samples.get(w.name)!.stream.push(r)
+      console.log(`round ${round} stream ${w.name}: ttfb p50 ${r.ttfbP50Ms.toFixed(2)} ms, total ${r.totalP50Ms.toFixed(1)} ms, reads ${r.readsP50}${r.firstFailure ? ` (${r.firstFailure})` : ''}`)
+    }
+  }
+
+  await stopAll()
+  const report = renderReport(active, samples, skipped, idleRssMb)
+  await writeResults(report, { settings, skipped, samples: Object.fromEntries(samples) })
+  console.log(report)
+}
+
+/** Median over rounds of f(target sample r, reference sample r): interleaving makes per-round comparisons fair. */
+function pairedMedian<T>(xs: T[], refs: T[], f: (x: T, ref: T) => number): number {
+  const n = Math.min(xs.length, refs.length)
+  return median(Array.from({ length: n }, (_, r) => f(xs[r]!, refs[r]!)))
+}
+
+const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '–')
+
+function renderReport(active: Workload[], samples: Map<string, Samples>, skipped: string[], idleRssMb: Map<string, number>): string {
+  const floor = samples.get('floor')!
+  const direct = samples.get('direct')!
+  const lines: string[] = []
+  const commit = (() => {
+    try {
+      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    } catch {
+      return 'none'
+    }
+  })()
+  lines.push(`Run ${new Date().toISOString()} on ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}, Node ${process.version}, commit ${commit}.`)
+  lines.push(`Settings: ${settings.rounds} interleaved rounds; closed loop ${settings.seconds}s at ${settings.connections} connections; open loop ${settings.seconds}s at ${settings.rate} rps; ${settings.streamN} sequential streams of 8 tokens, one every 2 ms, per round. The load generator (autocannon, undici) shares the machine with every target. Every Node target runs under tsx (node --import tsx), which adds about 30 MB of RSS (its loader thread) to each.`)
+  lines.push('')
+  lines.push('### Throughput and CPU (closed loop)')
+  lines.push('')
+  lines.push('| target | what | req/s | × floor | CPU µs/req | × floor | RSS idle → peak MB | p50 ms | p99 ms | non-2xx + errors |')
+  lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+  for (const w of active.filter((w) => w.closed)) {
+    const c = samples.get(w.name)!.closed
+    if (c.length === 0) continue
+    lines.push(
+      `| ${w.name} | ${w.note} | ${fmt(median(c.map((x) => x.rps)))} | ${fmt(pairedMedian(c, floor.closed, (x, f) => x.rps / f.rps), 2)} | ` +
+        `${fmt(median(c.map((x) => x.cpuUsPerReq)))} | ${fmt(pairedMedian(c, floor.closed, (x, f) => x.cpuUsPerReq / f.cpuUsPerReq), 2)} | ` +
+        `${fmt(idleRssMb.get(w.name) ?? NaN)} → ${fmt(Math.max(...c.map((x) => x.rssPeakMb)))} | ${fmt(median(c.map((x) => x.p50Ms)), 1)} | ${fmt(median(c.map((x) => x.p99Ms)), 1)} | ` +
+        `${c.reduce((a, x) => a + x.non2xx + x.errors, 0)} |`
+    )
+  }
+  lines.push('')
+  lines.push(`### Latency at a fixed ${settings.rate} rps (open loop), added over calling the fake directly`)
+  lines.push('')
+  lines.push('| target | p50 ms | p99 ms | added p50 ms | added p99 ms | failed |')
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: |')
+  for (const w of active.filter((w) => w.open)) {
+    const o = samples.get(w.name)!.open
+    if (o.length === 0) continue
+    lines.push(
+      `| ${w.name} | ${fmt(median(o.map((x) => x.p50Ms)), 2)} | ${fmt(median(o.map((x) => x.p99Ms)), 2)} | ` +
+        `${w.name === 'direct' ? '–' : fmt(pairedMedian(o, direct.open, (x, d) => x.p50Ms - d.p50Ms), 2)} | ` +
+        `${w.name === 'direct' ? '–' : fmt(pairedMedian(o, direct.open, (x, d) => x.p99Ms - d.p99Ms), 2)} | ${o.reduce((a, x) => a + x.failed, 0)} |`
+    )
+  }
+  lines.push('')
+  lines.push('### Streaming (time to first byte; the fake sends a chunk every 2 ms)')
+  lines.push('')
+  lines.push('| target | TTFB p50 ms | TTFB p99 ms | vs floor p50 ms | last byte p50 ms | body reads p50 | failed |')
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+  for (const w of active.filter((w) => w.stream)) {
+    const s = samples.get(w.name)!.stream
+    if (s.length === 0) continue
+    lines.push(
+      `| ${w.name} | ${fmt(median(s.map((x) => x.ttfbP50Ms)), 2)} | ${fmt(median(s.map((x) => x.ttfbP99Ms)), 2)} | ` +
+        `${w.name === 'floor' ? '–' : fmt(pairedMedian(s, floor.stream, (x, f) => x.ttfbP50Ms - f.ttfbP50Ms), 2)} | ` +
+        `${fmt(median(s.map((x) => x.totalP50Ms)), 1)} | ${fmt(median(s.map((x) => x.readsP50)))} | ${s.reduce((a, x) => a + x.n - x.ok, 0)} |`
+    )
+  }
+  lines.push('')
+  lines.push(...targetChecks(samples))
+  if (skipped.length) {
+    lines.push('')
+    lines.push('Not measured in this run:')
+    for (const s of skipped) lines.push(`- ${s}`)
+  }
+  return lines.join('\n')
+}
+
+/** The targets of issue 7, checked against this run. */
+function targetChecks(samples: Map<string, Samples>): string[] {
+  const floor = samples.get('floor')!
+  const out = ['### Targets (issue 7)', '', '| target | goal | measured | met |', '| --- | --- | ---: | :---: |']
+  const row = (name: string, goal: string, value: number, ok: boolean, digits = 2) =>
+    out.push(`| ${name} | ${goal} | ${fmt(value, digits)} | ${Number.isFinite(value) ? (ok ? 'yes' : '**no**') : '–'} |`)
+  const rpsRatio = (n: string) => pairedMedian(samples.get(n)?.closed ?? [], floor.closed, (x, f) => x.rps / f.rps)
+  const cpuRatio = (n: string) => pairedMedian(samples.get(n)?.closed ?? [], floor.closed, (x, f) => x.cpuUsPerReq / f.cpuUsPerReq)
+  const ttfbDelta = (n: string) => pairedMedian(samples.get(n)?.stream ?? [], floor.stream, (x, f) => x.ttfbP50Ms - f.ttfbP50Ms)
+  const rssPeak = (n: string) => Math.max(...(samples.get(n)?.closed ?? []).map((x) => x.rssPeakMb))
+  if (samples.has('sluice-memory')) {
+    const r = rpsRatio('sluice-memory')
+    row('full pipeline, memory store', 'throughput ≥ 0.8× floor', r, r >= 0.8)
+    const c = cpuRatio('sluice-memory')
+    row('full pipeline, memory store', 'CPU per request ≤ 1.4× floor', c, c <= 1.4)
+  }
+  if (samples.has('sluice-redis')) {
+    const r = rpsRatio('sluice-redis')
+    row('full pipeline, Redis store', 'throughput ≥ 0.6× floor', r, r >= 0.6)
+  }
+  if (samples.has('sluice-cache-hit')) {
+    const r = rpsRatio('sluice-cache-hit')
+    row('exact-cache hit', 'throughput ≥ 2× floor', r, r >= 2)
+  }
+  for (const n of ['sluice-memory', 'sluice-redis']) {
+    if (!samples.has(n)) continue
+    const d = ttfbDelta(n)
+    row(`streaming (${n})`, 'TTFB ≤ floor + 0.3 ms', d, d <= 0.3)
+    const reads = median((samples.get(n)?.stream ?? []).map((x) => x.readsP50))
+    row(`streaming (${n})`, 'chunks forwarded as they arrive (body reads > 1)', reads, reads > 1, 0)
+  }
+  for (const n of ['sluice-memory', 'sluice-redis']) {
+    if (!samples.has(n)) continue
+    const m = rssPeak(n)
+    row(`RSS under load (${n})`, '≤ 120 MB', m, m <= 120, 0)
+  }
+  if (out.length === 4) out.push('| (no Sluice target ran) | | | |')
+  return out
+}
+
+const BEGIN = '<!-- bench:begin (written by `npm run bench`; edit outside these markers) -->'
+const END = '<!-- bench:end -->'
+
+async function writeResults(report: string, raw: unknown): Promise<void> {
+  const file = flags.out!
+  const block = `${BEGIN}\n## Latest run\n\n${report}\n${END}`
+  let text = existsSync(file) ? await readFile(file, 'utf8') : ''
+  const a = text.indexOf(BEGIN)
+  const b = text.indexOf(END)
+  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length)
+  else text = `# Benchmark results\n\nRun with \`npm run bench\` (full, about 10 minutes) or \`npm run bench -- --quick\`. See docs/notes/bench.md.\n\n${block}\n\n## History\n\nImprovements to the hot path, each with its before/after ratio to the floor.\n`
+  await mkdir(dirname(file), { recursive: true })
+  await writeFile(file, text)
+  await writeFile(file.replace(/\.md$/, '') + '.json', JSON.stringify(raw, null, 1))
+  console.log(`wrote ${file}`)
+}
+
+try {
+  await main()
+} catch (err) {
+  await stopAll()
+  console.error(err)
+  process.exit(1)
+}
