@@ -1,0 +1,122 @@
+/**
+ * The shared shape of every text detector (PII, secrets, injection, deny rules) and the helpers that
+ * run them. Detectors are pure: text in, match positions out.
+ */
+
+export interface Match {
+  /** Rule name, e.g. `pii.email`, `secret.github`, `deny.competitors`. */
+  rule: string
+  /** Placeholder tag, e.g. `EMAIL` → `[EMAIL_1]`. */
+  tag: string
+  start: number
+  end: number
+}
+
+export interface Detector {
+  rule: string
+  tag: string
+  /**
+   * Longest text this detector must see before a match is either certain or impossible: the stream
+   * masker holds back this many characters (the largest over the active detectors).
+   */
+  window: number
+  /**
+   * Matches an unfinished candidate at the very end of a text (e.g. a JWT whose third part has not
+   * arrived): a stream holds from there even beyond `window`.
+   */
+  pending?: RegExp
+  find(text: string): Match[]
+}
+
+interface RegexDetectorOptions {
+  /** Extra check on the matched text (Luhn, mod-97...). */
+  validate?: (value: string) => boolean
+  /** Capture group that is the sensitive part (the rest is context, e.g. `aws_secret_access_key=`). */
+  group?: number
+  window?: number
+  pending?: RegExp
+}
+
+/**
+ * A detector from one regex (the `g` and `d` flags are added).
+ *
+ * @example
+ * const email = regexDetector('pii.email', 'EMAIL', /[\w.+-]+@[\w-]+(?:\.[\w-]+)+/)
+ * email.find('mail bob@example.com') // [{ rule: 'pii.email', tag: 'EMAIL', start: 5, end: 20 }]
+ */
+export function regexDetector(rule: string, tag: string, re: RegExp, opts: RegexDetectorOptions = {}): Detector {
+  const flags = new Set(re.flags + 'gd')
+  const global = new RegExp(re.source, [...flags].join(''))
+  const group = opts.group ?? 0
+  return {
+    rule,
+    tag,
+    window: opts.window ?? 64,
+    pending: opts.pending,
+    find(text) {
+      const out: Match[] = []
+      global.lastIndex = 0
+      for (const m of text.matchAll(global)) {
+        const span = m.indices?.[group]
+        if (!span) continue
+        const value = text.slice(span[0], span[1])
+        if (opts.validate && !opts.validate(value)) continue
+        out.push({ rule, tag, start: span[0], end: span[1] })
+      }
+      return out
+    }
+  }
+}
+
+/** Runs detectors, drops allow-listed values, and resolves overlaps (earliest, then longest, wins). */
+export function findAll(text: string, detectors: readonly Detector[], allowed?: (value: string) => boolean): Match[] {
+  if (text.length === 0 || detectors.length === 0) return []
+  let all: Match[] = []
+  for (const d of detectors) {
+    const found = d.find(text)
+    if (found.length > 0) all = all.concat(found)
+  }
+  if (all.length === 0) return all
+  if (allowed) all = all.filter((m) => !allowed(text.slice(m.start, m.end)))
+  all.sort((a, b) => a.start - b.start || b.end - a.end)
+  const out: Match[] = []
+  let lastEnd = -1
+  for (const m of all) {
+    if (m.start >= lastEnd) {
+      out.push(m)
+      lastEnd = m.end
+    }
+  }
+  return out
+}
+
+/** Replaces matches (sorted, non-overlapping) with what `replacement` returns. */
+export function replaceMatches(text: string, matches: readonly Match[], replacement: (m: Match, value: string) => string): string {
+  if (matches.length === 0) return text
+  let out = ''
+  let pos = 0
+  for (const m of matches) {
+    out += text.slice(pos, m.start) + replacement(m, text.slice(m.start, m.end))
+    pos = m.end
+  }
+  return out + text.slice(pos)
+}
+
+/** Escapes a literal for use inside a RegExp. */
+export function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+/**
+ * Builds the allow-list check: exact terms (case-insensitive) or regexes that match the whole value.
+ *
+ * @example
+ * const allowed = allowListCheck({ terms: ['support@acme.com'], regex: ['.*@acme\\.com'] })
+ * allowed('bob@acme.com') // true
+ */
+export function allowListCheck(allow: { terms: string[]; regex: string[] } | undefined): ((value: string) => boolean) | undefined {
+  if (!allow || (allow.terms.length === 0 && allow.regex.length === 0)) return undefined
+  const terms = new Set(allow.terms.map((t) => t.toLowerCase()))
+  const regexes = allow.regex.map((r) => new RegExp(`^(?:${r})$`, 'u'))
+  return (value) => terms.has(value.toLowerCase()) || regexes.some((r) => r.test(value))
+}
