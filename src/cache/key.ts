@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto'
+import type { RequestContext } from '../context.js'
+import type { ChatMessage, ChatRequest } from '../types.js'
+import type { CachePolicy } from './schema.js'
+
+/**
+ * Request fields that never change the answer. Everything else is part of the key, unknown fields
+ * included: a field Sluice does not know may change what the upstream says, so it must split the cache.
+ */
+const NOT_ANSWER_CHANGING = new Set([
+  'model', // replaced by the public alias
+  'stream',
+  'stream_options',
+  'user',
+  'metadata',
+  'store',
+  'service_tier',
+  'prompt_cache_key',
+  'safety_identifier'
+])
+
+/**
+ * The tenant a cache entry belongs to: the policy's `cache.scope` when set, the team otherwise. The two
+ * are kept in separate namespaces so a policy scope named like a team never reads that team's entries.
+ *
+ * @example
+ * tenantScope('research', undefined) // 'team:research'
+ * tenantScope('research', 'shared-docs') // 'scope:shared-docs'
+ */
+export function tenantScope(team: string, scope: string | undefined): string {
+  return scope ? `scope:${scope}` : `team:${team}`
+}
+
+/** JSON with object keys sorted at every level, so equal requests hash equally whatever the key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const sorted: Record<string, unknown> = {}
+      for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k]
+      return sorted
+    }
+    return v
+  })
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex')
+}
+
+/** The request without the fields that do not change the answer. */
+function answerFields(req: ChatRequest): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(req)) if (!NOT_ANSWER_CHANGING.has(k) && v !== undefined) out[k] = v
+  return out
+}
+
+/**
+ * Store key of the exact cache: a hash of the tenant scope, the public model alias and every
+ * answer-changing request field. Streaming and non-streaming requests share entries.
+ *
+ * @example
+ * exactCacheKey({ tenant: 'team:research', alias: 'fast', request }) // 'cache:x:3f9a…'
+ */
+export function exactCacheKey(input: { tenant: string; alias: string; request: ChatRequest }): string {
+  return 'cache:x:' + sha256(canonicalJson({ v: 1, tenant: input.tenant, alias: input.alias, req: answerFields(input.request) }))
+}
+
+export interface SemanticQuery {
+  /** The tenant, alias, conversation before the last user turn, system prompt, tools and parameters, hashed. */
+  scope: string
+  /** The last user turn: what gets embedded. */
+  text: string
+}
+
+/**
+ * Splits a request for the semantic cache: the last user turn is embedded, everything else (earlier turns,
+ * system prompt, tools, sampling parameters) is hashed into the scope, so a hit never answers another
+ * context. Undefined when the request does not end with a plain-text user turn (tool results, images).
+ *
+ * @example
+ * semanticQuery({ tenant: 'team:a', alias: 'fast', request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] } })
+ * // { scope: 'sem:…', text: 'hi' }
+ */
+export function semanticQuery(input: { tenant: string; alias: string; request: ChatRequest }): SemanticQuery | undefined {
+  const messages = input.request.messages
+  const last = messages.at(-1)
+  if (!last || last.role !== 'user') return undefined
+  const text = plainText(last)
+  if (text === undefined || text.trim() === '') return undefined
+  const { messages: _omit, ...rest } = answerFields(input.request)
+  const scope = sha256(
+    canonicalJson({ v: 1, tenant: input.tenant, alias: input.alias, req: rest, context: messages.slice(0, -1), last: withoutContent(last) })
+  )
+  return { scope: 'sem:' + scope, text }
+}
+
+/** Text of a message made only of text (string or text parts); undefined when it carries anything else. */
+function plainText(m: ChatMessage): string | undefined {
+  if (typeof m.content === 'string') return m.content
+  if (!Array.isArray(m.content)) return undefined
+  let out = ''
+  for (const part of m.content) {
+    if (part.type !== 'text' || typeof part.text !== 'string') return undefined
+    out += (out ? '\n' : '') + part.text
+  }
+  return out
+}
+
+/** The last turn's other fields (name, ...) still belong to the context. */
+function withoutContent(m: ChatMessage): Record<string, unknown> {
+  const { content: _c, ...rest } = m
+  return rest
+}
+
+/** Why this request must neither read nor write the cache, or what the client opted out of. */
+export interface CacheIntent {
+  read: boolean
+  write: boolean
+  /** Set when neither read nor write is allowed: 'disabled', 'policy', 'client'. */
+  reason?: string
+}
+
+/**
+ * What the policy and the client's headers allow for this request.
+ * `Cache-Control: no-cache` skips reading, `no-store` skips writing, `x-sluice-cache: off` (or `bypass`)
+ * skips both; the policy's `when: temperature_zero` caches only requests with `temperature: 0`.
+ *
+ * @example
+ * cacheIntent(ctx, policy) // { read: true, write: false } with Cache-Control: no-store
+ */
+export function cacheIntent(ctx: Pick<RequestContext, 'headers' | 'request'>, policy: CachePolicy): CacheIntent {
+  if (!policy.enabled || (!policy.exact.enabled && !policy.semantic.enabled)) {
+    return { read: false, write: false, reason: 'disabled' }
+  }
+  if (policy.when === 'temperature_zero' && ctx.request.temperature !== 0) {
+    return { read: false, write: false, reason: 'policy' }
+  }
+  const sluice = ctx.headers['x-sluice-cache']?.trim().toLowerCase()
+  if (sluice === 'off' || sluice === 'bypass' || sluice === 'false' || sluice === '0') {
+    return { read: false, write: false, reason: 'client' }
+  }
+  const directives = (ctx.headers['cache-control'] ?? '').toLowerCase().split(',').map((d) => d.trim())
+  const read = !directives.includes('no-cache')
+  const write = !directives.includes('no-store')
+  return read || write ? { read, write } : { read, write, reason: 'client' }
+}

@@ -1,0 +1,259 @@
+import { randomUUID } from 'node:crypto'
+import type { Registry } from 'prom-client'
+import type { Attempt, PipelineResult, RequestContext, Step } from '../context.js'
+import type { Price } from '../config/schema.js'
+import type { LedgerEntry } from '../ledger/types.js'
+import type { Store } from '../store/types.js'
+import { observeStream } from '../stream.js'
+import type { ChatCompletion } from '../types.js'
+import { cacheIntent, exactCacheKey, semanticQuery, tenantScope, type SemanticQuery } from './key.js'
+import { createCacheMetrics, type CacheMetrics } from './metrics.js'
+import { providerCacheSavings } from './prompt-caching.js'
+import { completionToChunks, createChunkAssembler } from './replay.js'
+import { resolveCachePolicy, type CachePolicy } from './schema.js'
+import { semanticEntryKey, type SemanticCache } from './semantic.js'
+
+/** What the cache keeps per answer. */
+export interface CachedAnswer {
+  v: 1
+  completion: ChatCompletion
+  /** What the call that produced it cost: a hit saves this much. */
+  costUsd: number
+  /** Epoch milliseconds. */
+  createdAt: number
+  expiresAt: number
+}
+
+export interface CacheStepDeps {
+  store: Store
+  /** prom-client registry for the cache metrics; none recorded without one. */
+  registry?: Registry
+  /** The semantic layer (gateway-wide engine; teams opt in with `cache.semantic.enabled`). */
+  semantic?: SemanticCache
+  /** Writes one `cache_hit` ledger entry per hit when given. */
+  ledger?: { record(entry: LedgerEntry): void }
+  /** Price of an attempt's model, for the provider layer's saved USD. */
+  priceFor?: (attempt: Attempt) => Price | undefined
+  /** Cache failures never fail a request; they are reported here. */
+  onError?: (err: unknown, where: string) => void
+  /** Epoch milliseconds (tests). */
+  now?: () => number
+}
+
+/**
+ * The cache step of the pipeline (look up before `next`, remember after it).
+ *
+ * - reads the exact cache, then the semantic cache; a hit returns the stored answer (a replayed stream for
+ *   stream requests), costs $0 and sets `ctx.savedUsd` to the cost of the original call;
+ * - on a miss calls `next()` and stores the final answer: at once for JSON, and for streams when the stream
+ *   ends successfully, assembled from the chunks while they pass through untouched;
+ * - sets `ctx.cache` and the `x-sluice-cache` (and `x-sluice-cache-similarity`) response headers;
+ * - counts `sluice_cache_*` metrics, the provider layer included (prompt-cache reads seen in usage).
+ *
+ * Store or index failures degrade to a miss; they never fail the request.
+ *
+ * @example
+ * const cache = createCacheStep({ store, registry, semantic })
+ * const run = createPipeline([guardInput, admit, cache, guardOutput, route])
+ */
+export function createCacheStep(deps: CacheStepDeps): Step {
+  const now = deps.now ?? Date.now
+  const onError = deps.onError ?? (() => {})
+  const metrics: CacheMetrics | undefined = deps.registry
+    ? createCacheMetrics(deps.registry, deps.semantic ? () => deps.semantic!.index.size() : undefined)
+    : undefined
+
+  async function read(key: string): Promise<CachedAnswer | undefined> {
+    try {
+      const raw = await deps.store.cacheGet(key)
+      if (!raw) return undefined
+      const entry = JSON.parse(raw) as CachedAnswer
+      // The store's own TTL may be coarser (or absent in tests): the entry's deadline is the truth.
+      return entry.v === 1 && entry.expiresAt > now() ? entry : undefined
+    } catch (err) {
+      onError(err, 'cache read')
+      return undefined
+    }
+  }
+
+  function serve(ctx: RequestContext, entry: CachedAnswer, layer: 'exact' | 'semantic', similarity?: number): PipelineResult {
+    const team = ctx.principal.team
+    ctx.cache = layer === 'exact' ? 'hit' : 'semantic-hit'
+    ctx.savedUsd = entry.costUsd
+    ctx.responseHeaders['x-sluice-cache'] = ctx.cache
+    if (similarity !== undefined) ctx.responseHeaders['x-sluice-cache-similarity'] = similarity.toFixed(4)
+    const usage = entry.completion.usage
+    metrics?.request(layer, 'hit', team)
+    metrics?.saved(layer, team, usage?.total_tokens ?? 0, entry.costUsd)
+    deps.ledger?.record(hitEntry(ctx, entry))
+    const completion: ChatCompletion = { ...entry.completion, id: `chatcmpl-${ctx.id}`, created: Math.floor(now() / 1000) }
+    if (ctx.stream) return { type: 'stream', stream: completionToChunks(completion, { includeUsage: ctx.wantsUsage }) }
+    return { type: 'json', body: completion }
+  }
+
+  async function remember(
+    ctx: RequestContext,
+    policy: CachePolicy,
+    key: string,
+    completion: ChatCompletion,
+    sem: { query: SemanticQuery; vector: Float32Array } | undefined
+  ): Promise<void> {
+    const createdAt = now()
+    const cost = ctx.attempts.reduce((sum, a) => sum + a.costUsd, 0)
+    const entry = (ttlS: number): string =>
+      JSON.stringify({ v: 1, completion, costUsd: Math.max(ctx.costUsd, cost), createdAt, expiresAt: createdAt + ttlS * 1000 } satisfies CachedAnswer)
+    const exact = entry(policy.ttl_s)
+    if (Buffer.byteLength(exact) > policy.max_entry_bytes) return
+    try {
+      if (policy.exact.enabled) await deps.store.cacheSet(key, exact, policy.ttl_s * 1000)
+      if (sem && deps.semantic) {
+        const ttlS = policy.semantic.ttl_s ?? policy.ttl_s
+        const id = await deps.semantic.remember(sem.query, sem.vector, createdAt + ttlS * 1000)
+        await deps.store.cacheSet(semanticEntryKey(id), entry(ttlS), ttlS * 1000)
+      }
+    } catch (err) {
+      onError(err, 'cache write')
+    }
+  }
+
+  /** Provider-layer metrics from the attempts' usage: a read of the provider's prompt cache is a hit. */
+  function observeProvider(ctx: RequestContext): void {
+    if (!metrics) return
+    const team = ctx.principal.team
+    for (const a of ctx.attempts) {
+      if (a.status !== 'ok' || !a.usage || a.estimated) continue
+      const s = providerCacheSavings(a.usage, deps.priceFor?.(a))
+      metrics.request('provider', s.cachedTokens > 0 ? 'hit' : 'miss', team)
+      metrics.saved('provider', team, s.cachedTokens, s.netSavedUsd)
+    }
+  }
+
+  return async function cacheStep(ctx, next) {
+    if (ctx.surface === 'embeddings') return next()
+    const policy = resolveCachePolicy(ctx.policy.cache)
+    const team = ctx.principal.team
+    const intent = cacheIntent(ctx, policy)
+    const semanticOn = policy.semantic.enabled && deps.semantic !== undefined
+    ctx.onDone.push((c, error) => {
+      if (!error && c.cache !== 'hit' && c.cache !== 'semantic-hit') observeProvider(c)
+    })
+
+    if (!intent.read && !intent.write) {
+      ctx.cache = 'bypass'
+      ctx.responseHeaders['x-sluice-cache'] = 'bypass'
+      if (policy.exact.enabled && policy.enabled) metrics?.request('exact', 'bypass', team)
+      if (semanticOn && policy.enabled) metrics?.request('semantic', 'bypass', team)
+      return next()
+    }
+
+    const tenant = tenantScope(team, policy.scope)
+    const key = exactCacheKey({ tenant, alias: ctx.alias, request: ctx.request })
+    let sem: { query: SemanticQuery; vector?: Float32Array } | undefined
+    if (semanticOn) {
+      const query = semanticQuery({ tenant, alias: ctx.alias, request: ctx.request })
+      if (query && query.text.length <= policy.semantic.max_query_chars) sem = { query }
+    }
+
+    if (intent.read) {
+      if (policy.exact.enabled) {
+        const hit = await read(key)
+        if (hit) return serve(ctx, hit, 'exact')
+        metrics?.request('exact', 'miss', team)
+      }
+      if (sem) {
+        const started = performance.now()
+        try {
+          const threshold = policy.semantic.threshold ?? deps.semantic!.embedder.defaultThreshold
+          const found = await deps.semantic!.lookup(sem.query, { threshold, now: now(), signal: ctx.signal })
+          sem.vector = found.vector
+          for (const c of found.candidates) {
+            const hit = await read(semanticEntryKey(c.id))
+            if (hit) {
+              metrics?.semanticLookup((performance.now() - started) / 1000)
+              return serve(ctx, hit, 'semantic', c.similarity)
+            }
+          }
+        } catch (err) {
+          onError(err, 'semantic lookup')
+        }
+        metrics?.semanticLookup((performance.now() - started) / 1000)
+        metrics?.request('semantic', 'miss', team)
+      } else if (semanticOn) {
+        metrics?.request('semantic', 'bypass', team)
+      }
+    } else {
+      if (policy.exact.enabled) metrics?.request('exact', 'bypass', team)
+      if (semanticOn) metrics?.request('semantic', 'bypass', team)
+    }
+
+    ctx.cache = intent.read ? 'miss' : 'bypass'
+    ctx.responseHeaders['x-sluice-cache'] = ctx.cache
+    const result = await next()
+    if (!intent.write) return result
+
+    const semToStore = async (): Promise<{ query: SemanticQuery; vector: Float32Array } | undefined> => {
+      if (!sem) return undefined
+      if (sem.vector) return { query: sem.query, vector: sem.vector }
+      try {
+        const [vector] = await deps.semantic!.embedder.embed([sem.query.text])
+        return { query: sem.query, vector: vector! }
+      } catch (err) {
+        onError(err, 'semantic embed')
+        return undefined
+      }
+    }
+
+    if (result.type === 'json') {
+      if (cacheable(result.body)) await remember(ctx, policy, key, result.body, await semToStore())
+      return result
+    }
+    // Chunks pass straight through; the copy kept for the cache is assembled alongside.
+    const assembler = createChunkAssembler()
+    return {
+      type: 'stream',
+      stream: observeStream(result.stream, {
+        map: (chunk) => {
+          assembler.add(chunk)
+          return chunk
+        },
+        onEnd: async ({ error, closedEarly }) => {
+          if (error || closedEarly || ctx.signal.aborted) return
+          const completion = assembler.result()
+          if (completion && cacheable(completion)) await remember(ctx, policy, key, completion, await semToStore())
+        }
+      })
+    }
+  }
+}
+
+/** Only finished answers are worth replaying. */
+function cacheable(c: ChatCompletion): boolean {
+  return c.choices.length > 0 && c.choices.every((ch) => ch.finish_reason !== null && ch.finish_reason !== 'error')
+}
+
+function hitEntry(ctx: RequestContext, entry: CachedAnswer): LedgerEntry {
+  return {
+    id: randomUUID(),
+    request_id: ctx.id,
+    ts: Date.now(),
+    team: ctx.principal.team,
+    key_id: ctx.principal.keyId,
+    user: ctx.principal.user,
+    session: ctx.session,
+    agent: ctx.agent,
+    tags: ctx.tags.length ? ctx.tags : undefined,
+    alias: ctx.alias,
+    model: 'cache',
+    provider: 'cache',
+    surface: ctx.surface,
+    stream: ctx.stream,
+    status: 'cache_hit',
+    tokens: { input: 0, output: 0, cached_input: 0, cache_write: 0 },
+    estimated: false,
+    cost_usd: 0,
+    saved_usd: entry.costUsd,
+    cache: ctx.cache,
+    latency_ms: Math.round(performance.now() - ctx.startedAt),
+    attempt: 0
+  }
+}
