@@ -58,7 +58,7 @@ export interface FakeReply {
 }
 
 export interface FakeAnthropicOptions {
-  /** The key the fake accepts in x-api-key. */
+  /** The key the fake accepts in x-api-key (or as `Authorization: Bearer`). */
   apiKey?: string
   /** Per-request hook: return a reply to override the default answer, or undefined to keep it. */
   script?: (req: RecordedRequest) => FakeReply | undefined | Promise<FakeReply | undefined>
@@ -134,7 +134,9 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     if (record.method !== 'POST' || (record.path !== '/v1/messages' && !countTokens)) {
       return sendError(res, 404, 'not_found_error', `Not Found: ${record.method} ${record.path}`)
     }
-    if (record.headers['x-api-key'] !== apiKey) return sendError(res, 401, 'authentication_error', 'invalid x-api-key')
+    // The 0.x SDKs send x-api-key, the 1.x SDKs `Authorization: Bearer`; the real API takes either.
+    const bearer = /^Bearer (.+)$/i.exec(String(record.headers.authorization ?? ''))?.[1]
+    if ((record.headers['x-api-key'] ?? bearer) !== apiKey) return sendError(res, 401, 'authentication_error', 'invalid x-api-key')
     if (!record.headers['anthropic-version']) return sendError(res, 400, 'invalid_request_error', 'anthropic-version: header is required')
     if (!body || typeof body !== 'object') return sendError(res, 400, 'invalid_request_error', 'Request body is not valid JSON')
     const invalid = validate(body, countTokens)
