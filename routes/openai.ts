@@ -1,0 +1,82 @@
+import { Hono } from 'hono'
+import type { RequestContext } from '../src/context.js'
+import { round } from '../src/providers/call.js'
+import type { Gateway } from '../src/gateway.js'
+import type { ChatChunk, ChatRequest, EmbeddingRequest } from '../src/types.js'
+import { SSE_HEADERS, sseBody } from './sse.js'
+import { chatRequestSchema, embeddingRequestSchema, readBody } from './validate.js'
+
+/**
+ * The OpenAI-compatible surface: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`.
+ * Wire format only: parse, hand the canonical request to the gateway, render JSON or SSE.
+ *
+ * @example
+ * app.route('/v1', openaiRoutes(gateway))
+ */
+export function openaiRoutes(gateway: Gateway) {
+  const app = new Hono()
+
+  app.post('/chat/completions', async (c) => {
+    const body = await readBody(c, chatRequestSchema)
+    const { ctx, result } = await gateway.chat({ headers: c.req.header(), body: body as ChatRequest, signal: c.req.raw.signal, surface: 'chat' })
+    if (result.type === 'json') {
+      const headers = await costHeaders(gateway, ctx)
+      return c.json(result.body, 200, headers)
+    }
+    const headers = { ...SSE_HEADERS, ...ctx.responseHeaders }
+    return new Response(
+      sseBody(
+        result.stream,
+        (chunk: ChatChunk) => {
+          if (chunk.usage && !ctx.wantsUsage) {
+            // we asked the upstream for usage; the client did not
+            if (chunk.choices.length === 0) return undefined
+            const { usage: _usage, ...rest } = chunk
+            return `data: ${JSON.stringify(rest)}\n\n`
+          }
+          return `data: ${JSON.stringify(chunk)}\n\n`
+        },
+        () => 'data: [DONE]\n\n',
+        (err) => `data: ${JSON.stringify(err.toJSON())}\n\n`
+      ),
+      { status: 200, headers }
+    )
+  })
+
+  app.post('/embeddings', async (c) => {
+    const body = await readBody(c, embeddingRequestSchema)
+    const res = await gateway.embeddings({ headers: c.req.header(), body: body as EmbeddingRequest, signal: c.req.raw.signal })
+    return c.json(res.body, 200, res.headers)
+  })
+
+  app.get('/models', async (c) => {
+    const principal = await gateway.identify(c.req.header())
+    const created = Math.floor(Date.now() / 1000)
+    return c.json({
+      object: 'list',
+      data: gateway.models(principal).map((m) => ({
+        id: m.id,
+        object: 'model',
+        created,
+        owned_by: m.provider,
+        ...(m.unavailable ? { sluice_available: false, sluice_unavailable_reason: m.unavailable } : {})
+      }))
+    })
+  })
+
+  return app
+}
+
+/** Response headers for a finished non-streamed request: request id, cost, and the session's running total. */
+export async function costHeaders(gateway: Gateway, ctx: RequestContext): Promise<Record<string, string>> {
+  const headers: Record<string, string> = { ...ctx.responseHeaders, 'x-sluice-cost-usd': String(round(ctx.costUsd)) }
+  if (typeof ctx.state.sessionCostUsd === 'number') headers['x-sluice-session-cost-usd'] = String(round(ctx.state.sessionCostUsd))
+  else if (ctx.session) {
+    try {
+      headers['x-sluice-session-cost-usd'] = String(round(await gateway.ledger.sessionCost(ctx.principal.team, ctx.session)))
+    } catch {
+      // the store being away must not fail an answered request
+    }
+  }
+  return headers
+}

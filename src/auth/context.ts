@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto'
+import type { RequestContext } from '../context.js'
+import type { TeamPolicy } from '../config/schema.js'
+import { GatewayError } from '../errors.js'
+import type { ChatRequest, Principal } from '../types.js'
+
+export type Headers = Record<string, string | undefined>
+
+const SESSION_ID = /^[\w.:@/+=-]{1,200}$/
+
+/**
+ * Build the request context from the caller's principal and attribution headers:
+ * `x-sluice-session` (or `x-session-id`), `x-sluice-agent`, `x-sluice-tags` (comma-separated) and the body's `user`.
+ *
+ * @example
+ * const ctx = createContext({ principal, policy, headers, request, surface: 'chat', signal })
+ */
+export function createContext(input: {
+  principal: Principal
+  policy: TeamPolicy
+  headers: Headers
+  request: ChatRequest
+  surface: RequestContext['surface']
+  signal: AbortSignal
+  id?: string
+}): RequestContext {
+  const { headers, request } = input
+  const session = attribution(headers['x-sluice-session'] ?? headers['x-session-id'], 'x-sluice-session')
+  const agent = attribution(headers['x-sluice-agent'], 'x-sluice-agent')
+  const tagHeader = headers['x-sluice-tags']
+  const tags = tagHeader ? tagHeader.split(',').map((t) => t.trim()).filter(Boolean).slice(0, 20) : []
+  for (const t of tags) attribution(t, 'x-sluice-tags')
+  const principal = typeof request.user === 'string' && request.user && !input.principal.user ? { ...input.principal, user: request.user.slice(0, 200) } : input.principal
+  return {
+    id: input.id ?? randomUUID(),
+    startedAt: performance.now(),
+    surface: input.surface,
+    principal,
+    session,
+    agent,
+    tags,
+    policy: input.policy,
+    alias: request.model,
+    request,
+    stream: request.stream === true,
+    wantsUsage: request.stream_options?.include_usage === true,
+    headers,
+    signal: input.signal,
+    responseHeaders: {},
+    attempts: [],
+    costUsd: 0,
+    guardrails: [],
+    onDone: [],
+    state: {}
+  }
+}
+
+function attribution(value: string | undefined, header: string): string | undefined {
+  if (value === undefined || value === '') return undefined
+  if (!SESSION_ID.test(value)) {
+    throw new GatewayError(400, `Header ${header} must be 1-200 characters of letters, digits and . _ : @ / + = -`, { code: 'invalid_header', param: header })
+  }
+  return value
+}

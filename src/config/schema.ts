@@ -1,0 +1,120 @@
+import { z } from 'zod'
+import { budgetSchema, rateLimitSchema } from '../budget/schema.js'
+import { cachePolicySchema } from '../cache/schema.js'
+import { routingPolicySchema } from '../routing/schema.js'
+import { guardrailsPolicySchema } from '../guardrails/schema.js'
+
+/** Prices in USD per million tokens. */
+export const priceSchema = z.strictObject({
+  input: z.number().nonnegative(),
+  output: z.number().nonnegative(),
+  cached_input: z.number().nonnegative().optional(),
+  cache_write: z.number().nonnegative().optional()
+})
+export type Price = z.infer<typeof priceSchema>
+
+const timeoutsSchema = z.strictObject({
+  connect_ms: z.number().int().positive().default(10_000),
+  first_byte_ms: z.number().int().positive().default(60_000),
+  total_ms: z.number().int().positive().default(600_000)
+})
+
+const httpProviderBase = {
+  api_key: z.string().optional(),
+  headers: z.record(z.string(), z.string()).optional(),
+  timeouts: timeoutsSchema.prefault({}),
+  max_connections: z.number().int().positive().default(256)
+}
+
+export const providerSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('openai'), base_url: z.url(), ...httpProviderBase }),
+  z.strictObject({
+    kind: z.literal('anthropic'),
+    base_url: z.url().default('https://api.anthropic.com'),
+    version: z.string().default('2023-06-01'),
+    ...httpProviderBase
+  }),
+  z.strictObject({
+    kind: z.literal('llama'),
+    model_path: z.string(),
+    /** Load at start (default) or on first use. */
+    load: z.enum(['start', 'lazy']).default('lazy'),
+    context_size: z.number().int().positive().default(2048),
+    /** Parallel sequences; further requests queue. */
+    concurrency: z.number().int().positive().default(2),
+    gpu: z.union([z.literal(false), z.enum(['auto', 'cuda', 'metal', 'vulkan'])]).default(false),
+    embedding: z.boolean().default(false)
+  })
+])
+export type ProviderConfig = z.infer<typeof providerSchema>
+
+export const modelSchema = z.strictObject({
+  provider: z.string(),
+  model: z.string(),
+  price: priceSchema.optional(),
+  /** Output cap used for worst-case cost estimates when a request sets no max_tokens. */
+  max_output_tokens: z.number().int().positive().optional(),
+  context_window: z.number().int().positive().optional(),
+  /** tiktoken encoding for counting (defaults from the model name). */
+  encoding: z.string().optional(),
+  type: z.enum(['chat', 'embedding']).default('chat')
+})
+export type ModelConfig = z.infer<typeof modelSchema>
+
+export const keySchema = z
+  .strictObject({
+    key: z.string().min(8).optional(),
+    key_sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex SHA-256').optional(),
+    team: z.string(),
+    user: z.string().optional(),
+    name: z.string().optional()
+  })
+
+export const teamPolicySchema = z.strictObject({
+  /** Public model names this team may use; all when absent. */
+  models: z.array(z.string()).optional(),
+  budgets: z.array(budgetSchema).default([]),
+  rate_limits: z.array(rateLimitSchema).default([]),
+  cache: cachePolicySchema.optional(),
+  routing: routingPolicySchema.optional(),
+  guardrails: guardrailsPolicySchema.optional()
+})
+export type TeamPolicy = z.infer<typeof teamPolicySchema>
+
+export const storeSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('memory'), max_ledger_entries: z.number().int().positive().default(100_000) }),
+  z.strictObject({
+    kind: z.literal('redis'),
+    url: z.string().optional(),
+    /** Redis Cluster seed nodes. */
+    urls: z.array(z.string()).optional(),
+    prefix: z.string().default('sluice:'),
+    /** What admission does when Redis cannot be reached. */
+    on_store_error: z.enum(['reject', 'allow']).default('reject'),
+    max_ledger_entries: z.number().int().positive().default(1_000_000)
+  })
+])
+export type StoreConfig = z.infer<typeof storeSchema>
+
+export const gatewayConfigSchema = z.strictObject({
+  server: z
+    .strictObject({
+      port: z.number().int().min(0).max(65535).default(8080),
+      host: z.string().default('0.0.0.0'),
+      body_limit_bytes: z.number().int().positive().default(4 * 1024 * 1024),
+      shutdown_grace_ms: z.number().int().nonnegative().default(10_000),
+      request_timeout_ms: z.number().int().positive().default(600_000)
+    })
+    .prefault({}),
+  store: storeSchema.prefault({ kind: 'memory' }),
+  prices: z.string().default('prices.yaml'),
+  providers: z.record(z.string(), providerSchema).default({}),
+  models: z.record(z.string(), modelSchema).default({}),
+  teams: z.record(z.string(), z.strictObject({ policy: z.string().optional() })).default({}),
+  keys: z.array(keySchema).default([]),
+  admin_key: z.string().optional(),
+  metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+  webhooks: z.strictObject({ budget_alert_url: z.string().optional() }).prefault({})
+})
+export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>
+export type GatewayConfigParsed = z.infer<typeof gatewayConfigSchema>

@@ -1,0 +1,51 @@
+import { watch, type FSWatcher } from 'node:fs'
+import { ConfigError, loadConfig, type GatewayConfig } from './load.js'
+
+/**
+ * Reload the config when any of its files changes (gateway config, prices, policy files). A config that
+ * fails to load or validate is reported and the running one is kept.
+ *
+ * @example
+ * const stop = watchConfig(config, (next) => gateway.reload(next), (err) => gateway.reloadFailed(err))
+ */
+export function watchConfig(
+  current: GatewayConfig,
+  apply: (next: GatewayConfig) => void,
+  report: (error: string | undefined) => void,
+  opts: { debounceMs?: number; env?: Record<string, string | undefined> } = {}
+): () => void {
+  let watchers: FSWatcher[] = []
+  let timer: NodeJS.Timeout | undefined
+  let config = current
+
+  const arm = () => {
+    for (const w of watchers) w.close()
+    watchers = config.files.map((f) => watch(f, () => schedule()))
+    for (const w of watchers) w.on('error', () => schedule())
+  }
+
+  const schedule = () => {
+    clearTimeout(timer)
+    timer = setTimeout(reload, opts.debounceMs ?? 150)
+    timer.unref()
+  }
+
+  const reload = async () => {
+    try {
+      const next = await loadConfig(config.file, opts.env)
+      apply(next)
+      config = next
+      report(undefined)
+    } catch (err) {
+      report(err instanceof ConfigError ? err.message : `reload failed: ${(err as Error).message}`)
+    }
+    // editors replace files (new inode): watch the paths again
+    arm()
+  }
+
+  arm()
+  return () => {
+    clearTimeout(timer)
+    for (const w of watchers) w.close()
+  }
+}

@@ -1,0 +1,62 @@
+import type { ChatChunk, ChatCompletion, ChatRequest, Principal, Usage } from './types.js'
+import type { TeamPolicy } from './config/schema.js'
+
+/** One provider call made for a request (cascade tiers and fallbacks make several). */
+export interface Attempt {
+  target: string
+  provider: string
+  model: string
+  status: 'ok' | 'error' | 'aborted' | 'rejected'
+  usage?: Usage
+  /** True when usage was counted with tiktoken because the provider gave none. */
+  estimated?: boolean
+  costUsd: number
+  latencyMs: number
+  ttftMs?: number
+  error?: string
+  reason?: string
+}
+
+/** What a request has to go through the pipeline with. Built by the route, enriched by the steps. */
+export interface RequestContext {
+  id: string
+  /** performance.now() at arrival. */
+  startedAt: number
+  surface: 'chat' | 'embeddings' | 'messages' | 'responses'
+  principal: Principal
+  session?: string
+  agent?: string
+  tags: string[]
+  policy: TeamPolicy
+  /** The public model name the client asked for. */
+  alias: string
+  request: ChatRequest
+  stream: boolean
+  /** The client asked for a usage chunk (stream_options.include_usage). */
+  wantsUsage: boolean
+  /** Request headers, lower-cased names. */
+  headers: Record<string, string | undefined>
+  /** Aborted when the client goes away or the gateway shuts down. */
+  signal: AbortSignal
+  /** Headers to send with the response (non-streams, and streams before the first byte). */
+  responseHeaders: Record<string, string>
+  attempts: Attempt[]
+  /** Cost of this request so far (sum of attempts); final once `done` has run. */
+  costUsd: number
+  /** Set by the cache step on hits: what the hit saved. */
+  savedUsd?: number
+  cache?: 'hit' | 'semantic-hit' | 'miss' | 'bypass'
+  /** Guardrail rules that fired. */
+  guardrails: string[]
+  /** Callbacks run once when the request has fully ended (stream finished, aborted or failed). */
+  onDone: ((ctx: RequestContext, error?: unknown) => void | Promise<void>)[]
+  /** Free-form per-step state, keyed by step name. */
+  state: Record<string, unknown>
+}
+
+export type PipelineResult =
+  | { type: 'json'; body: ChatCompletion }
+  | { type: 'stream'; stream: AsyncIterable<ChatChunk> }
+
+/** A step of the pipeline: Koa/Hono-style middleware over the canonical request. */
+export type Step = (ctx: RequestContext, next: () => Promise<PipelineResult>) => Promise<PipelineResult>

@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto'
+import { createContext, type Headers } from './auth/context.js'
+import { createKeyring, hashKey, isAdminKey, presentedKey, type KeyRecord } from './auth/index.js'
+import type { GatewayConfig } from './config/load.js'
+import type { PipelineResult, RequestContext, Step } from './context.js'
+import { GatewayError, UpstreamError } from './errors.js'
+import { costOf, tokenCounts } from './ledger/cost.js'
+import { createLedger, type Ledger } from './ledger/index.js'
+import { createMetrics, type Metrics } from './metrics/index.js'
+import { createPipeline } from './pipeline.js'
+import { createTargetCaller } from './providers/call.js'
+import { createProviders } from './providers/index.js'
+import type { Provider } from './providers/types.js'
+import { createRouter } from './routing/index.js'
+import type { Target } from './routing/types.js'
+import type { Store } from './store/types.js'
+import { countTextTokens } from './tokens.js'
+import type { ChatRequest, EmbeddingRequest, EmbeddingResponse, Principal } from './types.js'
+
+/** What the steps of a pipeline are built from; rebuilt on every config reload. */
+export interface Runtime {
+  config: GatewayConfig
+  providers: Map<string, Provider>
+  targets: Map<string, Target>
+  store: Store
+  ledger: Ledger
+  metrics: Metrics
+}
+
+/** Builds the pipeline steps that sit before plan/call, in order. */
+export type StepsFactory = (rt: Runtime) => Step[]
+
+export interface GatewayOptions {
+  store: Store
+  /** Steps between identify and plan/call (guard input, admit, look up, guard output). */
+  steps?: StepsFactory
+  metrics?: Metrics
+  log?: (level: 'info' | 'warn' | 'error', msg: string) => void
+}
+
+/**
+ * The engine behind every HTTP surface: identify, then the pipeline, then settle. Surfaces translate their
+ * wire format to the canonical request and call `chat`; they know nothing about budgets or caches.
+ *
+ * @example
+ * const gateway = await createGateway(config, { store: createMemoryStore() })
+ * const { ctx, result } = await gateway.chat({ headers, body, signal, surface: 'chat' })
+ */
+export async function createGateway(initial: GatewayConfig, opts: GatewayOptions) {
+  const store = opts.store
+  const metrics = opts.metrics ?? createMetrics()
+  const log = opts.log ?? (() => {})
+  const ledger = createLedger(store, { onError: (err) => log('warn', `ledger write failed, buffering: ${(err as Error).message}`) })
+  const inflight = new Set<AbortController>()
+  let draining = false
+  let reloadError: string | undefined
+
+  const build = (config: GatewayConfig, previous?: Runtime): Runtime => {
+    const providers = createProviders(config)
+    if (previous) {
+      // keep pools and loaded models of providers whose config did not change
+      for (const [name, p] of providers) {
+        if (JSON.stringify(previous.config.providers[name]) === JSON.stringify(config.providers[name]) && previous.providers.has(name)) {
+          void p.close()
+          providers.set(name, previous.providers.get(name)!)
+        }
+      }
+    }
+    const targets = new Map<string, Target>()
+    for (const [name, model] of Object.entries(config.models)) targets.set(name, { name, model, provider: providers.get(model.provider)! })
+    return { config, providers, targets, store, ledger, metrics }
+  }
+
+  let rt = build(initial)
+  let keyring = makeKeyring(rt.config, store)
+  let adminSha = rt.config.admin_key ? hashKey(rt.config.admin_key) : undefined
+  const callTarget = createTargetCaller({ ledger, metrics })
+  const makePipeline = (r: Runtime) => createPipeline([...(opts.steps?.(r) ?? []), createRouter({ resolveTarget: (n) => r.targets.get(n), callTarget })])
+  let run = makePipeline(rt)
+
+  const identify = (headers: Headers): Promise<Principal> =>
+    keyring(presentedKey({ authorization: headers.authorization, 'x-api-key': headers['x-api-key'] }))
+
+  const policyOf = (principal: Principal) => rt.config.policies[principal.team]!
+
+  const checkModel = (principal: Principal, alias: string, type: 'chat' | 'embedding') => {
+    const target = rt.targets.get(alias)
+    const allowed = policyOf(principal).models
+    if (!target || (allowed && !allowed.includes(alias)) || target.model.type !== type) {
+      throw new GatewayError(404, `The model "${alias}" does not exist or you do not have access to it.`, { code: 'model_not_found', param: 'model' })
+    }
+    return target
+  }
+
+  /** Track a request so shutdown can drain it, and abort it when the client or the gateway gives up. */
+  const track = (clientSignal: AbortSignal) => {
+    if (draining) throw new GatewayError(503, 'The gateway is shutting down; retry on another instance.', { code: 'shutting_down', headers: { 'retry-after': '1' } })
+    const controller = new AbortController()
+    const onAbort = () => controller.abort(clientSignal.reason)
+    if (clientSignal.aborted) controller.abort(clientSignal.reason)
+    else clientSignal.addEventListener('abort', onAbort, { once: true })
+    inflight.add(controller)
+    metrics.inflight.inc()
+    let released = false
+    const release = () => {
+      if (released) return
+      released = true
+      inflight.delete(controller)
+      clientSignal.removeEventListener('abort', onAbort)
+      metrics.inflight.dec()
+    }
+    return { signal: controller.signal, release }
+  }
+
+  return {
+    get config() {
+      return rt.config
+    },
+    get runtime() {
+      return rt
+    },
+    store,
+    ledger,
+    metrics,
+    identify,
+    policyOf,
+    isAdmin: (headers: Headers) => isAdminKey(presentedKey({ authorization: headers.authorization, 'x-api-key': headers['x-api-key'] }), adminSha),
+
+    /** Run a chat request through the pipeline. The result's stream must be consumed or returned by the caller. */
+    async chat(input: { headers: Headers; body: ChatRequest; signal: AbortSignal; surface: RequestContext['surface'] }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
+      const principal = await identify(input.headers)
+      checkModel(principal, input.body.model, 'chat')
+      const { signal, release } = track(input.signal)
+      let ctx: RequestContext
+      try {
+        ctx = createContext({ principal, policy: policyOf(principal), headers: input.headers, request: input.body, surface: input.surface, signal })
+      } catch (err) {
+        release()
+        throw err
+      }
+      ctx.onDone.push((c, error) => {
+        release()
+        const status = error instanceof GatewayError ? String(error.status) : error ? (signal.aborted ? '499' : '500') : '200'
+        const last = c.attempts[c.attempts.length - 1]
+        metrics.requests.inc({ team: c.principal.team, model: c.alias, provider: last?.provider ?? (c.cache === 'hit' || c.cache === 'semantic-hit' ? 'cache' : 'none'), status })
+      })
+      ctx.onDone.push(async (c) => {
+        if (!c.session) return
+        try {
+          c.state.sessionCostUsd = await ledger.addSessionCost(c.principal.team, c.session, c.costUsd)
+        } catch (err) {
+          log('warn', `session total not updated: ${(err as Error).message}`)
+        }
+      })
+      ctx.onDone.push((c) => {
+        // the gateway's own share: arrival until the first provider call started (or the answer, for cache hits)
+        const first = c.attempts[0]
+        if (first) metrics.overhead.observe(Math.max(0, performance.now() - c.startedAt - first.latencyMs) / 1000)
+      })
+      const result = await run(ctx)
+      ctx.responseHeaders['x-sluice-request-id'] = ctx.id
+      return { ctx, result }
+    },
+
+    /** Embeddings: identify, call, settle. Base64 is encoded here (Float32, little-endian) as the openai SDK expects. */
+    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal }): Promise<{ body: EmbeddingResponse; headers: Record<string, string> }> {
+      const principal = await identify(input.headers)
+      const target = checkModel(principal, input.body.model, 'embedding')
+      const reason = target.provider.unavailableReason?.()
+      if (reason) throw new GatewayError(503, `Model "${input.body.model}" is unavailable: ${reason}.`, { type: 'api_error', code: 'model_unavailable' })
+      if (!target.provider.embed) throw new GatewayError(400, `The model "${input.body.model}" cannot create embeddings.`, { code: 'model_not_supported', param: 'model' })
+      const { signal, release } = track(input.signal)
+      const started = performance.now()
+      const id = randomUUID()
+      const session = input.headers['x-sluice-session'] ?? input.headers['x-session-id']
+      let status: 'ok' | 'error' = 'ok'
+      let usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
+      let estimated = false
+      try {
+        const res = await target.provider.embed({ ...input.body, model: target.model.model }, { signal })
+        if (res.usage) usage = { prompt_tokens: res.usage.prompt_tokens, completion_tokens: 0, total_tokens: res.usage.total_tokens }
+        else {
+          const texts = Array.isArray(input.body.input) ? input.body.input : [input.body.input]
+          const n = texts.reduce<number>((s, t) => s + (typeof t === 'string' ? countTextTokens(t) : Array.isArray(t) ? t.length : 1), 0)
+          usage = { prompt_tokens: n, completion_tokens: 0, total_tokens: n }
+          estimated = true
+        }
+        const base64 = input.body.encoding_format === 'base64'
+        const body: EmbeddingResponse = {
+          object: 'list',
+          model: input.body.model,
+          usage: { prompt_tokens: usage.prompt_tokens, total_tokens: usage.total_tokens },
+          data: res.data.map((d, index) => ({ object: 'embedding', index: d.index ?? index, embedding: base64 ? toBase64(d.embedding) : toFloats(d.embedding) }))
+        }
+        return { body, headers: { 'x-sluice-request-id': id } }
+      } catch (err) {
+        status = 'error'
+        throw err
+      } finally {
+        release()
+        const tokens = tokenCounts(usage)
+        const cost = costOf(tokens, target.model.price)
+        ledger.record({
+          id: randomUUID(), request_id: id, ts: Date.now(), team: principal.team, key_id: principal.keyId, user: principal.user,
+          session, agent: input.headers['x-sluice-agent'], alias: input.body.model, model: `${target.provider.name}/${target.model.model}`,
+          provider: target.provider.name, surface: 'embeddings', stream: false, status, tokens, estimated, cost_usd: cost,
+          latency_ms: Math.round(performance.now() - started), attempt: 1
+        })
+        metrics.requests.inc({ team: principal.team, model: input.body.model, provider: target.provider.name, status: status === 'ok' ? '200' : 'error' })
+        metrics.cost.inc({ team: principal.team, model: input.body.model }, cost)
+      }
+    },
+
+    /** Models this principal may use, with availability. */
+    models(principal: Principal) {
+      const allowed = policyOf(principal).models
+      return [...rt.targets.values()]
+        .filter((t) => !allowed || allowed.includes(t.name))
+        .map((t) => ({ id: t.name, type: t.model.type, provider: t.provider.name, unavailable: t.provider.unavailableReason?.() }))
+    },
+
+    /** Replace the running config. A config that fails to build leaves the running one in place. */
+    reload(config: GatewayConfig) {
+      const next = build(config, rt)
+      const old = rt
+      rt = next
+      keyring = makeKeyring(config, store)
+      adminSha = config.admin_key ? hashKey(config.admin_key) : undefined
+      run = makePipeline(rt)
+      for (const [name, p] of old.providers) if (rt.providers.get(name) !== p) setTimeout(() => void p.close(), 30_000).unref()
+    },
+
+    /** Record the outcome of a config reload attempt (shown by /readyz, counted in metrics). */
+    reloadFailed(message: string | undefined) {
+      reloadError = message
+      metrics.configReloads.inc({ result: message ? 'error' : 'ok' })
+    },
+
+    /** Readiness: config loaded and the store reachable. */
+    async readiness(): Promise<{ ok: boolean; checks: Record<string, string> }> {
+      const checks: Record<string, string> = { config: reloadError ? `running the previous config; last reload failed: ${reloadError}` : 'ok' }
+      try {
+        await store.ping()
+        checks.store = 'ok'
+      } catch (err) {
+        checks.store = `unreachable: ${(err as Error).message}`
+      }
+      if (ledger.pending() > 0) checks.ledger = `${ledger.pending()} entries buffered`
+      if (draining) checks.shutdown = 'draining'
+      return { ok: checks.store === 'ok' && !draining, checks }
+    },
+
+    /**
+     * Graceful shutdown: refuse new requests, let in-flight ones (streams too) finish within the grace
+     * period, abort the rest (their usage is still settled), flush the ledger, close providers and store.
+     */
+    async close(graceMs = 0) {
+      draining = true
+      const deadline = Date.now() + graceMs
+      while (inflight.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25))
+      for (const c of inflight) c.abort(new UpstreamError(503, 'The gateway is shutting down', { kind: 'aborted', retryable: false }))
+      const settleDeadline = Date.now() + 2000
+      while (inflight.size > 0 && Date.now() < settleDeadline) await new Promise((r) => setTimeout(r, 10))
+      await ledger.flush()
+      await Promise.allSettled([...rt.providers.values()].map((p) => p.close()))
+      await store.close()
+    },
+    inflight: () => inflight.size
+  }
+}
+
+export type Gateway = Awaited<ReturnType<typeof createGateway>>
+
+function makeKeyring(config: GatewayConfig, store: Store) {
+  const records: KeyRecord[] = config.keys.map((k) => ({ sha256: k.key_sha256 ?? hashKey(k.key!), team: k.team, user: k.user, name: k.name }))
+  // keys created through the admin API live in the store, hashed
+  return createKeyring(records, async (sha) => {
+    const raw = await store.get(`key:${sha}`)
+    if (!raw) return undefined
+    const rec = JSON.parse(raw) as KeyRecord & { revoked?: boolean }
+    return rec.revoked || !config.policies[rec.team] ? undefined : rec
+  })
+}
+
+function toFloats(e: number[] | string): number[] {
+  if (Array.isArray(e)) return e
+  const buf = Buffer.from(e, 'base64')
+  return Array.from(new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4))
+}
+
+function toBase64(e: number[] | string): string {
+  if (typeof e === 'string') return e
+  return Buffer.from(new Float32Array(e).buffer).toString('base64')
+}

@@ -1,0 +1,51 @@
+import type { PipelineResult, RequestContext, Step } from './context.js'
+import { observeStream } from './stream.js'
+
+/**
+ * The one request path. Steps run in order as middleware around the last one (plan and call):
+ * identify → guard input → admit → look up → guard output → plan/call; each may act before and after `next`.
+ * Whatever happens, `ctx.onDone` callbacks run exactly once when the request has fully ended —
+ * for streams, when the stream is drained, fails, or the client goes away.
+ *
+ * @example
+ * const run = createPipeline([guardInput, admit, cache, guardOutput, route])
+ * const result = await run(ctx)
+ */
+export function createPipeline(steps: Step[]): (ctx: RequestContext) => Promise<PipelineResult> {
+  const dispatch = (ctx: RequestContext, i: number): Promise<PipelineResult> => {
+    const step = steps[i]
+    if (!step) return Promise.reject(new Error('pipeline has no terminal step'))
+    return step(ctx, () => dispatch(ctx, i + 1))
+  }
+
+  return async (ctx) => {
+    let result: PipelineResult
+    try {
+      result = await dispatch(ctx, 0)
+    } catch (err) {
+      await finish(ctx, err)
+      throw err
+    }
+    if (result.type === 'json') {
+      await finish(ctx)
+      return result
+    }
+    return {
+      type: 'stream',
+      stream: observeStream(result.stream, { onEnd: ({ error, closedEarly }) => finish(ctx, error ?? (closedEarly ? new Error('client closed the stream') : undefined)) })
+    }
+  }
+}
+
+/** Run the request's end callbacks, innermost step first; one failing does not stop the others. */
+async function finish(ctx: RequestContext, error?: unknown): Promise<void> {
+  const callbacks = ctx.onDone
+  ctx.onDone = []
+  for (let i = callbacks.length - 1; i >= 0; i--) {
+    try {
+      await callbacks[i]!(ctx, error)
+    } catch {
+      // settlement of one layer must not prevent the others
+    }
+  }
+}

@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto'
+import type { Attempt, PipelineResult, RequestContext } from '../context.js'
+import { GatewayError, UpstreamError } from '../errors.js'
+import { costOf, tokenCounts } from '../ledger/cost.js'
+import type { Ledger } from '../ledger/index.js'
+import type { Metrics } from '../metrics/index.js'
+import type { Target } from '../routing/types.js'
+import { observeStream } from '../stream.js'
+import { countPromptTokens, countTextTokens, encodingFor } from '../tokens.js'
+import type { ChatChunk, ChatCompletion, ChatRequest, Usage } from '../types.js'
+
+export interface CallDeps {
+  ledger: Ledger
+  metrics: Metrics
+}
+
+export interface CallOverrides {
+  /** Generate a stream request to completion instead (cascade tiers are judged before anything is sent). */
+  forceNonStream?: boolean
+  /** Request changes for this target only (e.g. a downgrade's own max_tokens). */
+  request?: Partial<ChatRequest>
+  /** Why this target was chosen, recorded in the ledger (fallback, cascade tier, downgrade). */
+  reason?: string
+}
+
+/**
+ * Call one target and settle the attempt: every call that reaches a provider gets exactly one ledger entry,
+ * with the provider's usage or, where it gave none (client gone mid-stream, a provider without usage),
+ * a tiktoken estimate marked `estimated`.
+ *
+ * @example
+ * const call = createTargetCaller({ ledger, metrics })
+ * const result = await call(ctx, target)
+ */
+export function createTargetCaller(deps: CallDeps) {
+  const { ledger, metrics } = deps
+
+  return async function callTarget(ctx: RequestContext, target: Target, over: CallOverrides = {}): Promise<PipelineResult> {
+    const unavailable = target.provider.unavailableReason?.()
+    if (unavailable) {
+      throw new GatewayError(503, `Model "${ctx.alias}" is unavailable: ${unavailable}.`, { type: 'api_error', code: 'model_unavailable' })
+    }
+    const req: ChatRequest = { ...ctx.request, ...over.request, model: target.model.model }
+    const stream = ctx.stream && !over.forceNonStream
+    const started = performance.now()
+    const attempt: Attempt = { target: target.name, provider: target.provider.name, model: target.model.model, status: 'ok', costUsd: 0, latencyMs: 0, reason: over.reason }
+    ctx.attempts.push(attempt)
+    const attemptNo = ctx.attempts.length
+    const signal = ctx.signal
+
+    const settle = (status: Attempt['status'], usage: Usage | undefined, estimate: () => Usage, err?: unknown) => {
+      const estimated = !usage
+      const u = usage ?? estimate()
+      const tokens = tokenCounts(u)
+      const cost = costOf(tokens, target.model.price)
+      attempt.status = status
+      attempt.usage = u
+      attempt.estimated = estimated
+      attempt.costUsd = cost
+      attempt.latencyMs = performance.now() - started
+      if (err) attempt.error = err instanceof Error ? err.message : String(err)
+      ctx.costUsd += cost
+      ledger.record({
+        id: randomUUID(),
+        request_id: ctx.id,
+        ts: Date.now(),
+        team: ctx.principal.team,
+        key_id: ctx.principal.keyId,
+        user: ctx.principal.user,
+        session: ctx.session,
+        agent: ctx.agent,
+        tags: ctx.tags.length ? ctx.tags : undefined,
+        alias: ctx.alias,
+        model: `${target.provider.name}/${target.model.model}`,
+        provider: target.provider.name,
+        surface: ctx.surface,
+        stream,
+        status,
+        http_status: err instanceof GatewayError ? err.status : status === 'ok' ? 200 : undefined,
+        tokens,
+        estimated,
+        cost_usd: cost,
+        latency_ms: Math.round(attempt.latencyMs),
+        ttft_ms: attempt.ttftMs !== undefined ? Math.round(attempt.ttftMs) : undefined,
+        attempt: attemptNo,
+        reason: over.reason,
+        error: attempt.error
+      })
+      const labels = { team: ctx.principal.team, model: ctx.alias }
+      metrics.cost.inc(labels, cost)
+      if (tokens.input) metrics.tokens.inc({ ...labels, kind: 'input' }, tokens.input)
+      if (tokens.output) metrics.tokens.inc({ ...labels, kind: 'output' }, tokens.output)
+      if (tokens.cached_input) metrics.tokens.inc({ ...labels, kind: 'cached_input' }, tokens.cached_input)
+      if (tokens.cache_write) metrics.tokens.inc({ ...labels, kind: 'cache_write' }, tokens.cache_write)
+      metrics.upstreamLatency.observe({ provider: target.provider.name }, attempt.latencyMs / 1000)
+      return cost
+    }
+
+    const encoding = encodingFor(target.model.model, target.model.encoding)
+    const promptOnly = (): Usage => {
+      const p = countPromptTokens(req, encoding)
+      return { prompt_tokens: p, completion_tokens: 0, total_tokens: p }
+    }
+
+    if (!stream) {
+      let body: ChatCompletion
+      try {
+        body = await target.provider.chat(stream === ctx.stream ? req : { ...req, stream: false }, { signal })
+      } catch (err) {
+        // an abort after the prompt was sent may still be billed by the provider: charge the prompt
+        const aborted = err instanceof UpstreamError && err.kind === 'aborted'
+        settle(aborted ? 'aborted' : 'error', aborted ? undefined : zeroUsage, promptOnly, err)
+        throw err
+      }
+      settle('ok', body.usage, () => estimateFrom(promptOnly(), completionText(body), encoding))
+      return { type: 'json', body }
+    }
+
+    let source: AsyncIterable<ChatChunk>
+    try {
+      source = await target.provider.chatStream(req, { signal })
+    } catch (err) {
+      const aborted = err instanceof UpstreamError && err.kind === 'aborted'
+      settle(aborted ? 'aborted' : 'error', aborted ? undefined : zeroUsage, promptOnly, err)
+      throw err
+    }
+    let usage: Usage | undefined
+    const parts: string[] = []
+    return {
+      type: 'stream',
+      stream: observeStream(source, {
+        map: (chunk) => {
+          if (attempt.ttftMs === undefined) {
+            attempt.ttftMs = performance.now() - started
+            metrics.ttft.observe({ provider: target.provider.name }, (performance.now() - ctx.startedAt) / 1000)
+          }
+          if (chunk.usage) {
+            usage = chunk.usage
+            // the cost is known before the stream ends: carry it in the usage chunk for clients that asked
+            const cost = costOf(tokenCounts(usage), target.model.price)
+            chunk.usage = { ...usage, sluice_cost_usd: round(ctx.costUsd + cost) }
+          }
+          for (const choice of chunk.choices) {
+            if (typeof choice.delta?.content === 'string') parts.push(choice.delta.content)
+            for (const tc of choice.delta?.tool_calls ?? []) if (tc.function?.arguments) parts.push(tc.function.arguments)
+          }
+          return chunk
+        },
+        onEnd: ({ error, closedEarly }) => {
+          const status = closedEarly || (error && signal.aborted) ? 'aborted' : error ? 'error' : 'ok'
+          settle(status, usage, () => estimateFrom(promptOnly(), parts.join(''), encoding), error)
+        }
+      })
+    }
+  }
+}
+
+export type TargetCaller = ReturnType<typeof createTargetCaller>
+
+const zeroUsage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
+
+function estimateFrom(prompt: Usage, completion: string, encoding: ReturnType<typeof encodingFor>): Usage {
+  const c = countTextTokens(completion, encoding)
+  return { prompt_tokens: prompt.prompt_tokens, completion_tokens: c, total_tokens: prompt.prompt_tokens + c }
+}
+
+function completionText(body: ChatCompletion): string {
+  let s = ''
+  for (const ch of body.choices) {
+    const c = ch.message?.content
+    if (typeof c === 'string') s += c
+    for (const tc of ch.message?.tool_calls ?? []) s += tc.function.arguments
+  }
+  return s
+}
+
+/** USD rounded to 1e-9 so sums print cleanly. */
+export function round(usd: number): number {
+  return Math.round(usd * 1e9) / 1e9
+}

@@ -1,0 +1,149 @@
+import { Pool, errors as undiciErrors } from 'undici'
+import type { Dispatcher } from 'undici'
+import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { UpstreamError } from '../errors.js'
+import type { CallOptions } from './types.js'
+
+export interface UpstreamOptions {
+  baseUrl: string
+  headers: Record<string, string>
+  connectTimeoutMs: number
+  firstByteTimeoutMs: number
+  totalTimeoutMs: number
+  maxConnections: number
+  /** Maps an upstream error body to message/code/kind; each wire protocol has its own shape. */
+  parseError: (status: number, body: string) => { message: string; type?: string; code?: string | null; kind?: UpstreamError['kind'] }
+  /** Name used in error messages ("openai upstream"). */
+  label: string
+}
+
+export interface UpstreamResponse {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: Dispatcher.ResponseData['body']
+}
+
+/** An HTTP client for one upstream origin: one keep-alive undici Pool, timeouts, abort and error mapping. */
+export interface Upstream {
+  /** POST JSON; resolves once a 2xx status and headers arrived, rejects with UpstreamError otherwise. */
+  post(path: string, body: string, opts: CallOptions): Promise<UpstreamResponse>
+  close(): Promise<void>
+}
+
+/**
+ * Create the HTTP client for one provider. All upstream traffic goes through undici pools, one per origin.
+ *
+ * @example
+ * const up = createUpstream({ baseUrl: 'https://api.openai.com/v1', headers: { authorization: 'Bearer …' }, ... })
+ * const res = await up.post('/chat/completions', JSON.stringify(req), { signal })
+ */
+export function createUpstream(opts: UpstreamOptions): Upstream {
+  const base = new URL(opts.baseUrl)
+  const basePath = base.pathname.replace(/\/+$/, '')
+  const pool = new Pool(base.origin, {
+    connections: opts.maxConnections,
+    connect: { timeout: opts.connectTimeoutMs },
+    keepAliveTimeout: 30_000,
+    pipelining: 1
+  })
+  const baseHeaders = { 'content-type': 'application/json', accept: 'application/json', ...opts.headers }
+
+  return {
+    async post(path, body, call) {
+      const total = call.totalTimeoutMs ?? opts.totalTimeoutMs
+      const signal = AbortSignal.any([call.signal, AbortSignal.timeout(total)])
+      let res: Dispatcher.ResponseData
+      try {
+        res = await pool.request({
+          path: basePath + path,
+          method: 'POST',
+          headers: baseHeaders,
+          body,
+          signal,
+          headersTimeout: call.firstByteTimeoutMs ?? opts.firstByteTimeoutMs,
+          bodyTimeout: opts.firstByteTimeoutMs
+        })
+      } catch (err) {
+        throw mapTransportError(err, call.signal, opts.label)
+      }
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        return { status: res.statusCode, headers: res.headers, body: res.body }
+      }
+      let text = ''
+      try {
+        text = await res.body.text()
+      } catch {
+        // the status is what matters; a broken error body must not hide it
+      }
+      const parsed = opts.parseError(res.statusCode, text)
+      const status = res.statusCode
+      throw new UpstreamError(status >= 400 && status < 600 ? status : 502, parsed.message, {
+        type: parsed.type,
+        code: parsed.code ?? null,
+        kind: parsed.kind ?? (status === 429 ? 'rate_limit' : 'http'),
+        retryAfterMs: parseRetryAfter(res.headers['retry-after'])
+      })
+    },
+    close: () => pool.close()
+  }
+}
+
+/** Read a whole response body as JSON, mapping failures to a 502 protocol error. */
+export async function readJson<T>(res: UpstreamResponse, label: string, signal: AbortSignal): Promise<T> {
+  let text: string
+  try {
+    text = await res.body.text()
+  } catch (err) {
+    throw mapTransportError(err, signal, label)
+  }
+  try {
+    return JSON.parse(text) as T
+  } catch {
+    throw new UpstreamError(502, `${label} returned a body that is not valid JSON`, { kind: 'protocol', code: 'bad_upstream_response', retryable: true })
+  }
+}
+
+/**
+ * Parse an SSE body into events as they arrive (eventsource-parser does the framing).
+ * Destroys the body when the consumer stops early, which aborts the upstream request.
+ */
+export async function* sseEvents(res: UpstreamResponse, label: string, signal: AbortSignal): AsyncGenerator<EventSourceMessage> {
+  const queue: EventSourceMessage[] = []
+  const parser = createParser({ onEvent: (ev) => queue.push(ev) })
+  const decoder = new TextDecoder()
+  try {
+    for await (const chunk of res.body) {
+      parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }))
+      while (queue.length > 0) yield queue.shift()!
+    }
+    parser.feed(decoder.decode())
+    while (queue.length > 0) yield queue.shift()!
+  } catch (err) {
+    throw mapTransportError(err, signal, label)
+  } finally {
+    if (!res.body.destroyed) res.body.destroy()
+  }
+}
+
+function mapTransportError(err: unknown, clientSignal: AbortSignal, label: string): UpstreamError {
+  if (err instanceof UpstreamError) return err
+  if (clientSignal.aborted) return new UpstreamError(499, 'Client closed the request', { kind: 'aborted', retryable: false, code: 'client_closed' })
+  const e = err as { name?: string; code?: string; message?: string }
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || e.name === 'TimeoutError' || e.name === 'AbortError') {
+    return new UpstreamError(504, `${label} timed out`, { kind: 'timeout', code: 'upstream_timeout', retryable: true })
+  }
+  if (err instanceof undiciErrors.ConnectTimeoutError || e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') {
+    return new UpstreamError(502, `${label} could not be reached`, { kind: 'connect', code: 'upstream_unreachable', retryable: true })
+  }
+  return new UpstreamError(502, `${label} connection failed: ${e.code ?? 'socket error'}`, { kind: 'connect', code: 'upstream_connection_error', retryable: true })
+}
+
+/** Retry-After as seconds or an HTTP date, in milliseconds. */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value
+  if (!v) return undefined
+  const secs = Number(v)
+  if (Number.isFinite(secs)) return Math.max(0, secs * 1000)
+  const date = Date.parse(v)
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
+}

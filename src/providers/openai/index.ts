@@ -1,0 +1,91 @@
+import type { ProviderConfig } from '../../config/schema.js'
+import { UpstreamError } from '../../errors.js'
+import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse } from '../../types.js'
+import { createUpstream, readJson, sseEvents } from '../http.js'
+import type { Provider } from '../types.js'
+
+type OpenAIConfig = Extract<ProviderConfig, { kind: 'openai' }>
+
+/**
+ * A provider for any OpenAI-compatible base URL (OpenAI, vLLM, llama-server, Ollama, OpenRouter, Groq, Together).
+ * Requests pass through with every field the client sent; streams always ask for usage.
+ *
+ * @example
+ * const openai = createOpenAIProvider('openai', { kind: 'openai', base_url: 'https://api.openai.com/v1', api_key: key, ... })
+ * const completion = await openai.chat({ model: 'gpt-4o-mini', messages }, { signal })
+ */
+export function createOpenAIProvider(name: string, config: OpenAIConfig, missingKeyVar?: string): Provider {
+  const label = `Upstream provider "${name}"`
+  const upstream = createUpstream({
+    baseUrl: config.base_url,
+    headers: { ...(config.api_key ? { authorization: `Bearer ${config.api_key}` } : {}), ...config.headers },
+    connectTimeoutMs: config.timeouts.connect_ms,
+    firstByteTimeoutMs: config.timeouts.first_byte_ms,
+    totalTimeoutMs: config.timeouts.total_ms,
+    maxConnections: config.max_connections,
+    parseError: parseOpenAIError,
+    label
+  })
+
+  return {
+    name,
+    kind: 'openai',
+    unavailableReason: () => (missingKeyVar ? `environment variable ${missingKeyVar} is not set` : undefined),
+
+    async chat(req, opts) {
+      const res = await upstream.post('/chat/completions', JSON.stringify({ ...req, stream: false, stream_options: undefined }), opts)
+      return readJson<ChatCompletion>(res, label, opts.signal)
+    },
+
+    async chatStream(req, opts) {
+      const body: ChatRequest = { ...req, stream: true, stream_options: { ...(req.stream_options ?? {}), include_usage: true } }
+      const res = await upstream.post('/chat/completions', JSON.stringify(body), opts)
+      return parseChunks(sseEvents(res, label, opts.signal), label)
+    },
+
+    async embed(req: EmbeddingRequest, opts) {
+      // Always ask for floats: not every compatible server speaks base64; the route encodes for the client.
+      const res = await upstream.post('/embeddings', JSON.stringify({ ...req, encoding_format: 'float' }), opts)
+      return readJson<EmbeddingResponse>(res, label, opts.signal)
+    },
+
+    close: () => upstream.close()
+  }
+}
+
+async function* parseChunks(events: AsyncIterable<{ data: string }>, label: string): AsyncGenerator<ChatChunk> {
+  for await (const ev of events) {
+    if (ev.data === '[DONE]') return
+    let chunk: ChatChunk & { error?: { message?: string; code?: string } }
+    try {
+      chunk = JSON.parse(ev.data)
+    } catch {
+      throw new UpstreamError(502, `${label} sent a stream event that is not valid JSON`, { kind: 'protocol', code: 'bad_upstream_response', retryable: false })
+    }
+    if (chunk.error) {
+      throw new UpstreamError(502, chunk.error.message ?? `${label} failed mid-stream`, { kind: 'protocol', code: chunk.error.code ?? 'upstream_stream_error', retryable: false })
+    }
+    yield chunk
+  }
+}
+
+/** OpenAI's `{"error":{"message","type","code"}}`, tolerant of the variants compatible servers send. */
+export function parseOpenAIError(status: number, text: string): { message: string; type?: string; code?: string | null; kind?: UpstreamError['kind'] } {
+  let message = text.slice(0, 500) || `HTTP ${status}`
+  let type: string | undefined
+  let code: string | null = null
+  try {
+    const body = JSON.parse(text)
+    const err = body?.error ?? body
+    if (typeof err === 'string') message = err
+    else if (err && typeof err.message === 'string') {
+      message = err.message
+      type = typeof err.type === 'string' ? err.type : undefined
+      code = typeof err.code === 'string' ? err.code : null
+    }
+  } catch {
+    // not JSON: keep the text
+  }
+  const kind = code === 'context_length_exceeded' || /context length|maximum context/i.test(message) ? 'context_length' : status === 429 ? 'rate_limit' : 'http'
+  return { message, type, code, kind }
+}

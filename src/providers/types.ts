@@ -1,0 +1,30 @@
+import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse } from '../types.js'
+
+/** Per-call options every provider honours. */
+export interface CallOptions {
+  /** Aborted when the client disconnects or the gateway gives up: the upstream request must be cancelled. */
+  signal: AbortSignal
+  /** Milliseconds to wait for response headers (first byte for streams). */
+  firstByteTimeoutMs?: number
+  /** Milliseconds for the whole call. */
+  totalTimeoutMs?: number
+}
+
+/**
+ * A provider speaks one upstream wire protocol and translates it to the canonical (OpenAI chat) shapes.
+ * `req.model` is already the provider's own model name.
+ *
+ * `chatStream` resolves once the upstream has answered with a successful status (before the first chunk is
+ * forwarded), so a caller can still fall back when it rejects. It must ask the upstream for usage and emit
+ * it as a final chunk with `usage` set and `choices: []`.
+ */
+export interface Provider {
+  readonly name: string
+  readonly kind: 'openai' | 'anthropic' | 'llama'
+  chat(req: ChatRequest, opts: CallOptions): Promise<ChatCompletion>
+  chatStream(req: ChatRequest, opts: CallOptions): Promise<AsyncIterable<ChatChunk>>
+  embed?(req: EmbeddingRequest, opts: CallOptions): Promise<EmbeddingResponse>
+  /** Why this provider cannot serve right now (e.g. a missing API key variable), or undefined. */
+  unavailableReason?(): string | undefined
+  close(): Promise<void>
+}

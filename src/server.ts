@@ -1,0 +1,96 @@
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { serve, type ServerType } from '@hono/node-server'
+import type { GatewayConfig } from './config/load.js'
+import type { StoreConfig } from './config/schema.js'
+import { GatewayError, toGatewayError } from './errors.js'
+import { createGateway, type Gateway, type StepsFactory } from './gateway.js'
+import { createMemoryStore } from './store/memory.js'
+import { createRedisStore } from './store/redis.js'
+import type { Store } from './store/types.js'
+import { adminRoutes } from '../routes/admin.js'
+import { healthRoutes } from '../routes/health.js'
+import { metricsRoutes } from '../routes/metrics.js'
+import { openaiRoutes } from '../routes/openai.js'
+import { pipelineSteps } from './steps.js'
+
+export type Logger = (level: 'info' | 'warn' | 'error', msg: string) => void
+
+export interface ServerOptions {
+  /** Use this store instead of the one the config names (tests). */
+  store?: Store
+  steps?: StepsFactory
+  log?: Logger
+}
+
+/** Create the store a config names: memory by default, Redis (single node or Cluster) for many instances. */
+export async function createStore(config: StoreConfig): Promise<Store> {
+  if (config.kind === 'memory') return createMemoryStore({ maxLedgerEntries: config.max_ledger_entries })
+  return createRedisStore({ url: config.url, urls: config.urls, prefix: config.prefix, maxLedgerEntries: config.max_ledger_entries })
+}
+
+/**
+ * Build the Hono app of a gateway from config: every surface mounted on one engine.
+ *
+ * @example
+ * const { app, gateway } = await createApp(await loadConfig('config/gateway.yaml'))
+ * serve({ fetch: app.fetch, port: 8080 })
+ */
+export async function createApp(config: GatewayConfig, opts: ServerOptions = {}) {
+  const store = opts.store ?? (await createStore(config.store))
+  const gateway = await createGateway(config, { store, steps: opts.steps ?? pipelineSteps, log: opts.log })
+  const app = new Hono()
+
+  app.onError((err, c) => {
+    const e = toGatewayError(err)
+    if (!(err instanceof GatewayError)) opts.log?.('error', `unhandled error on ${c.req.method} ${c.req.path}: ${(err as Error)?.stack ?? err}`)
+    return c.json(e.toJSON(), e.status as 400, e.headers)
+  })
+  app.notFound((c) => c.json(new GatewayError(404, `Unknown route ${c.req.method} ${c.req.path}.`, { code: 'unknown_route' }).toJSON(), 404))
+
+  const limit = bodyLimit({
+    maxSize: config.server.body_limit_bytes,
+    onError: (c) => c.json(new GatewayError(413, `Request body is larger than ${config.server.body_limit_bytes} bytes (server.body_limit_bytes).`, { code: 'request_too_large' }).toJSON(), 413)
+  })
+  app.use('/v1/*', limit)
+  app.use('/admin/*', limit)
+  app.route('/v1', openaiRoutes(gateway))
+  app.route('/admin', adminRoutes(gateway))
+  app.route('/', healthRoutes(gateway))
+  if (config.metrics.enabled) app.route('/', metricsRoutes(gateway))
+
+  return { app, gateway }
+}
+
+/**
+ * Start a gateway server on a port. `close` drains in-flight requests (streams included) within the grace
+ * period, flushes the ledger and stops.
+ *
+ * @example
+ * const server = await startServer(config)
+ * await server.close()
+ */
+export async function startServer(config: GatewayConfig, opts: ServerOptions & { port?: number; host?: string } = {}) {
+  const { app, gateway } = await createApp(config, opts)
+  const port = opts.port ?? config.server.port
+  const host = opts.host ?? config.server.host
+  const server: ServerType = await new Promise((resolve) => {
+    const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(s))
+  })
+  const http = server as unknown as import('node:http').Server
+  http.requestTimeout = config.server.request_timeout_ms
+  http.headersTimeout = 30_000
+  const address = http.address()
+  const boundPort = typeof address === 'object' && address ? address.port : port
+  return {
+    app,
+    gateway: gateway as Gateway,
+    port: boundPort,
+    url: `http://127.0.0.1:${boundPort}`,
+    async close(graceMs = config.server.shutdown_grace_ms) {
+      http.close()
+      await gateway.close(graceMs)
+      http.closeAllConnections()
+    }
+  }
+}

@@ -1,0 +1,54 @@
+import { get_encoding, type Tiktoken, type TiktokenEncoding } from 'tiktoken'
+import type { ChatMessage, ChatRequest } from './types.js'
+
+const encoders = new Map<string, Tiktoken>()
+
+/** The tiktoken encoding for a model: o200k for the 4o/4.1/o-series, cl100k otherwise (a close count for non-OpenAI models). */
+export function encodingFor(model: string, explicit?: string): TiktokenEncoding {
+  if (explicit) return explicit as TiktokenEncoding
+  return /^(gpt-4o|gpt-4\.1|gpt-5|o\d|chatgpt)/.test(model) ? 'o200k_base' : 'cl100k_base'
+}
+
+function encoder(name: TiktokenEncoding): Tiktoken {
+  let enc = encoders.get(name)
+  if (!enc) {
+    enc = get_encoding(name)
+    encoders.set(name, enc)
+  }
+  return enc
+}
+
+/** Count the tokens of a text. */
+export function countTextTokens(text: string, encoding: TiktokenEncoding = 'cl100k_base'): number {
+  if (!text) return 0
+  return encoder(encoding).encode_ordinary(text).length
+}
+
+/**
+ * Count the prompt tokens of a chat request the way OpenAI bills them (3 tokens of framing per message,
+ * 3 for the reply primer), including tool definitions. Images count a flat 765 tokens (a high-detail tile set).
+ *
+ * @example
+ * countPromptTokens({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }) // 9
+ */
+export function countPromptTokens(req: Pick<ChatRequest, 'messages' | 'tools'> & { model?: string }, encoding?: TiktokenEncoding): number {
+  const enc = encoding ?? encodingFor(req.model ?? '')
+  let n = 3
+  for (const m of req.messages) n += 3 + countMessage(m, enc)
+  if (req.tools?.length) n += countTextTokens(JSON.stringify(req.tools), enc)
+  return n
+}
+
+function countMessage(m: ChatMessage, enc: TiktokenEncoding): number {
+  let n = countTextTokens(m.role, enc)
+  if (typeof m.content === 'string') n += countTextTokens(m.content, enc)
+  else if (Array.isArray(m.content)) {
+    for (const part of m.content) {
+      if (part.type === 'text' && typeof part.text === 'string') n += countTextTokens(part.text, enc)
+      else if (part.type === 'image_url') n += 765
+    }
+  }
+  if (m.tool_calls) for (const c of m.tool_calls) n += countTextTokens(c.function.name + c.function.arguments, enc)
+  if (m.name) n += 1
+  return n
+}

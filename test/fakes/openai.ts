@@ -1,0 +1,209 @@
+/**
+ * A loopback fake of an OpenAI-compatible upstream for tests: chat completions (JSON and SSE with the
+ * usage chunk when `stream_options.include_usage`), tool calls, json mode, logprobs, embeddings
+ * (float and base64), OpenAI error bodies, and a record of every request and of the tokens it served.
+ *
+ * @example
+ * const fake = await startFakeOpenAI()
+ * fake.script = (req) => ({ content: 'hello' })
+ * // point a provider at fake.url (ends in /v1)
+ */
+import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Socket } from 'node:net'
+
+export interface FakeOpenAIReply {
+  content?: string
+  /** Completion tokens to report (defaults to the word count of content). */
+  completionTokens?: number
+  promptTokens?: number
+  cachedTokens?: number
+  toolCalls?: { name: string; arguments: string }[]
+  /** Logprob reported for every token (when the request asks for logprobs). */
+  logprob?: number
+  finishReason?: string
+  error?: { status: number; message: string; type?: string; code?: string; headers?: Record<string, string> }
+  /** Milliseconds before headers. */
+  delayMs?: number
+  /** Milliseconds between stream chunks. */
+  chunkDelayMs?: number
+  /** Omit the usage chunk even when asked (a provider without stream usage). */
+  noUsage?: boolean
+  /** Raw text to send as the body instead (malformed JSON / SSE). */
+  raw?: string
+  /** Destroy the socket after this many stream chunks. */
+  resetAfterChunks?: number
+}
+
+export interface RecordedOpenAIRequest {
+  path: string
+  headers: IncomingHttpHeaders
+  body: any
+  aborted: boolean
+}
+
+export interface FakeOpenAI {
+  url: string
+  apiKey: string
+  requests: RecordedOpenAIRequest[]
+  /** Tokens of answers the fake completed or started streaming (what a real provider would bill). */
+  served: { prompt: number; completion: number; requests: number }
+  script: ((body: any, path: string) => FakeOpenAIReply | undefined) | undefined
+  close(): Promise<void>
+}
+
+export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<FakeOpenAI> {
+  const apiKey = opts.apiKey ?? 'sk-fake-openai-upstream'
+  const sockets = new Set<Socket>()
+  const fake: FakeOpenAI = {
+    url: '',
+    apiKey,
+    requests: [],
+    served: { prompt: 0, completion: 0, requests: 0 },
+    script: undefined,
+    close: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise<void>((r) => server.close(() => r()))
+    }
+  }
+
+  const server = createServer(async (req, res) => {
+    let raw = ''
+    for await (const c of req) raw += c
+    let body: any
+    try {
+      body = JSON.parse(raw)
+    } catch {
+      body = undefined
+    }
+    const rec: RecordedOpenAIRequest = { path: req.url ?? '', headers: req.headers, body, aborted: false }
+    fake.requests.push(rec)
+    res.on('close', () => {
+      if (!res.writableFinished) rec.aborted = true
+    })
+    if (req.headers.authorization !== `Bearer ${apiKey}`) {
+      return sendError(res, 401, { message: 'Incorrect API key provided.', type: 'invalid_request_error', code: 'invalid_api_key' })
+    }
+    if (!body) return sendError(res, 400, { message: 'We could not parse the JSON body of your request.', type: 'invalid_request_error' })
+    const reply = fake.script?.(body, rec.path) ?? {}
+    if (reply.delayMs) await sleep(reply.delayMs)
+    if (reply.error) return sendError(res, reply.error.status, reply.error, reply.error.headers)
+    if (reply.raw !== undefined) {
+      res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json' })
+      return res.end(reply.raw)
+    }
+    if (rec.path.endsWith('/embeddings')) return embeddings(res, body)
+    if (!rec.path.endsWith('/chat/completions')) return sendError(res, 404, { message: `Unknown path ${rec.path}` })
+    const content = reply.content ?? defaultContent(body)
+    const prompt = reply.promptTokens ?? promptTokens(body)
+    const completion = reply.completionTokens ?? (reply.toolCalls ? 12 : content.split(/\s+/).filter(Boolean).length)
+    const usage = {
+      prompt_tokens: prompt,
+      completion_tokens: completion,
+      total_tokens: prompt + completion,
+      prompt_tokens_details: { cached_tokens: reply.cachedTokens ?? 0 },
+      completion_tokens_details: { reasoning_tokens: 0 }
+    }
+    const id = `chatcmpl-fake${fake.requests.length}`
+    const created = Math.floor(Date.now() / 1000)
+    const finish = reply.finishReason ?? (reply.toolCalls ? 'tool_calls' : 'stop')
+    const toolCalls = reply.toolCalls?.map((t, i) => ({ id: `call_${i}_${id}`, type: 'function', function: t }))
+    const words = content ? content.split(/(?<= )/) : []
+    const lp = reply.logprob ?? -0.05
+    const logprobs = body.logprobs ? { content: words.map((w) => ({ token: w, logprob: lp, bytes: null, top_logprobs: [] })), refusal: null } : null
+    fake.served.requests++
+    fake.served.prompt += prompt
+
+    if (!body.stream) {
+      fake.served.completion += completion
+      res.writeHead(200, { 'content-type': 'application/json' })
+      return res.end(
+        JSON.stringify({
+          id,
+          object: 'chat.completion',
+          created,
+          model: body.model,
+          system_fingerprint: 'fp_fake',
+          choices: [{ index: 0, message: { role: 'assistant', content: toolCalls ? null : content, refusal: null, ...(toolCalls ? { tool_calls: toolCalls } : {}) }, logprobs, finish_reason: finish }],
+          usage
+        })
+      )
+    }
+
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+    const base = { id, object: 'chat.completion.chunk', created, model: body.model, system_fingerprint: 'fp_fake' }
+    const send = (obj: unknown) => res.write(`data: ${JSON.stringify(obj)}\n\n`)
+    const chunks: unknown[] = [{ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }] }]
+    if (toolCalls) {
+      toolCalls.forEach((tc, index) => {
+        chunks.push({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index, id: tc.id, type: 'function', function: { name: tc.function.name, arguments: '' } }] }, finish_reason: null }] })
+        const a = tc.function.arguments
+        const third = Math.ceil(a.length / 3)
+        for (let i = 0; i < a.length; i += third) chunks.push({ ...base, choices: [{ index: 0, delta: { tool_calls: [{ index, function: { arguments: a.slice(i, i + third) } }] }, finish_reason: null }] })
+      })
+    } else {
+      for (const w of words) chunks.push({ ...base, choices: [{ index: 0, delta: { content: w }, logprobs: body.logprobs ? { content: [{ token: w, logprob: lp, bytes: null, top_logprobs: [] }] } : null, finish_reason: null }] })
+    }
+    chunks.push({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finish }] })
+    let sent = 0
+    let servedCompletion = 0
+    const perChunk = completion / Math.max(1, chunks.length - 1)
+    for (const c of chunks) {
+      if (res.destroyed) break
+      if (reply.resetAfterChunks !== undefined && sent >= reply.resetAfterChunks) {
+        req.socket.destroy()
+        break
+      }
+      send(c)
+      sent++
+      servedCompletion += sent > 1 ? perChunk : 0
+      if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs)
+    }
+    if (res.destroyed || req.socket.destroyed) {
+      // a real provider bills what it generated before the client went away
+      fake.served.completion += Math.round(servedCompletion)
+      return
+    }
+    fake.served.completion += completion
+    if (body.stream_options?.include_usage && !reply.noUsage) send({ ...base, choices: [], usage })
+    res.end('data: [DONE]\n\n')
+  })
+  server.on('connection', (s) => {
+    sockets.add(s)
+    s.on('close', () => sockets.delete(s))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`
+  return fake
+}
+
+function embeddings(res: ServerResponse, body: any) {
+  const inputs: unknown[] = Array.isArray(body.input) && typeof body.input[0] !== 'number' ? body.input : [body.input]
+  const data = inputs.map((inp, index) => {
+    const text = String(inp)
+    const vec = Array.from({ length: 8 }, (_, i) => Math.sin(text.length + i) / 2)
+    return { object: 'embedding', index, embedding: body.encoding_format === 'base64' ? Buffer.from(new Float32Array(vec).buffer).toString('base64') : vec }
+  })
+  const tokens = inputs.reduce<number>((s, t) => s + String(t).split(/\s+/).length, 0)
+  res.writeHead(200, { 'content-type': 'application/json' })
+  res.end(JSON.stringify({ object: 'list', data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } }))
+}
+
+function sendError(res: ServerResponse, status: number, err: { message: string; type?: string; code?: string }, headers: Record<string, string> = {}) {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers })
+  res.end(JSON.stringify({ error: { message: err.message, type: err.type ?? 'invalid_request_error', param: null, code: err.code ?? null } }))
+}
+
+function promptTokens(body: any): number {
+  const text = JSON.stringify(body.messages ?? [])
+  return Math.max(1, Math.ceil(text.length / 4))
+}
+
+function defaultContent(body: any): string {
+  if (body.response_format?.type === 'json_object' || body.response_format?.type === 'json_schema') return '{"answer": 42}'
+  const last = [...(body.messages ?? [])].reverse().find((m: any) => m.role === 'user')
+  const text = typeof last?.content === 'string' ? last.content : 'your message'
+  return `You said: ${text.slice(0, 200)}`
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
