@@ -68,22 +68,21 @@ export function regexDetector(rule: string, tag: string, re: RegExp, opts: Regex
   }
 }
 
-/** Runs detectors, drops allow-listed values, and resolves overlaps (earliest, then longest, wins). */
+/** Runs detectors, drops allow-listed values, and resolves overlaps: the earliest match wins, then the first detector, then the longest. */
 export function findAll(text: string, detectors: readonly Detector[], allowed?: (value: string) => boolean): Match[] {
   if (text.length === 0 || detectors.length === 0) return []
-  let all: Match[] = []
-  for (const d of detectors) {
-    const found = d.find(text)
-    if (found.length > 0) all = all.concat(found)
-  }
+  let all: (Match & { priority: number })[] = []
+  detectors.forEach((d, priority) => {
+    for (const m of d.find(text)) all.push({ ...m, priority })
+  })
   if (all.length === 0) return all
   if (allowed) all = all.filter((m) => !allowed(text.slice(m.start, m.end)))
-  all.sort((a, b) => a.start - b.start || b.end - a.end)
+  all.sort((a, b) => a.start - b.start || a.priority - b.priority || b.end - a.end)
   const out: Match[] = []
   let lastEnd = -1
   for (const m of all) {
     if (m.start >= lastEnd) {
-      out.push(m)
+      out.push({ rule: m.rule, tag: m.tag, start: m.start, end: m.end })
       lastEnd = m.end
     }
   }

@@ -7,7 +7,7 @@ import { regexDetector, type Detector } from './detect.js'
  */
 const OVERRIDE_VERB = String.raw`(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|discard)`
 const PRIOR = String.raw`(?:all\s+|any\s+|the\s+|your\s+|these\s+|those\s+|of\s+)*(?:previous|prior|above|earlier|preceding|original|initial|system|existing|former|old)`
-const INSTRUCTIONS = String.raw`(?:instructions?|prompts?|rules|directives|guidelines|commands|context|messages?|guardrails|restrictions)`
+const INSTRUCTIONS = String.raw`(?:instructions?|directions|prompts?|rules|directives|guidelines|commands|context|messages?|guardrails|restrictions)`
 
 const STANDARD: Detector[] = [
   regexDetector(
@@ -50,12 +50,12 @@ const STRICT_ONLY: Detector[] = [
   regexDetector(
     'injection.exfiltration',
     'INJECTION',
-    /!\[[^\]]*\]\(https?:\/\/[^)\s]+\?[^)\s]*=[^)\s]*\)|\b(?:send|forward|post|upload|email|exfiltrate)\s+(?:all\s+|the\s+|your\s+|this\s+|any\s+)*(?:conversation|chat\s+history|messages|credentials|api\s+keys?|passwords?|secrets?|tokens?|data|files?)\s+to\s+(?:https?:\/\/|\S+@\S+|the\s+following|this)/i
+    /!\[[^\]]*\]\(https?:\/\/[^)\s]+\?[^)\s]*=[^)\s]*\)|\b(?:send|forward|post|upload|email|exfiltrate)\s+(?:all\s+|the\s+|your\s+|this\s+|any\s+)*(?:conversation(?:\s+history)?|chat(?:\s+history|\s+log)?|messages|credentials|api\s+keys?|passwords?|secrets?|tokens?|data|files?)\s+to\s+(?:https?:\/\/|\S+@\S+|the\s+following|this)/i
   ),
   regexDetector(
     'injection.tool_coercion',
     'INJECTION',
-    /\b(?:you\s+must|immediately|now)\s+(?:call|invoke|run|execute|use)\s+(?:the\s+)?(?:\w+\s+)?(?:tool|function|command)\b/i
+    /\b(?:you\s+must|immediately|now)\s+(?:call|invoke|run|execute|use)\s+(?:the\s+)?(?!the\b)(?:[\w-]+\s+){1,2}(?:tool|function)\b/i
   )
 ]
 

@@ -67,7 +67,7 @@ export const PII_DETECTORS: Record<PiiType, Detector> = {
     'pii.phone',
     'PHONE',
     // International (+CC ...), North American ((555) 123-4567 / 555-123-4567), or national trunk 0 (020 7946 0958).
-    /(?<![\w+.\/-])(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[ .-]\d{3}[ .-]\d{4}|0\d{2,4}[ -]\d{3,4}[ -]?\d{3,4})(?![\w.\/-]?\d)/,
+    /(?<![\w+.\/-])(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}|\([2-9]\d{2}\) ?[2-9]\d{2}[ .-]\d{4}|[2-9]\d{2}[ .-][2-9]\d{2}[ .-]\d{4}|0\d{2,4}[ -]\d{3,4}[ -]?\d{3,4})(?![\w.\/-]?\d)/,
     { validate: phoneValid, window: 32 }
   ),
   credit_card: regexDetector('pii.credit_card', 'CARD', /(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])/, {
@@ -88,7 +88,7 @@ export const PII_DETECTORS: Record<PiiType, Detector> = {
   ipv4: regexDetector('pii.ipv4', 'IP', /(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)/, {
     window: 20
   }),
-  ipv6: regexDetector('pii.ipv6', 'IP', /(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])/, {
+  ipv6: regexDetector('pii.ipv6', 'IP', /(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\d)/, {
     validate: ipv6Valid,
     window: 48
   })
