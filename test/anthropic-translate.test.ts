@@ -7,6 +7,7 @@ import {
   countCacheBreakpoints,
   formatAnthropicSSE,
   fromAnthropicMessage,
+  fromAnthropicRequest,
   parseAnthropicError,
   toAnthropicError,
   toAnthropicMessage,
@@ -186,6 +187,66 @@ describe('toAnthropicRequest', () => {
       expect((err as GatewayError).status).toBe(400)
       expect((err as GatewayError).param).toBe('messages[0].content[0]')
     }
+  })
+})
+
+describe('fromAnthropicRequest (inbound /v1/messages to other providers)', () => {
+  const body: AnthropicRequest = {
+    model: 'claude-sonnet',
+    max_tokens: 200,
+    system: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }],
+    tools: [{ name: 'get_weather', description: 'Weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } }],
+    tool_choice: { type: 'any', disable_parallel_tool_use: true },
+    stop_sequences: ['END'],
+    temperature: 0.2,
+    metadata: { user_id: 'alice' },
+    stream: true,
+    messages: [
+      { role: 'user', content: [{ type: 'text', text: 'Weather?' }, { type: 'image', source: { type: 'base64', media_type: 'image/jpeg', data: '/9j/4AAQ' } }] },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'thinking', thinking: 'hmm', signature: 'sig' },
+          { type: 'text', text: 'Checking.' },
+          { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }
+        ]
+      },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'cold' }] }, { type: 'text', text: 'And tomorrow?' }] }
+    ]
+  }
+
+  it('translates system, images, tool use and tool results into canonical messages', () => {
+    expect(fromAnthropicRequest(body)).toEqual({
+      model: 'claude-sonnet',
+      max_tokens: 200,
+      stream: true,
+      stream_options: { include_usage: true },
+      stop: ['END'],
+      temperature: 0.2,
+      user: 'alice',
+      tools: [{ type: 'function', function: { name: 'get_weather', description: 'Weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+      messages: [
+        { role: 'system', content: [{ type: 'text', text: 'Be brief.', cache_control: { type: 'ephemeral' } }] },
+        { role: 'user', content: [{ type: 'text', text: 'Weather?' }, { type: 'image_url', image_url: { url: 'data:image/jpeg;base64,/9j/4AAQ' } }] },
+        { role: 'assistant', content: 'Checking.', tool_calls: [{ id: 'toolu_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }] },
+        { role: 'tool', tool_call_id: 'toolu_1', content: 'cold' },
+        { role: 'user', content: 'And tomorrow?' }
+      ]
+    })
+  })
+
+  it('comes back to the same Messages request through toAnthropicRequest (minus thinking)', () => {
+    const back = toAnthropicRequest(fromAnthropicRequest(body))
+    const { stream: _stream, ...expected } = body
+    expected.messages = body.messages.map((m) => (m.role === 'assistant' ? { ...m, content: (m.content as { type: string }[]).filter((b) => b.type !== 'thinking') } : m)) as AnthropicRequest['messages']
+    expected.messages[2] = { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: 'cold' }, { type: 'text', text: 'And tomorrow?' }] }
+    expect(back).toEqual(expected)
+  })
+
+  it('rejects server tools for non-Anthropic targets', () => {
+    expect(() => fromAnthropicRequest({ ...body, tools: [{ type: 'web_search_20250305', name: 'web_search' } as never] })).toThrow(/only available on Anthropic models/)
   })
 })
 

@@ -1,7 +1,7 @@
 import { GatewayError } from '../../errors.js'
 import type { ChatMessage, ChatRequest, ContentPart, ToolDefinition } from '../../types.js'
 import { parseToolInput, toToolUseId } from './response.js'
-import type { AnthropicRequest, AnthropicTool, AnthropicToolChoice, CacheControl, ContentBlock, ImageBlock, MessageParam, TextBlock } from './wire.js'
+import type { AnthropicRequest, AnthropicTool, AnthropicToolChoice, CacheControl, ContentBlock, ImageBlock, MessageParam, TextBlock, ToolResultBlock, ToolUseBlock } from './wire.js'
 
 export interface ToAnthropicOptions {
   /** Anthropic requires max_tokens; used when the request sets neither max_tokens nor max_completion_tokens. */
@@ -196,4 +196,94 @@ function trimTrailingWhitespace(turn: MessageParam): void {
   }
   const last = turn.content[turn.content.length - 1]
   if (last?.type === 'text') (last as TextBlock).text = (last as TextBlock).text.trimEnd()
+}
+
+/**
+ * A Messages API request → a canonical request, for the inbound /v1/messages surface when the target is not
+ * Anthropic (Anthropic targets should get the original bytes). Thinking blocks are dropped: no other provider
+ * can verify their signatures. Server tools (web search, code execution) have no equivalent and are rejected.
+ *
+ * @example
+ * fromAnthropicRequest({ model: 'claude-sonnet', max_tokens: 100, system: 'Be brief', messages: [{ role: 'user', content: 'Hi' }] })
+ * // → { model: 'claude-sonnet', max_tokens: 100, messages: [{ role: 'system', content: 'Be brief' }, { role: 'user', content: 'Hi' }] }
+ */
+export function fromAnthropicRequest(body: AnthropicRequest): ChatRequest {
+  const messages: ChatMessage[] = []
+  if (typeof body.system === 'string' && body.system !== '') messages.push({ role: 'system', content: body.system })
+  else if (Array.isArray(body.system) && body.system.length > 0) messages.push({ role: 'system', content: body.system.map(toTextPart) })
+
+  body.messages.forEach((msg, i) => {
+    if (typeof msg.content === 'string') {
+      messages.push({ role: msg.role, content: msg.content })
+      return
+    }
+    if (msg.role === 'assistant') {
+      const text = msg.content.filter(isText).map((b) => b.text).join('')
+      const calls = msg.content
+        .filter((b): b is ToolUseBlock => b.type === 'tool_use')
+        .map((b) => ({ id: b.id, type: 'function' as const, function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }))
+      const out: ChatMessage = { role: 'assistant', content: text === '' && calls.length > 0 ? null : text }
+      if (calls.length > 0) out.tool_calls = calls
+      messages.push(out)
+      return
+    }
+    // Tool results come first in a user turn; each becomes its own tool message, the rest one user message.
+    const parts: ContentPart[] = []
+    msg.content.forEach((b, j) => {
+      if (b.type === 'tool_result') {
+        const r = b as ToolResultBlock
+        const content = typeof r.content === 'string' ? r.content : (r.content ?? []).filter(isText).map((t) => t.text).join('\n')
+        messages.push({ role: 'tool', tool_call_id: r.tool_use_id, content: r.is_error ? `Error: ${content}` : content })
+      } else if (b.type === 'thinking' || b.type === 'redacted_thinking') {
+        // not meaningful to another provider
+      } else {
+        parts.push(toCanonicalPart(b, `messages.${i}.content.${j}`))
+      }
+    })
+    if (parts.length > 0) messages.push({ role: 'user', content: parts.every((p) => p.type === 'text' && !p.cache_control) ? parts.map((p) => p.text).join('\n') : parts })
+  })
+
+  const out: ChatRequest = { model: body.model, messages, max_tokens: body.max_tokens }
+  if (body.tools?.length) {
+    out.tools = body.tools.map((t, i) => {
+      if (!t.input_schema) throw new GatewayError(400, `tools.${i}: server tool "${String(t.type ?? t.name)}" is only available on Anthropic models`, { param: `tools.${i}` })
+      return { type: 'function', function: { name: t.name, ...(t.description ? { description: t.description } : {}), parameters: t.input_schema } }
+    })
+  }
+  const choice = body.tool_choice
+  if (choice) {
+    if (choice.type === 'none') out.tool_choice = 'none'
+    else {
+      out.tool_choice = choice.type === 'any' ? 'required' : choice.type === 'tool' ? { type: 'function', function: { name: choice.name } } : 'auto'
+      if (choice.disable_parallel_tool_use) out.parallel_tool_calls = false
+    }
+  }
+  if (body.stop_sequences?.length) out.stop = body.stop_sequences
+  if (body.temperature !== undefined) out.temperature = body.temperature
+  if (body.top_p !== undefined) out.top_p = body.top_p
+  if (body.top_k !== undefined) out.top_k = body.top_k
+  if (body.metadata?.user_id) out.user = body.metadata.user_id
+  if (body.stream) {
+    out.stream = true
+    out.stream_options = { include_usage: true }
+  }
+  return out
+}
+
+function toTextPart(b: TextBlock): ContentPart {
+  return b.cache_control ? { type: 'text', text: b.text, cache_control: b.cache_control } : { type: 'text', text: b.text }
+}
+
+function toCanonicalPart(b: ContentBlock, path: string): ContentPart {
+  const cache = b.cache_control ? { cache_control: b.cache_control } : {}
+  if (b.type === 'text') return { type: 'text', text: String(b.text), ...cache }
+  if (b.type === 'image' || b.type === 'document') {
+    const src = (b as ImageBlock).source as { type: string; media_type?: string; data?: string; url?: string }
+    if (src.type === 'base64') {
+      const url = `data:${src.media_type};base64,${src.data}`
+      return b.type === 'image' ? { type: 'image_url', image_url: { url }, ...cache } : { type: 'file', file: { file_data: url }, ...cache }
+    }
+    if (src.type === 'url' && b.type === 'image') return { type: 'image_url', image_url: { url: String(src.url) }, ...cache }
+  }
+  throw new GatewayError(400, `${path}: content block "${b.type}" is only supported by Anthropic models`, { param: path })
 }
