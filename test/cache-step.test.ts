@@ -1,0 +1,301 @@
+import { Registry } from 'prom-client'
+import { describe, expect, it } from 'vitest'
+import { createContext } from '../src/auth/context.js'
+import { teamPolicySchema } from '../src/config/schema.js'
+import type { PipelineResult, RequestContext, Step } from '../src/context.js'
+import { exactCacheKey, tenantScope } from '../src/cache/key.js'
+import { createChunkAssembler } from '../src/cache/replay.js'
+import { createSemanticCache } from '../src/cache/semantic.js'
+import { createCacheStep, type CacheStepDeps } from '../src/cache/step.js'
+import type { LedgerEntry } from '../src/ledger/types.js'
+import { createPipeline } from '../src/pipeline.js'
+import { createMemoryStore } from '../src/store/memory.js'
+import type { ChatChunk, ChatCompletion, ChatRequest } from '../src/types.js'
+import { createBuiltinEmbedder } from '../src/vector/embedders.js'
+import { createMemoryIndex } from '../src/vector/memory.js'
+
+const COST = 0.0042
+
+/** A pretend upstream: answers with a text that depends on the request, records each call and its cost. */
+function upstream(opts: { chunkGate?: Promise<void>; failStream?: boolean; content?: (req: ChatRequest) => string } = {}) {
+  const calls: ChatRequest[] = []
+  const answer = (req: ChatRequest) => opts.content?.(req) ?? `answer #${calls.length} to ${JSON.stringify(req.messages.at(-1)?.content)}`
+  const step: Step = async (ctx) => {
+    calls.push(ctx.request)
+    ctx.attempts.push({ target: 't', provider: 'openai', model: 'gpt', status: 'ok', costUsd: COST, latencyMs: 1, usage: { prompt_tokens: 30, completion_tokens: 12, total_tokens: 42 } })
+    ctx.costUsd += COST
+    const text = answer(ctx.request)
+    if (!ctx.stream) {
+      return {
+        type: 'json',
+        body: { id: 'up-1', object: 'chat.completion', created: 1, model: 'gpt', choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }], usage: { prompt_tokens: 30, completion_tokens: 12, total_tokens: 42 } }
+      }
+    }
+    const words = text.split(' ')
+    async function* gen(): AsyncGenerator<ChatChunk> {
+      const base = { id: 'up-s', object: 'chat.completion.chunk' as const, created: 1, model: 'gpt' }
+      yield { ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] }
+      for (const [i, w] of words.entries()) {
+        if (i === 1 && opts.chunkGate) await opts.chunkGate
+        if (i === 2 && opts.failStream) throw new Error('upstream reset')
+        yield { ...base, choices: [{ index: 0, delta: { content: (i ? ' ' : '') + w }, finish_reason: null }] }
+      }
+      yield { ...base, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }
+      yield { ...base, choices: [], usage: { prompt_tokens: 30, completion_tokens: 12, total_tokens: 42 } }
+    }
+    return { type: 'stream', stream: gen() }
+  }
+  return { step, calls }
+}
+
+function harness(extra: Partial<CacheStepDeps> & { clock?: { t: number } } = {}) {
+  const clock = extra.clock ?? { t: 1_700_000_000_000 }
+  const store = createMemoryStore({ now: () => clock.t })
+  const registry = new Registry()
+  const ledger: LedgerEntry[] = []
+  const embedder = createBuiltinEmbedder()
+  const semantic = createSemanticCache({ embedder, index: createMemoryIndex({ dimensions: embedder.dimensions! }) })
+  const up = upstream()
+  const cache = createCacheStep({ store, registry, semantic, ledger: { record: (e) => ledger.push(e) }, now: () => clock.t, ...extra })
+  const run = createPipeline([cache, up.step])
+  async function send(input: { team?: string; policy?: unknown; request?: Partial<ChatRequest>; headers?: Record<string, string>; text?: string; system?: string }) {
+    const request: ChatRequest = {
+      model: 'fast',
+      messages: [...(input.system ? [{ role: 'system' as const, content: input.system }] : []), { role: 'user', content: input.text ?? 'What is the capital of France?' }],
+      temperature: 0,
+      ...input.request
+    }
+    const ctx = createContext({
+      principal: { team: input.team ?? 'a', keyId: 'k1' },
+      policy: teamPolicySchema.parse(input.policy === null ? {} : { cache: input.policy ?? { semantic: { enabled: true } } }),
+      headers: input.headers ?? {},
+      request,
+      surface: 'chat',
+      signal: new AbortController().signal
+    })
+    const result = await run(ctx)
+    return { ctx, result, body: await bodyOf(result) }
+  }
+  return { send, store, registry, ledger, calls: up.calls, clock, semantic }
+}
+
+async function bodyOf(result: PipelineResult): Promise<{ content: string; chunks?: ChatChunk[]; completion: ChatCompletion }> {
+  if (result.type === 'json') return { content: result.body.choices[0]!.message.content as string, completion: result.body }
+  const chunks: ChatChunk[] = []
+  const asm = createChunkAssembler()
+  for await (const c of result.stream) {
+    chunks.push(c)
+    asm.add(c)
+  }
+  const completion = asm.result()!
+  return { content: completion.choices[0]!.message.content as string, chunks, completion }
+}
+
+const header = (ctx: RequestContext) => ctx.responseHeaders['x-sluice-cache']
+
+describe('exact cache', () => {
+  it('misses, then hits with the same answer at $0, recording the saved cost', async () => {
+    const h = harness()
+    const first = await h.send({})
+    expect(header(first.ctx)).toBe('miss')
+    expect(first.ctx.cache).toBe('miss')
+    const second = await h.send({})
+    expect(header(second.ctx)).toBe('hit')
+    expect(second.ctx.cache).toBe('hit')
+    expect(second.body.content).toBe(first.body.content)
+    expect(h.calls).toHaveLength(1)
+    expect(second.ctx.costUsd).toBe(0)
+    expect(second.ctx.savedUsd).toBeCloseTo(COST, 12)
+    expect(h.ledger).toHaveLength(1)
+    expect(h.ledger[0]).toMatchObject({ status: 'cache_hit', cost_usd: 0, saved_usd: COST, team: 'a', model: 'cache', cache: 'hit' })
+  })
+
+  it('never answers one team with another team\'s entry, unless both share a cache scope', async () => {
+    const h = harness()
+    await h.send({ team: 'a' })
+    const b = await h.send({ team: 'b' })
+    expect(header(b.ctx)).toBe('miss')
+    expect(h.calls).toHaveLength(2)
+    expect(exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: { model: 'fast', messages: [] } })).not.toBe(
+      exactCacheKey({ tenant: tenantScope('b', undefined), alias: 'fast', request: { model: 'fast', messages: [] } })
+    )
+    // a policy scope named like a team does not read that team's entries
+    expect(header((await h.send({ team: 'c', policy: { scope: 'a' } })).ctx)).toBe('miss')
+    await h.send({ team: 'x', policy: { scope: 'shared' }, text: 'shared question' })
+    expect(header((await h.send({ team: 'y', policy: { scope: 'shared' }, text: 'shared question' })).ctx)).toBe('hit')
+  })
+
+  it('keys on every answer-changing field, not on stream, user or key order', async () => {
+    const h = harness({ semantic: undefined })
+    await h.send({ request: { temperature: 0, max_tokens: 50 } })
+    for (const change of [{ max_tokens: 51 }, { seed: 1 }, { stop: ['x'] }, { top_p: 0.5 }, { n: 2 }, { logprobs: true }, { response_format: { type: 'json_object' as const } }, { tools: [{ type: 'function' as const, function: { name: 'f' } }] }, { tool_choice: 'none' }, { vendor_knob: 1 }, { model: 'other' }]) {
+      const r = await h.send({ request: { temperature: 0, max_tokens: 50, ...change } })
+      expect(header(r.ctx), JSON.stringify(change)).toBe('miss')
+    }
+    const sameish = await h.send({ request: { max_tokens: 50, temperature: 0, user: 'someone', metadata: { x: 'y' } } })
+    expect(header(sameish.ctx)).toBe('hit')
+  })
+
+  it('honours the client opt-outs', async () => {
+    const h = harness({ semantic: undefined })
+    await h.send({})
+    const noCache = await h.send({ headers: { 'cache-control': 'no-cache' } })
+    expect(header(noCache.ctx)).toBe('bypass')
+    expect(h.calls).toHaveLength(2) // did not read...
+    const off = await h.send({ headers: { 'x-sluice-cache': 'off' }, text: 'q2' })
+    expect(header(off.ctx)).toBe('bypass')
+    expect(header((await h.send({ text: 'q2' })).ctx)).toBe('miss') // ...off did not write
+    const noStore = await h.send({ headers: { 'cache-control': 'no-store' }, text: 'q3' })
+    expect(header(noStore.ctx)).toBe('miss')
+    expect(header((await h.send({ text: 'q3' })).ctx)).toBe('miss') // no-store did not write
+    expect(header((await h.send({ headers: { 'cache-control': 'no-store' }, text: 'q3' })).ctx)).toBe('hit') // but reads
+  })
+
+  it('expires entries after ttl_s', async () => {
+    const h = harness({ semantic: undefined })
+    await h.send({ policy: { ttl_s: 10 } })
+    h.clock.t += 9_000
+    expect(header((await h.send({ policy: { ttl_s: 10 } })).ctx)).toBe('hit')
+    h.clock.t += 2_000
+    expect(header((await h.send({ policy: { ttl_s: 10 } })).ctx)).toBe('miss')
+  })
+
+  it('caches only temperature 0 under when: temperature_zero, and nothing without a cache section', async () => {
+    const h = harness()
+    const hot = await h.send({ policy: { when: 'temperature_zero' }, request: { temperature: 0.7 } })
+    expect(header(hot.ctx)).toBe('bypass')
+    expect(header((await h.send({ policy: { when: 'temperature_zero' }, request: { temperature: 0.7 } })).ctx)).toBe('bypass')
+    await h.send({ policy: { when: 'temperature_zero' } })
+    expect(header((await h.send({ policy: { when: 'temperature_zero' } })).ctx)).toBe('hit')
+    await h.send({ team: 'n', policy: null, text: 'no cache section' })
+    const none = await h.send({ team: 'n', policy: null, text: 'no cache section' })
+    expect(header(none.ctx)).toBe('bypass')
+    const off = await h.send({ team: 'n', policy: { enabled: false }, text: 'no cache section' })
+    expect(header(off.ctx)).toBe('bypass')
+    expect(h.calls).toHaveLength(6)
+  })
+
+  it('does not store answers over max_entry_bytes', async () => {
+    const h = harness({ semantic: undefined })
+    await h.send({ policy: { max_entry_bytes: 100 } })
+    expect(header((await h.send({ policy: { max_entry_bytes: 100 } })).ctx)).toBe('miss')
+  })
+})
+
+describe('streams', () => {
+  it('passes chunks through as they arrive, stores the assembled answer, replays it as a well-formed stream', async () => {
+    let open!: () => void
+    const gate = new Promise<void>((r) => (open = r))
+    const clock = { t: 1_700_000_000_000 }
+    const store = createMemoryStore({ now: () => clock.t })
+    const up = upstream({ chunkGate: gate })
+    const run = createPipeline([createCacheStep({ store, now: () => clock.t }), up.step])
+    const mk = (stream: boolean, includeUsage = false) =>
+      createContext({
+        principal: { team: 'a', keyId: 'k' },
+        policy: teamPolicySchema.parse({ cache: {} }),
+        headers: {},
+        request: { model: 'fast', messages: [{ role: 'user', content: 'tell me a story' }], stream, ...(includeUsage ? { stream_options: { include_usage: true } } : {}) },
+        surface: 'chat',
+        signal: new AbortController().signal
+      })
+    const first = await run(mk(true))
+    if (first.type !== 'stream') throw new Error('expected a stream')
+    const it = first.stream[Symbol.asyncIterator]()
+    // the first chunk arrives while the upstream is still blocked on the second: nothing is buffered
+    expect((await it.next()).value.choices[0].delta.role).toBe('assistant')
+    open()
+    const rest: ChatChunk[] = []
+    for (let r = await it.next(); !r.done; r = await it.next()) rest.push(r.value)
+    const original = rest.map((c) => c.choices[0]?.delta.content ?? '').join('')
+
+    const ctx = mk(true, true)
+    const replay = await run(ctx)
+    expect(ctx.cache).toBe('hit')
+    const { chunks, completion } = await bodyOf(replay)
+    expect(completion.choices[0]!.message.content).toBe(original)
+    // shape: same id on every chunk, role first, finish chunk, then the usage chunk with choices: []
+    expect(new Set(chunks!.map((c) => c.id)).size).toBe(1)
+    expect(chunks!.every((c) => c.object === 'chat.completion.chunk')).toBe(true)
+    expect(chunks![0]!.choices[0]!.delta.role).toBe('assistant')
+    expect(chunks!.at(-2)!.choices[0]!.finish_reason).toBe('stop')
+    expect(chunks!.at(-1)).toMatchObject({ choices: [], usage: { prompt_tokens: 30, completion_tokens: 12, total_tokens: 42 } })
+    expect(chunks!.slice(0, -1).every((c) => c.usage === null)).toBe(true)
+
+    // without include_usage: no usage chunk; and a JSON request hits the streamed entry
+    const noUsage = await bodyOf(await run(mk(true)))
+    expect(noUsage.chunks!.every((c) => c.choices.length === 1 && c.usage === undefined)).toBe(true)
+    const json = await run(mk(false))
+    expect(json.type === 'json' && json.body.choices[0]!.message.content).toBe(original)
+    expect(up.calls).toHaveLength(1)
+  })
+
+  it('does not store a stream that failed or that the client abandoned', async () => {
+    const store = createMemoryStore()
+    const failing = upstream({ failStream: true })
+    const run = createPipeline([createCacheStep({ store }), failing.step])
+    const mk = () =>
+      createContext({ principal: { team: 'a', keyId: 'k' }, policy: teamPolicySchema.parse({ cache: {} }), headers: {}, request: { model: 'm', messages: [{ role: 'user', content: 'one two three four' }], stream: true }, surface: 'chat', signal: new AbortController().signal })
+    await expect(bodyOf(await run(mk()))).rejects.toThrow('upstream reset')
+    const abandoned = await run(mk())
+    if (abandoned.type !== 'stream') throw new Error('expected a stream')
+    for await (const _ of abandoned.stream) break
+    const again = mk()
+    await run(again).catch(() => undefined)
+    expect(again.cache).toBe('miss')
+  })
+})
+
+describe('semantic cache', () => {
+  it('answers a rewording with a semantic hit and its similarity', async () => {
+    const h = harness()
+    await h.send({ text: 'How do I reset my password?' })
+    const r = await h.send({ text: 'how do I reset my password' })
+    expect(header(r.ctx)).toBe('semantic-hit')
+    expect(r.ctx.cache).toBe('semantic-hit')
+    expect(Number(r.ctx.responseHeaders['x-sluice-cache-similarity'])).toBeGreaterThanOrEqual(0.9)
+    expect(r.ctx.savedUsd).toBeCloseTo(COST, 12)
+    expect(h.calls).toHaveLength(1)
+  })
+
+  it.each([
+    ['How do I enable two-factor authentication on my account?', 'How do I disable two-factor authentication on my account?'],
+    ['Show me the orders that were shipped last week', 'Show me the orders that were not shipped last week'],
+    ['List the top 5 customers by revenue this quarter', 'List the top 10 customers by revenue this quarter'],
+    ['Should I never restart the database during backups?', 'Should I restart the database during backups?'],
+    ['Sort the table by created date in ascending order', 'Sort the table by created date in descending order']
+  ])('never hits across a meaning flip: %s / %s', async (a, b) => {
+    const h = harness()
+    await h.send({ text: a, policy: { semantic: { enabled: true, threshold: 0.5 } } })
+    const r = await h.send({ text: b, policy: { semantic: { enabled: true, threshold: 0.5 } } })
+    expect(header(r.ctx)).toBe('miss')
+    expect(h.calls).toHaveLength(2)
+  })
+
+  it('never hits across teams, system prompts or parameters', async () => {
+    const h = harness()
+    await h.send({ text: 'How do I reset my password?', system: 'You are support for Acme.' })
+    expect(header((await h.send({ team: 'b', text: 'how do I reset my password', system: 'You are support for Acme.' })).ctx)).toBe('miss')
+    expect(header((await h.send({ text: 'how do I reset my password', system: 'You are support for Globex.' })).ctx)).toBe('miss')
+    expect(header((await h.send({ text: 'how do I reset my password', system: 'You are support for Acme.', request: { temperature: 0, max_tokens: 5 } })).ctx)).toBe('miss')
+    expect(header((await h.send({ text: 'how do I reset my password', system: 'You are support for Acme.' })).ctx)).toBe('semantic-hit')
+  })
+
+  it('counts hits, misses, bypasses, savings and lookup latency in prom-client', async () => {
+    const h = harness()
+    await h.send({})
+    await h.send({})
+    await h.send({ text: 'what is the capital of france' })
+    await h.send({ headers: { 'x-sluice-cache': 'off' } })
+    const text = await h.registry.metrics()
+    expect(text).toContain('sluice_cache_requests_total{layer="exact",result="miss",team="a"} 2')
+    expect(text).toContain('sluice_cache_requests_total{layer="exact",result="hit",team="a"} 1')
+    expect(text).toContain('sluice_cache_requests_total{layer="semantic",result="hit",team="a"} 1')
+    expect(text).toContain('sluice_cache_requests_total{layer="exact",result="bypass",team="a"} 1')
+    expect(text).toContain(`sluice_cache_saved_usd_total{layer="exact",team="a"} ${COST}`)
+    expect(text).toContain('sluice_cache_saved_tokens_total{layer="semantic",team="a"} 42')
+    expect(text).toMatch(/sluice_cache_semantic_lookup_seconds_count \d/)
+    expect(text).toContain('sluice_cache_semantic_index_entries 1')
+    expect(text).toContain('sluice_cache_requests_total{layer="provider",result="miss",team="a"}')
+  })
+})

@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBuiltinEmbedder, embedText } from '../src/vector/embedders.js'
+import { createMemoryIndex } from '../src/vector/memory.js'
+import { createQdrantIndex } from '../src/vector/qdrant.js'
+import type { VectorIndex } from '../src/vector/types.js'
+
+const DIMS = 256
+const vec = (text: string) => embedText(text, DIMS)
+const NOW = Date.now()
+const HOUR = 3600_000
+
+/** One contract, every VectorIndex. */
+function contract(name: string, make: () => Promise<VectorIndex>) {
+  describe(`VectorIndex contract: ${name}`, () => {
+    let index: VectorIndex
+    const ids = { reset: randomUUID(), billing: randomUUID(), other: randomUUID(), old: randomUUID() }
+    beforeAll(async () => {
+      index = await make()
+      await index.init()
+      await index.init() // idempotent
+      await index.upsert({ id: ids.reset, vector: vec('how do I reset my password'), scope: 's1', text: 'how do I reset my password', expiresAt: NOW + HOUR })
+      await index.upsert({ id: ids.billing, vector: vec('where can I download my invoices'), scope: 's1', text: 'where can I download my invoices', expiresAt: NOW + HOUR })
+      await index.upsert({ id: ids.other, vector: vec('how do I reset my password'), scope: 's2', text: 'how do I reset my password', expiresAt: NOW + HOUR })
+      await index.upsert({ id: ids.old, vector: vec('what is the weather today'), scope: 's1', text: 'what is the weather today', expiresAt: NOW - 1 })
+    })
+    afterAll(async () => {
+      await index?.close()
+    })
+
+    it('finds the nearest entry of the scope, best first, with its text', async () => {
+      const found = await index.search(vec('how can I reset my password?'), { scope: 's1', minScore: 0.1, limit: 5, now: NOW })
+      expect(found[0]).toMatchObject({ id: ids.reset, text: 'how do I reset my password' })
+      expect(found[0]!.score).toBeGreaterThan(0.7)
+      for (let i = 1; i < found.length; i++) expect(found[i]!.score).toBeLessThanOrEqual(found[i - 1]!.score)
+    })
+
+    it('scores an identical vector at about 1', async () => {
+      const [best] = await index.search(vec('how do I reset my password'), { scope: 's1', minScore: 0.5, limit: 1, now: NOW })
+      expect(best!.score).toBeGreaterThan(0.99)
+      expect(best!.score).toBeLessThanOrEqual(1.0001)
+    })
+
+    it('never returns an entry of another scope', async () => {
+      const found = await index.search(vec('how do I reset my password'), { scope: 's2', minScore: 0, limit: 10, now: NOW })
+      expect(found.map((f) => f.id)).toEqual([ids.other])
+      expect(await index.search(vec('how do I reset my password'), { scope: 'nobody', minScore: 0, limit: 10, now: NOW })).toEqual([])
+    })
+
+    it('drops matches under minScore and honours limit', async () => {
+      const strict = await index.search(vec('where can I download my invoices'), { scope: 's1', minScore: 0.95, limit: 5, now: NOW })
+      expect(strict.map((f) => f.id)).toEqual([ids.billing])
+      const one = await index.search(vec('how do I reset my password'), { scope: 's1', minScore: -1, limit: 1, now: NOW })
+      expect(one).toHaveLength(1)
+    })
+
+    it('never returns an expired entry', async () => {
+      const found = await index.search(vec('what is the weather today'), { scope: 's1', minScore: 0.5, limit: 5, now: NOW })
+      expect(found.map((f) => f.id)).not.toContain(ids.old)
+    })
+
+    it('replaces an entry upserted with the same id, and deletes', async () => {
+      const id = randomUUID()
+      await index.upsert({ id, vector: vec('first text'), scope: 's3', text: 'first text', expiresAt: NOW + HOUR })
+      await index.upsert({ id, vector: vec('second words entirely'), scope: 's3', text: 'second words entirely', expiresAt: NOW + HOUR })
+      const found = await index.search(vec('second words entirely'), { scope: 's3', minScore: 0, limit: 5, now: NOW })
+      expect(found.map((f) => [f.id, f.text])).toEqual([[id, 'second words entirely']])
+      await index.delete(id)
+      expect(await index.search(vec('second words entirely'), { scope: 's3', minScore: 0, limit: 5, now: NOW })).toEqual([])
+    })
+
+    it('counts its entries', async () => {
+      expect(await index.size()).toBeGreaterThanOrEqual(3)
+    })
+  })
+}
+
+contract('memory', async () => createMemoryIndex({ dimensions: DIMS }))
+
+const qdrantUrl = process.env.QDRANT_URL
+if (qdrantUrl) {
+  contract('qdrant', async () =>
+    createQdrantIndex({ url: qdrantUrl, apiKey: process.env.QDRANT_API_KEY, dimensions: DIMS, collection: `sluice_test_${randomUUID().slice(0, 8)}` })
+  )
+} else {
+  describe.skip('VectorIndex contract: qdrant (skipped: set QDRANT_URL to run it against a Qdrant server)', () => {
+    it('needs QDRANT_URL', () => {})
+  })
+}
+
+describe('memory index specifics', () => {
+  it('is bounded: the oldest entries are evicted', async () => {
+    const index = createMemoryIndex({ dimensions: DIMS, maxEntries: 3 })
+    const ids = Array.from({ length: 5 }, () => randomUUID())
+    for (const [i, id] of ids.entries()) {
+      await index.upsert({ id, vector: vec(`question number ${'x'.repeat(i + 1)}`), scope: 's', text: `q${i}`, expiresAt: NOW + HOUR })
+    }
+    expect(await index.size()).toBe(3)
+    const found = await index.search(vec('question number x'), { scope: 's', minScore: -1, limit: 10, now: NOW })
+    expect(found.map((f) => f.id).sort()).toEqual(ids.slice(2).sort())
+  })
+
+  it('through LSH (a scope larger than the exact scan) finds what an exact scan finds', async () => {
+    const lsh = createMemoryIndex({ dimensions: DIMS, exactScanLimit: 100 })
+    const exact = createMemoryIndex({ dimensions: DIMS, exactScanLimit: 1_000_000 })
+    const topics = ['billing', 'login', 'export', 'api', 'webhooks', 'invoices']
+    const texts = Array.from({ length: 3000 }, (_, i) => `ticket about ${topics[i % 6]} issue for customer ${i * 7919} in region ${i % 13}`)
+    for (const [i, t] of texts.entries()) {
+      const entry = { id: String(i), vector: vec(t), scope: 'big', text: t, expiresAt: NOW + HOUR }
+      await lsh.upsert(entry)
+      await exact.upsert(entry)
+    }
+    let agree = 0
+    let checked = 0
+    for (let i = 0; i < 3000; i += 50) {
+      const q = vec(`please help: ${texts[i]!}`)
+      const [want] = await exact.search(q, { scope: 'big', minScore: 0.8, limit: 1, now: NOW })
+      const [got] = await lsh.search(q, { scope: 'big', minScore: 0.8, limit: 1, now: NOW })
+      if (!want) continue
+      checked++
+      if (got?.id === want.id) agree++
+      if (got) expect(got.score).toBeGreaterThanOrEqual(0.8)
+    }
+    expect(checked).toBeGreaterThan(50)
+    expect(agree / checked).toBeGreaterThanOrEqual(0.95)
+  })
+
+  it('rejects vectors of the wrong length', async () => {
+    const index = createMemoryIndex({ dimensions: DIMS })
+    await expect(index.upsert({ id: 'x', vector: new Float32Array(8), scope: 's', text: 't', expiresAt: NOW + HOUR })).rejects.toThrow(/dimensions/)
+  })
+})
+
+describe('builtin embedder', () => {
+  it('returns unit vectors of its dimensions, deterministic, close for rewordings', async () => {
+    const e = createBuiltinEmbedder()
+    const [a, b, c, a2] = await e.embed(['How do I reset my password?', 'how can I reset my password', 'Quarterly revenue grew 12% in Europe', 'How do I reset my password?'])
+    const dot = (x: Float32Array, y: Float32Array) => x.reduce((s, v, i) => s + v * y[i]!, 0)
+    expect(a!.length).toBe(256)
+    expect(dot(a!, a!)).toBeCloseTo(1, 5)
+    expect(Array.from(a!)).toEqual(Array.from(a2!))
+    expect(dot(a!, b!)).toBeGreaterThan(0.6)
+    expect(dot(a!, c!)).toBeLessThan(0.3)
+  })
+})
