@@ -43,7 +43,9 @@ export const providerSchema = z.discriminatedUnion('kind', [
     /** Parallel sequences; further requests queue. */
     concurrency: z.number().int().positive().default(2),
     gpu: z.union([z.literal(false), z.enum(['auto', 'cuda', 'metal', 'vulkan'])]).default(false),
-    embedding: z.boolean().default(false)
+    embedding: z.boolean().default(false),
+    /** CPU threads for llama.cpp; defaults to the machine's available parallelism. More threads than cores is very slow. */
+    threads: z.number().int().positive().optional()
   })
 ])
 export type ProviderConfig = z.infer<typeof providerSchema>
