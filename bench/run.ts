@@ -10,17 +10,14 @@
  * Writes bench/RESULTS.md (the part between the bench markers; notes around it are kept) and
  * bench/results.json (every sample). Linux only: CPU time and RSS come from /proc.
  */
-import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { cpus, release, totalmem } from 'node:os'
-import { dirname, join } from 'node:path'
+import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { closedLoop, openLoop, streamTtfb, type ClosedLoopResult, type OpenLoopResult, type RequestSpec, type StreamResult } from './lib/load.js'
 import { cpuMicros, rssBytes, sampleRss, startRedis, type Child } from './lib/procs.js'
+import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_KEY, peerAvailable, ROOT, sluiceAvailable, startFake, startFloor, startPeer, startSluice } from './lib/targets.js'
+import { BENCH_KEY, peerAvailable, sluiceAvailable, startFake, startFloor, startPeer, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -32,7 +29,7 @@ const { values: flags } = parseArgs({
     rate: { type: 'string', default: '1000' },
     'stream-n': { type: 'string' },
     only: { type: 'string' },
-    out: { type: 'string', default: join(ROOT, 'bench', 'RESULTS.md') },
+    out: { type: 'string', default: RESULTS_FILE },
     help: { type: 'boolean', default: false }
   }
 })
@@ -205,14 +202,7 @@ function renderReport(active: Workload[], samples: Map<string, Samples>, skipped
   const floor = samples.get('floor')!
   const direct = samples.get('direct')!
   const lines: string[] = []
-  const commit = (() => {
-    try {
-      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
-    } catch {
-      return 'none'
-    }
-  })()
-  lines.push(`Run ${new Date().toISOString()} on ${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Linux ${release()}, Node ${process.version}, commit ${commit}.`)
+  lines.push(machineLine())
   lines.push(`Settings: ${settings.rounds} interleaved rounds; closed loop ${settings.seconds}s at ${settings.connections} connections; open loop ${settings.seconds}s at ${settings.rate} rps; ${settings.streamN} sequential streams of 8 tokens, one every 2 ms, per round. The load generator (autocannon, undici) shares the machine with every target. Every Node target runs under tsx (node --import tsx), which adds about 30 MB of RSS (its loader thread) to each.`)
   lines.push('')
   lines.push('### Throughput and CPU (closed loop)')
@@ -307,19 +297,9 @@ function targetChecks(samples: Map<string, Samples>): string[] {
   return out
 }
 
-const BEGIN = '<!-- bench:begin (written by `npm run bench`; edit outside these markers) -->'
-const END = '<!-- bench:end -->'
-
 async function writeResults(report: string, raw: unknown): Promise<void> {
   const file = flags.out!
-  const block = `${BEGIN}\n## Latest run\n\n${report}\n${END}`
-  let text = existsSync(file) ? await readFile(file, 'utf8') : ''
-  const a = text.indexOf(BEGIN)
-  const b = text.indexOf(END)
-  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + END.length)
-  else text = `# Benchmark results\n\nRun with \`npm run bench\` (full, about 10 minutes) or \`npm run bench -- --quick\`. See docs/notes/bench.md.\n\n${block}\n\n## History\n\nImprovements to the hot path, each with its before/after ratio to the floor.\n`
-  await mkdir(dirname(file), { recursive: true })
-  await writeFile(file, text)
+  await writeSection(file, 'bench', '## Gateway overhead (npm run bench)', report)
   await writeFile(file.replace(/\.md$/, '') + '.json', JSON.stringify(raw, null, 1))
   console.log(`wrote ${file}`)
 }
