@@ -2,6 +2,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import Anthropic from '@anthropic-ai/sdk'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { cachePolicySchema } from '../src/cache/schema.js'
+import { placeCacheBreakpoints } from '../src/cache/prompt-caching.js'
 import { providerSchema } from '../src/config/schema.js'
 import { UpstreamError } from '../src/errors.js'
 import {
@@ -183,6 +185,19 @@ describe('anthropic provider against the fake upstream', () => {
     expect(sent.max_tokens).toBe(1024)
     expect(sent.system).toEqual([{ type: 'text', text: 'Stable prefix '.repeat(50), cache_control: { type: 'ephemeral' } }])
     expect(c.usage!.cache_creation_input_tokens).toBeGreaterThan(0)
+  })
+
+  it("plugs in the cache step's placeCacheBreakpoints: the second turn of a conversation reads the cached prefix", async () => {
+    const policy = cachePolicySchema.parse({}).provider
+    const p = provider({}, { transformBody: (b) => placeCacheBreakpoints(b, policy) })
+    const system = 'You are a meticulous analyst. '.repeat(200)
+    const turn1: ChatRequest = { model: 'm', messages: [{ role: 'system', content: system }, { role: 'user', content: 'first question' }] }
+    const first = await p.chat(turn1, call())
+    expect(first.usage!.cache_creation_input_tokens).toBeGreaterThan(1024)
+    const turn2: ChatRequest = { ...turn1, messages: [...turn1.messages, first.choices[0]!.message, { role: 'user', content: 'second question' }] }
+    const second = await p.chat(turn2, call())
+    expect(second.usage!.prompt_tokens_details!.cached_tokens).toBeGreaterThanOrEqual(first.usage!.cache_creation_input_tokens!)
+    expect(JSON.parse(fake.requests[1]!.raw).system[0].cache_control).toEqual({ type: 'ephemeral' })
   })
 })
 

@@ -230,8 +230,10 @@ function validate(body: AnthropicRequest, countTokens: boolean): string | undefi
 }
 
 /**
- * Prompt usage with simulated prompt caching: everything up to the last cache_control breakpoint (in
- * Anthropic's order: tools, system, messages) is written to the cache the first time and read afterwards.
+ * Prompt usage with simulated prompt caching, following Anthropic's rules: the prefix (tools, system, messages
+ * in that order) up to each cache_control breakpoint is written to the cache; a read is the longest prefix
+ * already cached that ends at a breakpoint or up to 20 blocks before one; tokens between the read and the
+ * last breakpoint are a cache write, tokens after the last breakpoint are plain input.
  */
 function promptUsage(body: AnthropicRequest, cache: Set<string>): { input_tokens: number; cache_creation_input_tokens: number; cache_read_input_tokens: number } {
   const pieces: { text: string; marked: boolean }[] = []
@@ -240,24 +242,23 @@ function promptUsage(body: AnthropicRequest, cache: Set<string>): { input_tokens
   for (const b of system) pieces.push({ text: b.text, marked: !!b.cache_control })
   for (const m of body.messages) {
     const blocks = typeof m.content === 'string' ? [{ type: 'text', text: m.content } as ContentBlock] : m.content
-    for (const b of blocks) pieces.push({ text: b.type === 'text' ? String(b.text) : JSON.stringify(b), marked: !!b.cache_control })
+    for (const b of blocks) pieces.push({ text: b.type === 'text' ? String(b.text) : JSON.stringify({ ...b, cache_control: undefined }), marked: !!b.cache_control })
   }
   const total = fakeTokens(pieces.map((p) => p.text).join(''))
-  let last = -1
-  pieces.forEach((p, i) => {
-    if (p.marked) last = i
-  })
-  if (last < 0) return { input_tokens: total, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }
-  const prefix = pieces.slice(0, last + 1).map((p) => p.text).join('')
-  const cached = fakeTokens(prefix)
-  const key = createHash('sha256').update(body.model).update('\0').update(prefix).digest('hex')
-  const hit = cache.has(key)
-  cache.add(key)
-  return {
-    input_tokens: total - cached,
-    cache_creation_input_tokens: hit ? 0 : cached,
-    cache_read_input_tokens: hit ? cached : 0
+  const breakpoints = pieces.flatMap((p, i) => (p.marked ? [i] : []))
+  if (breakpoints.length === 0) return { input_tokens: total, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 }
+  const prefixText = (end: number) => pieces.slice(0, end + 1).map((p) => p.text).join('')
+  const keyOf = (end: number) => createHash('sha256').update(body.model).update('\0').update(prefixText(end)).digest('hex')
+
+  let readEnd = -1
+  for (const b of breakpoints) {
+    for (let k = b; k >= Math.max(0, b - 19); k--) if (k > readEnd && cache.has(keyOf(k))) readEnd = k
   }
+  const lastBreakpoint = breakpoints[breakpoints.length - 1]!
+  for (const b of breakpoints) cache.add(keyOf(b))
+  const read = readEnd >= 0 ? fakeTokens(prefixText(readEnd)) : 0
+  const written = readEnd >= lastBreakpoint ? 0 : fakeTokens(prefixText(lastBreakpoint)) - read
+  return { input_tokens: total - read - written, cache_creation_input_tokens: written, cache_read_input_tokens: read }
 }
 
 /**
