@@ -262,7 +262,7 @@ describe('output layer', () => {
     const sent: string[] = []
     const err = await blocked(
       (async () => {
-        for await (const c of (result as Extract<PipelineResult, { type: 'stream' }>).stream) sent.push(c.choices[0]?.delta.content ?? '')
+        for await (const c of (result as Extract<PipelineResult, { type: 'stream' }>).stream) sent.push(String(c.choices[0]?.delta.content ?? ''))
       })()
     )
     expect(err.message).toContain('deny.profanity')
