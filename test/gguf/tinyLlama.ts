@@ -18,6 +18,11 @@ export interface TinyLlamaOptions {
   pooling?: 'none' | 'mean'
   /** Standard deviation of the random weights: larger spreads the output distribution. */
   weightScale?: number
+  /**
+   * Zero the output rows of `</s>` and `<|im_end|>`: their logit is then always 0 while the best token's is
+   * several units above, so generation runs to max_tokens (tests of abort and queueing need long generations).
+   */
+  suppressEndOfTurn?: boolean
 }
 
 export interface TinyLlamaInfo {
@@ -32,6 +37,7 @@ export interface TinyLlamaInfo {
 
 /** Token types (llama.cpp `llama_token_type`). */
 const NORMAL = 1, UNKNOWN = 2, CONTROL = 3, BYTE = 6
+const BOS = 1, EOS = 2, EOT = 4
 
 /** ChatML: node-llama-cpp recognises it and uses its ChatML wrapper (function calling included). */
 export const CHATML_TEMPLATE =
@@ -112,10 +118,12 @@ export async function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = 
     data: random(cols * rows, scale / Math.sqrt(cols) * 4)
   })
 
+  const output = matrix('output.weight', embd, vocab)
+  if (opts.suppressEndOfTurn) for (const id of [EOS, EOT]) output.data.fill(0, id * embd, (id + 1) * embd)
   const tensors: GgufTensor[] = [
     { name: 'token_embd.weight', dims: [embd, vocab], data: random(embd * vocab, 1) },
     { name: 'output_norm.weight', dims: [embd], data: ones(embd) },
-    matrix('output.weight', embd, vocab)
+    output
   ]
   for (let i = 0; i < layers; i++) {
     tensors.push(
@@ -150,9 +158,9 @@ export async function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = 
     'tokenizer.ggml.scores': { type: 'array', of: 'f32', value: scores },
     'tokenizer.ggml.token_type': { type: 'array', of: 'i32', value: types },
     'tokenizer.ggml.unknown_token_id': { type: 'u32', value: 0 },
-    'tokenizer.ggml.bos_token_id': { type: 'u32', value: 1 },
-    'tokenizer.ggml.eos_token_id': { type: 'u32', value: 2 },
-    'tokenizer.ggml.eot_token_id': { type: 'u32', value: 4 },
+    'tokenizer.ggml.bos_token_id': { type: 'u32', value: BOS },
+    'tokenizer.ggml.eos_token_id': { type: 'u32', value: EOS },
+    'tokenizer.ggml.eot_token_id': { type: 'u32', value: EOT },
     'tokenizer.ggml.add_bos_token': { type: 'bool', value: true },
     'tokenizer.ggml.add_eos_token': { type: 'bool', value: false },
     'tokenizer.chat_template': { type: 'string', value: CHATML_TEMPLATE }
@@ -160,5 +168,5 @@ export async function writeTinyLlamaGguf(path: string, opts: TinyLlamaOptions = 
   if (opts.pooling === 'mean') metadata['llama.pooling_type'] = { type: 'u32', value: 1 }
 
   await writeGguf(path, metadata, tensors)
-  return { path, vocabSize: vocab, embd, bos: 1, eos: 2, eot: 4 }
+  return { path, vocabSize: vocab, embd, bos: BOS, eos: EOS, eot: EOT }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { LlamaChat, LlamaGrammarEvaluationState, LlamaText } from 'node-llama-cpp'
-import type { ChatHistoryItem, ChatModelFunctions, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from 'node-llama-cpp'
+import type { ChatHistoryItem, ChatModelFunctions, LlamaContextSequence, LlamaGrammar, LlamaModel, Token, TokenBias } from 'node-llama-cpp'
 import type { TokenLogprob, ToolCall } from '../../types.js'
 import type { LlamaRuntime } from './runtime.js'
 
@@ -19,6 +19,7 @@ export interface GenerationPlan {
   logprobs: boolean
   topLogprobs: number
   grammar?: LlamaGrammar
+  tokenBias?: TokenBias
 }
 
 export type GenerationEvent =
@@ -90,6 +91,7 @@ export async function generateText(
       topK: 0,
       minP: 0,
       seed: plan.seed,
+      tokenBias: plan.tokenBias,
       grammarEvaluationState: plan.grammar ? new LlamaGrammarEvaluationState({ model: rt.model, grammar: plan.grammar }) : undefined
     }
   )
@@ -140,6 +142,7 @@ export async function generateWithTools(
       topK: 0,
       minP: 0,
       seed: plan.seed,
+      tokenBias: plan.tokenBias,
       customStopTriggers: plan.stop.length > 0 ? plan.stop : undefined,
       signal,
       stopOnAbortSignal: true,

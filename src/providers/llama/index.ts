@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { TokenBias } from 'node-llama-cpp'
 import type { LlamaGrammar, Token } from 'node-llama-cpp'
 import { GatewayError, UpstreamError } from '../../errors.js'
 import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, TokenLogprob, ToolCall, Usage } from '../../types.js'
@@ -83,8 +84,8 @@ export function createLlamaProvider(name: string, config: LlamaProviderConfig): 
    * Everything that can fail before the first token: load, render, context check, queue wait.
    * Resolves with a `run` that generates on the leased sequence and always releases it.
    */
-  async function start(req: ChatRequest, opts: CallOptions) {
-    const signal = callSignal(opts)
+  async function start(req: ChatRequest, opts: CallOptions, stop?: AbortSignal) {
+    const signal = stop ? AbortSignal.any([callSignal(opts), stop]) : callSignal(opts)
     const rt = await load()
     const plan = await planFor(rt, req)
     const lease = await rt.sequences.acquire(signal)
@@ -96,7 +97,7 @@ export function createLlamaProvider(name: string, config: LlamaProviderConfig): 
             ? await generateWithTools(lease.slot, plan, signal, emit)
             : await generateText(rt, lease.slot, plan, signal, emit)
           record(result)
-          if (opts.signal.aborted) throw abortedError()
+          if (opts.signal.aborted || stop?.aborted) throw abortedError()
           if (signal.aborted) throw new UpstreamError(504, `llama provider "${name}" timed out`, { kind: 'timeout', code: 'upstream_timeout' })
           return result
         } finally {
@@ -141,17 +142,15 @@ export function createLlamaProvider(name: string, config: LlamaProviderConfig): 
     },
 
     async chatStream(req, opts) {
-      const { run } = await start(req, opts)
+      // A consumer that stops reading (client gone) stops generation too.
+      const stop = new AbortController()
+      const { run } = await start(req, opts, stop.signal)
       const id = completionId()
       const created = nowSeconds()
       const chunk = (choices: ChatChunk['choices'], usage?: Usage): ChatChunk => ({
         id, object: 'chat.completion.chunk', created, model: req.model, choices, ...(usage ? { usage } : {})
       })
-      // A consumer that stops reading (client gone) stops generation too.
-      const stop = new AbortController()
       const channel = createChannel<ChatChunk>(() => stop.abort())
-      const stopOnAbort = () => stop.abort()
-      opts.signal.addEventListener('abort', stopOnAbort, { once: true })
       channel.push(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]))
       run((e) => {
         if (stop.signal.aborted) return
@@ -167,7 +166,7 @@ export function createLlamaProvider(name: string, config: LlamaProviderConfig): 
           channel.end()
         },
         (err: unknown) => channel.fail(err)
-      ).finally(() => opts.signal.removeEventListener('abort', stopOnAbort))
+      )
       return channel
     },
 
@@ -250,7 +249,8 @@ export function createLlamaProvider(name: string, config: LlamaProviderConfig): 
       seed: req.seed ?? undefined,
       logprobs: req.logprobs === true,
       topLogprobs: req.logprobs ? Math.min(req.top_logprobs ?? 0, 20) : 0,
-      grammar: functions ? undefined : await grammarFor(rt, req)
+      grammar: functions ? undefined : await grammarFor(rt, req),
+      tokenBias: tokenBiasFor(rt, req.logit_bias)
     }
   }
 }
@@ -266,6 +266,28 @@ async function grammarFor(rt: LlamaRuntime, req: ChatRequest): Promise<LlamaGram
   } catch (err) {
     throw new GatewayError(400, `response_format cannot be enforced by the llama provider: ${err instanceof Error ? err.message : String(err)}`, { param: 'response_format' })
   }
+}
+
+/** OpenAI `logit_bias` ({token id: -100..100}, added to the logit) → node-llama-cpp TokenBias. */
+function tokenBiasFor(rt: LlamaRuntime, logitBias: unknown): TokenBias | undefined {
+  if (logitBias == null) return undefined
+  if (typeof logitBias !== 'object') throw new GatewayError(400, 'logit_bias must be an object of token id → bias', { param: 'logit_bias' })
+  const bias = new TokenBias(rt.model.tokenizer)
+  const vocabSize = vocabularySize(rt)
+  for (const [id, value] of Object.entries(logitBias)) {
+    const token = Number(id)
+    if (!Number.isInteger(token) || token < 0 || token >= vocabSize || typeof value !== 'number' || value < -100 || value > 100) {
+      throw new GatewayError(400, `logit_bias: "${id}": ${String(value)} is not a token id of this model with a bias in -100..100`, { param: 'logit_bias' })
+    }
+    bias.set(token as Token, { logit: value })
+  }
+  return bias
+}
+
+/** From the GGUF metadata; llama.cpp would read out of bounds on a token id past the vocabulary. */
+function vocabularySize(rt: LlamaRuntime): number {
+  const tokens = (rt.model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: unknown[] } } }).tokenizer?.ggml?.tokens
+  return tokens?.length ?? 0
 }
 
 /** The caller's signal, plus the call's total timeout when one is set. */
