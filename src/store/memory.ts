@@ -1,6 +1,6 @@
 import type { LedgerEntry, LedgerFilter } from '../ledger/types.js'
 import { matchesLedgerFilter } from '../ledger/filter.js'
-import type { Store } from './types.js'
+import type { BudgetCounterSpec, SettleBudgetRequest, SettleBudgetResult, Store } from './types.js'
 
 export interface MemoryStoreOptions {
   /** Bytes the cache namespace may hold before least-recently-used entries are evicted. */
@@ -9,6 +9,13 @@ export interface MemoryStoreOptions {
   maxLedgerEntries?: number
   /** Clock, for tests of windows and TTLs. */
   now?: () => number
+}
+
+interface Counter {
+  spent: number
+  reserved: number
+  expireAt: number
+  alerts: Set<number>
 }
 
 interface Held {
@@ -32,6 +39,79 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
   const cache = new Map<string, Held>()
   let cacheBytes = 0
   let ledger: LedgerEntry[] = []
+  // budgets: the same semantics as the Redis scripts; a call runs to completion without awaiting, so it is atomic
+  const counters = new Map<string, Counter>()
+  const reservations = new Map<string, Map<string, { amount: number; expiresAt: number; keys: string[] }>>()
+  const buckets = new Map<string, { level: number; ts: number; expiresAt: number }>()
+
+  const counter = (key: string, at: number, create: boolean): Counter | undefined => {
+    let c = counters.get(key)
+    if (c && c.expireAt !== 0 && c.expireAt <= at) {
+      counters.delete(key)
+      c = undefined
+    }
+    if (!c && create) counters.set(key, (c = { spent: 0, reserved: 0, expireAt: 0, alerts: new Set() }))
+    return c
+  }
+  const records = (base: string) => {
+    let m = reservations.get(base)
+    if (!m) reservations.set(base, (m = new Map()))
+    return m
+  }
+  // reservations of a gateway that died are charged their worst case, which keeps the cap
+  const sweep = (base: string, at: number) => {
+    const m = records(base)
+    for (const [id, r] of m) {
+      if (r.expiresAt > at) continue
+      for (const key of r.keys) {
+        const c = counter(key, at, false)
+        if (c) {
+          c.reserved -= r.amount
+          c.spent += r.amount
+        }
+      }
+      m.delete(id)
+    }
+  }
+  const stateOf = (key: string, at: number) => {
+    const c = counter(key, at, false)
+    return { key, spentNanos: c?.spent ?? 0, reservedNanos: c?.reserved ?? 0 }
+  }
+  const settle = (req: SettleBudgetRequest, mode: 'settle' | 'charge' | 'release', actual: number): SettleBudgetResult => {
+    const m = records(req.reservations)
+    const r = m.get(req.id)
+    let status: SettleBudgetResult['status'] = 'expired'
+    if (r) {
+      for (const key of r.keys) {
+        const c = counter(key, req.now, false)
+        if (!c) continue
+        c.reserved -= r.amount
+        if (mode !== 'release') c.spent += actual
+      }
+      m.delete(req.id)
+      status = mode === 'release' ? 'released' : 'settled'
+    } else if (mode === 'charge') {
+      for (const spec of req.counters) {
+        const c = counter(spec.key, req.now, true)!
+        c.spent += actual
+        if (spec.expireAt) c.expireAt = spec.expireAt
+      }
+      status = 'charged'
+    }
+    sweep(req.reservations, req.now)
+    const alerts: SettleBudgetResult['alerts'] = []
+    req.counters.forEach((spec: BudgetCounterSpec, i) => {
+      const c = counter(spec.key, req.now, false)
+      if (!c || c.spent <= 0) return
+      for (const t of spec.alertAt ?? []) {
+        if (c.spent >= t * spec.limitNanos && !c.alerts.has(t)) {
+          c.alerts.add(t)
+          alerts.push({ counter: i, threshold: t })
+        }
+      }
+    })
+    return { status, counters: req.counters.map((spec) => stateOf(spec.key, req.now)), alerts }
+  }
 
   const live = (m: Map<string, Held>, key: string): Held | undefined => {
     const held = m.get(key)
@@ -97,6 +177,67 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
         if (matchesLedgerFilter(ledger[i]!, filter)) out.push(ledger[i]!)
       }
       return out.reverse()
+    },
+    async reserveBudget(req) {
+      sweep(req.reservations, req.now)
+      const amount = Math.max(0, Math.round(req.amountNanos))
+      const states = req.counters.map((spec) => stateOf(spec.key, req.now))
+      const refused = req.counters.findIndex((spec, i) => !spec.shadow && states[i]!.spentNanos + states[i]!.reservedNanos + amount > spec.limitNanos)
+      if (refused >= 0) return { ok: false, refused, counters: states }
+      for (const spec of req.counters) {
+        const c = counter(spec.key, req.now, true)!
+        c.reserved += amount
+        c.expireAt = spec.expireAt
+      }
+      records(req.reservations).set(req.id, { amount, expiresAt: req.now + req.ttlMs, keys: req.counters.map((c) => c.key) })
+      return { ok: true, counters: states }
+    },
+    async settleBudget(req) {
+      return settle(req, req.chargeWithoutReservation ? 'charge' : 'settle', Math.max(0, Math.round(req.actualNanos)))
+    },
+    async releaseBudget(req) {
+      return settle({ ...req, actualNanos: 0 }, 'release', 0)
+    },
+    async readBudgets(req) {
+      sweep(req.reservations, req.now)
+      const keys = req.counters ?? [...counters.keys()].filter((k) => k.startsWith(req.index.replace(/idx$/, 'c:')))
+      return keys.filter((k) => req.counters || counter(k, req.now, false)).map((k) => stateOf(k, req.now))
+    },
+    async resetBudgets(keys) {
+      for (const key of keys) {
+        const c = counters.get(key)
+        if (!c) continue
+        c.spent = 0
+        c.alerts.clear()
+      }
+    },
+    async rateLimit(req) {
+      const levels: number[] = []
+      let denied = -1
+      let wait = 0
+      req.buckets.forEach((b, i) => {
+        const held = buckets.get(b.key)
+        const level = held && held.expiresAt > req.now ? Math.min(b.capacity, held.level + (Math.max(0, req.now - held.ts) * b.capacity) / b.windowMs) : b.capacity
+        levels.push(level)
+        if (req.force || b.cost <= level) return
+        if (b.cost > b.capacity) {
+          denied = i
+          wait = -1
+        } else if (wait !== -1) {
+          const w = Math.ceil(((b.cost - level) * b.windowMs) / b.capacity)
+          if (w > wait) {
+            denied = i
+            wait = w
+          }
+        }
+      })
+      if (denied >= 0) return { allowed: false, denied, retryAfterMs: wait, remaining: levels }
+      req.buckets.forEach((b, i) => {
+        const level = Math.min(b.capacity, levels[i]! - b.cost)
+        levels[i] = level
+        buckets.set(b.key, { level, ts: req.now, expiresAt: req.now + Math.ceil(((b.capacity - level) * b.windowMs) / b.capacity) + 1000 })
+      })
+      return { allowed: true, remaining: levels }
     },
     async ping() {},
     async close() {}

@@ -1,7 +1,8 @@
 import { Redis, Cluster } from 'ioredis'
 import type { LedgerEntry, LedgerFilter } from '../ledger/types.js'
 import { matchesLedgerFilter } from '../ledger/filter.js'
-import type { Store } from './types.js'
+import type { BudgetCounterSpec, BudgetCounterState, SettleBudgetRequest, Store } from './types.js'
+import { READ_LUA, RATE_LIMIT_LUA, RESERVE_LUA, RESET_LUA, SETTLE_LUA } from '../budget/lua.js'
 
 export interface RedisStoreOptions {
   url?: string
@@ -39,8 +40,23 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
   })
   await client.connect()
   client.defineCommand('sluiceIncr', { numberOfKeys: 1, lua: INCR_WITH_TTL })
+  // budget and rate-limit scripts: one atomic round trip each (EVALSHA, EVAL on a script-cache miss)
+  const scripts = { sluiceReserve: RESERVE_LUA, sluiceSettle: SETTLE_LUA, sluiceBudgetRead: READ_LUA, sluiceBudgetReset: RESET_LUA, sluiceRateLimit: RATE_LIMIT_LUA }
+  for (const [name, lua] of Object.entries(scripts)) client.defineCommand(name, { lua })
+  const run = (name: keyof typeof scripts, keys: string[], args: (string | number)[]) =>
+    (client as unknown as Record<string, (n: number, ...a: (string | number)[]) => Promise<unknown>>)[name]!(keys.length, ...keys, ...args)
   const ledgerKey = `${prefix}ledger`
   const k = (key: string) => prefix + key
+
+  const settle = async (req: Omit<SettleBudgetRequest, 'actualNanos' | 'chargeWithoutReservation'>, mode: 'settle' | 'charge' | 'release', actual: number) => {
+    const args: (string | number)[] = [req.now, req.id, nanos(actual), mode]
+    for (const c of req.counters) args.push(nanos(c.limitNanos), c.expireAt, (c.alertAt ?? []).join(','))
+    const keys = [k(req.reservations), k(`${req.reservations}:d`), ...req.counters.map((c) => k(c.key))]
+    const [status, states, fired] = (await run('sluiceSettle', keys, args)) as [string, string[], string[]]
+    const alerts: { counter: number; threshold: number }[] = []
+    for (let i = 0; i < fired.length; i += 2) alerts.push({ counter: Number(fired[i]) - 1, threshold: Number(fired[i + 1]) })
+    return { status: status as 'settled', counters: pairs(req.counters, states), alerts }
+  }
 
   return {
     kind: 'redis',
@@ -89,6 +105,35 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
       }
       return out.reverse()
     },
+    async reserveBudget(req) {
+      const args: (string | number)[] = [req.now, req.id, req.now + req.ttlMs, nanos(req.amountNanos)]
+      for (const c of req.counters) args.push(nanos(c.limitNanos), c.shadow ? 1 : 0, c.expireAt)
+      const keys = [k(req.reservations), k(`${req.reservations}:d`), k(req.index), ...req.counters.map((c) => k(c.key))]
+      const [refused, states] = (await run('sluiceReserve', keys, args)) as [number, string[]]
+      return { ok: refused === 0, refused: refused > 0 ? refused - 1 : undefined, counters: pairs(req.counters, states) }
+    },
+    async settleBudget(req) {
+      return settle(req, req.chargeWithoutReservation ? 'charge' : 'settle', req.actualNanos)
+    },
+    async releaseBudget(req) {
+      return settle(req, 'release', 0)
+    },
+    async readBudgets(req) {
+      const keys = [k(req.reservations), k(`${req.reservations}:d`), k(req.index), ...(req.counters ?? []).map(k)]
+      const flat = (await run('sluiceBudgetRead', keys, [req.now])) as string[]
+      const out: BudgetCounterState[] = []
+      for (let i = 0; i < flat.length; i += 3) out.push({ key: flat[i]!.slice(prefix.length), spentNanos: Number(flat[i + 1]), reservedNanos: Number(flat[i + 2]) })
+      return out
+    },
+    async resetBudgets(counters) {
+      if (counters.length) await run('sluiceBudgetReset', counters.map(k), [])
+    },
+    async rateLimit(req) {
+      const args: (string | number)[] = [req.now, req.force ? 1 : 0]
+      for (const b of req.buckets) args.push(b.capacity, b.windowMs, b.cost)
+      const [denied, wait, levels] = (await run('sluiceRateLimit', req.buckets.map((b) => k(b.key)), args)) as [number, number, string[]]
+      return { allowed: denied === 0, denied: denied > 0 ? denied - 1 : undefined, retryAfterMs: denied > 0 ? wait : undefined, remaining: levels.map(Number) }
+    },
     async ping() {
       await client.ping()
     },
@@ -96,6 +141,15 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
       client.disconnect()
     }
   }
+}
+
+/** Integer nano-USD as a string for Lua (never exponent form). */
+function nanos(n: number): string {
+  return String(Math.max(0, Math.round(n)))
+}
+
+function pairs(counters: BudgetCounterSpec[], flat: string[]): BudgetCounterState[] {
+  return counters.map((c, i) => ({ key: c.key, spentNanos: Number(flat[2 * i]), reservedNanos: Number(flat[2 * i + 1]) }))
 }
 
 function parseNode(url: string): { host: string; port: number } {

@@ -1,0 +1,325 @@
+import type { Registry } from 'prom-client'
+import type { GatewayConfig, ResolvedModel } from '../config/load.js'
+import type { RequestContext, Step } from '../context.js'
+import { GatewayError } from '../errors.js'
+import type { BudgetCounterSpec, ReserveBudgetResult, SettleBudgetRequest, SettleBudgetResult, Store } from '../store/types.js'
+import { postBudgetAlert } from './alerts.js'
+import { toNanos, toNanosCeil, withOutputCap, worstCase, type WorstCase } from './estimate.js'
+import { teamKeys } from './keys.js'
+import { budgetMetrics, type BudgetMetrics } from './metrics.js'
+import { rateLimitBuckets, rateLimitError, rateLimitHeaders } from './ratelimit.js'
+import type { Budget } from './schema.js'
+import { windowAt, type WindowSpan } from './window.js'
+
+export interface AdmitDeps {
+  config: GatewayConfig
+  store: Store
+  /** prom-client registry for the budget metrics (the gateway's). */
+  registry?: Registry
+  /** Epoch ms; windows, reservation expiry and token buckets all read this clock (tests inject one). */
+  now?: () => number
+  /** How long a reservation may live before it counts as orphaned; default: the longest provider timeout plus 60 s. */
+  reservationTtlMs?: number
+  log?: (level: 'info' | 'warn' | 'error', msg: string) => void
+}
+
+/** A budget line applied to one request: its counter in the current window. */
+export interface ScopedBudget {
+  line: Budget
+  /** The scope's id: team, key id, user, session, tag or agent. */
+  id: string
+  span: WindowSpan
+  spec: BudgetCounterSpec
+}
+
+const RETRY_SETTLE_MS = 1000
+const RETRY_SETTLE_TIMES = 30
+
+/**
+ * The admission step: rate limits, then budgets.
+ *
+ * - Rate limits: token buckets per key/team/user (rpm, tpm) taken in one store round trip; a refusal is a
+ *   429 with OpenAI's `x-ratelimit-*` headers and `Retry-After`.
+ * - Budgets: the request's worst-case cost (see `worstCase`) is reserved against every budget in scope in one
+ *   round trip, all or nothing. A refusal is a 429 `budget_exceeded` with `x-should-retry: false` and no
+ *   Retry-After, or, with `on_exceed: { downgrade_to }`, the request moves to that model (its own worst case
+ *   must fit) and `x-sluice-route` says so. Shadow budgets count and never refuse.
+ * - Settlement runs in `ctx.onDone` on every path (success, upstream error, abort, timeout, shutdown):
+ *   the reservation is replaced by `ctx.costUsd`, the sum of every attempt's cost.
+ *
+ * @example
+ * const admit = createAdmitStep({ config, store, registry: metrics.registry })
+ * const run = createPipeline([guardInput, admit, cache, route])
+ */
+export function createAdmitStep(deps: AdmitDeps): Step {
+  const { config, store } = deps
+  const clock = deps.now ?? Date.now
+  const log = deps.log ?? defaultLog
+  const metrics = deps.registry ? budgetMetrics(deps.registry) : undefined
+  const ttlMs = deps.reservationTtlMs ?? reservationTtl(config)
+  const onStoreError = config.store.kind === 'redis' ? config.store.on_store_error : 'reject'
+  const alertUrl = config.webhooks.budget_alert_url
+
+  const storeDown = (ctx: RequestContext, op: string, err: unknown): void => {
+    metrics?.storeErrors.inc({ team: ctx.principal.team, op, decision: onStoreError })
+    log('warn', `${op}: store unreachable (${(err as Error).message}); on_store_error=${onStoreError}`)
+    if (onStoreError === 'reject') {
+      throw new GatewayError(503, 'Budgets and rate limits cannot be checked right now: the gateway store is unreachable. Retry shortly.', {
+        type: 'api_error',
+        code: 'budget_store_unavailable',
+        headers: { 'retry-after': '1' }
+      })
+    }
+  }
+
+  const admitRate = async (ctx: RequestContext, worst: WorstCase) => {
+    // tokens a request may use, as OpenAI counts them: the prompt plus the output cap it asked for
+    const tokens = worst.promptTokens + (worst.capFromRequest ? worst.outputTokens : 0)
+    const planned = rateLimitBuckets(ctx, ctx.policy.rate_limits, tokens)
+    if (planned.length === 0) return
+    let result
+    try {
+      result = await store.rateLimit({ buckets: planned.map((p) => p.bucket), now: clock() })
+    } catch (err) {
+      storeDown(ctx, 'rate limit', err)
+      return
+    }
+    if (!result.allowed) {
+      const p = planned[result.denied!]!
+      metrics?.rateLimited.inc({ team: ctx.principal.team, scope: p.line.scope, kind: p.kind })
+      throw rateLimitError(planned, result)
+    }
+    Object.assign(ctx.responseHeaders, rateLimitHeaders(planned, result))
+    const tpm = planned.filter((p) => p.kind === 'tokens')
+    if (tpm.length === 0) return
+    // correct the token buckets with what the request really used (a refund when it used less)
+    ctx.onDone.push(async (c) => {
+      const used = c.attempts.reduce((s, a) => s + (a.usage?.total_tokens ?? 0), 0)
+      const diff = used - tokens
+      if (diff === 0) return
+      try {
+        await store.rateLimit({ buckets: tpm.map((p) => ({ ...p.bucket, cost: diff })), now: clock(), force: true })
+      } catch {
+        // a missed correction only makes the bucket a little stricter or looser for one minute
+      }
+    })
+  }
+
+  const reserve = async (ctx: RequestContext, scoped: ScopedBudget[], worst: WorstCase): Promise<ReserveBudgetResult> => {
+    const keys = teamKeys(ctx.principal.team)
+    return store.reserveBudget({ reservations: keys.reservations, index: keys.index, id: ctx.id, amountNanos: toNanosCeil(worst.usd), counters: scoped.map((s) => s.spec), now: clock(), ttlMs })
+  }
+
+  const settleWithRetry = async (ctx: RequestContext, req: SettleBudgetRequest, scoped: ScopedBudget[], tries = 0): Promise<SettleBudgetResult | undefined> => {
+    try {
+      const res = await store.settleBudget({ ...req, now: clock() })
+      onSettled(ctx, res, scoped)
+      return res
+    } catch (err) {
+      if (tries === 0) metrics?.storeErrors.inc({ team: ctx.principal.team, op: 'settle', decision: 'retry' })
+      if (tries >= RETRY_SETTLE_TIMES) {
+        log('error', `budget settlement of request ${ctx.id} abandoned after ${tries} retries: ${(err as Error).message}`)
+        return undefined
+      }
+      // the reservation stays (and expires into its worst case) until Redis is back; keep trying in the background
+      setTimeout(() => void settleWithRetry(ctx, req, scoped, tries + 1), RETRY_SETTLE_MS).unref()
+      return undefined
+    }
+  }
+
+  const onSettled = (ctx: RequestContext, res: SettleBudgetResult, scoped: ScopedBudget[]) => {
+    const team = ctx.principal.team
+    if (res.status === 'expired') metrics?.expired.inc({ team })
+    for (const a of res.alerts) {
+      const s = scoped[a.counter]!
+      const spent = res.counters[a.counter]!.spentNanos / 1e9
+      metrics?.alerts.inc({ team, scope: s.line.scope, window: s.line.window, threshold: String(a.threshold) })
+      log('warn', `budget alert: ${describe(team, s)} reached ${Math.round(a.threshold * 100)}% ($${spent.toFixed(4)} of $${s.line.limit_usd})`)
+      if (!alertUrl) continue
+      postBudgetAlert(alertUrl, {
+        team,
+        scope: s.line.scope,
+        id: s.id,
+        window: s.line.window,
+        window_start: new Date(s.span.start).toISOString(),
+        window_end: Number.isFinite(s.span.end) ? new Date(s.span.end).toISOString() : null,
+        threshold: a.threshold,
+        limit_usd: s.line.limit_usd,
+        spent_usd: spent
+      }).catch((err) => {
+        metrics?.alertFailures.inc({ team })
+        log('warn', `budget alert webhook failed: ${(err as Error).message}`)
+      })
+    }
+  }
+
+  return async (ctx, next) => {
+    const { budgets, rate_limits } = ctx.policy
+    if (budgets.length === 0 && rate_limits.length === 0) return next()
+    let model = config.models[ctx.alias]
+    if (!model) return next()
+    let worst = worstCase(ctx.request, model)
+    if (rate_limits.length > 0) await admitRate(ctx, worst)
+
+    const scoped = budgetsInScope(ctx, budgets, clock())
+    if (scoped.length === 0) return next()
+    const team = ctx.principal.team
+    let reserved = true
+    let downgradedFrom: { alias: string; line: Budget } | undefined
+    try {
+      let res = await reserve(ctx, scoped, worst)
+      if (!res.ok) {
+        const refusing = scoped[res.refused!]!
+        const to = typeof refusing.line.on_exceed === 'object' ? refusing.line.on_exceed.downgrade_to : undefined
+        const toModel = to !== undefined && to !== ctx.alias ? config.models[to] : undefined
+        if (to !== undefined && !toModel && to !== ctx.alias) log('warn', `budget downgrade_to "${to}" is not a configured model; refusing instead`)
+        if (to && toModel) {
+          const request = { ...ctx.request, model: to }
+          const worstTo = worstCase(request, toModel)
+          const resTo = await reserve(ctx, scoped, worstTo)
+          if (resTo.ok) {
+            metrics?.downgrades.inc({ team, from: ctx.alias, to })
+            downgradedFrom = { alias: ctx.alias, line: refusing.line }
+            ctx.alias = to
+            ctx.request = request
+            model = toModel
+            worst = worstTo
+          }
+          res = resTo
+        }
+        if (!res.ok) throw refuse(ctx, scoped[res.refused!]!, res, toNanosCeil(worst.usd))
+      }
+      countShadow(ctx, scoped, res, toNanosCeil(worst.usd))
+    } catch (err) {
+      if (err instanceof GatewayError) throw err
+      storeDown(ctx, 'budget reservation', err)
+      reserved = false
+    }
+
+    // the reservation assumed this output cap: make it explicit so the provider cannot generate past it
+    if (!worst.capFromRequest && scoped.some((s) => !s.line.shadow)) ctx.request = withOutputCap(ctx.request, model, worst.outputCap)
+
+    const keys = teamKeys(team)
+    ctx.onDone.push(async (c) => {
+      const res = await settleWithRetry(c, { reservations: keys.reservations, id: c.id, actualNanos: toNanos(c.costUsd), counters: scoped.map((s) => s.spec), now: 0, chargeWithoutReservation: !reserved }, scoped)
+      if (res && !c.stream) {
+        const remaining = tightestRemaining(scoped, res)
+        if (remaining !== undefined) c.responseHeaders['x-sluice-budget-remaining-usd'] = String(Math.round(remaining * 1e9) / 1e9)
+      }
+    })
+
+    const result = await next()
+    if (downgradedFrom) {
+      const l = downgradedFrom.line
+      ctx.responseHeaders['x-sluice-route'] = `${ctx.alias}; downgraded-from=${downgradedFrom.alias}; budget=${l.scope}/${l.window}`
+    }
+    return result
+  }
+
+  function refuse(ctx: RequestContext, s: ScopedBudget, res: ReserveBudgetResult, amount: number): GatewayError {
+    const state = res.counters[res.refused!]!
+    metrics?.rejections.inc({ team: ctx.principal.team, scope: s.line.scope, window: s.line.window })
+    const usd = (n: number) => `$${(n / 1e9).toFixed(4)}`
+    const resets = Number.isFinite(s.span.end) ? `, resets ${new Date(s.span.end).toISOString()}` : ''
+    return new GatewayError(
+      429,
+      `Budget exceeded: the ${describe(ctx.principal.team, s)} budget is $${s.line.limit_usd} ${windowPhrase(s.line.window)}${resets}; ` +
+        `spent ${usd(state.spentNanos)}, reserved by requests in flight ${usd(state.reservedNanos)}, and this request may cost up to ${usd(amount)}.`,
+      { type: 'insufficient_quota', code: 'budget_exceeded', headers: { 'x-should-retry': 'false' } }
+    )
+  }
+
+  function countShadow(ctx: RequestContext, scoped: ScopedBudget[], res: ReserveBudgetResult, amount: number) {
+    scoped.forEach((s, i) => {
+      const st = res.counters[i]!
+      if (s.spec.shadow && st.spentNanos + st.reservedNanos + amount > s.spec.limitNanos) {
+        metrics?.shadowExceeded.inc({ team: ctx.principal.team, scope: s.line.scope, window: s.line.window })
+      }
+    })
+  }
+}
+
+/**
+ * The budget lines of a policy that apply to a request, each with its counter in the current window.
+ * Lines that land on the same counter (same scope, id and window) merge into the tightest limit; a tag
+ * line without `tag` applies to each of the request's tags.
+ *
+ * @example
+ * budgetsInScope(ctx, policy.budgets, Date.now()).map((s) => s.spec.key)
+ */
+export function budgetsInScope(ctx: Pick<RequestContext, 'principal' | 'session' | 'agent' | 'tags'>, lines: Budget[], now: number): ScopedBudget[] {
+  const keys = teamKeys(ctx.principal.team)
+  const byKey = new Map<string, ScopedBudget>()
+  for (const line of lines) {
+    for (const id of scopeIds(ctx, line)) {
+      const span = windowAt(line.window, now)
+      const key = keys.counter(line.scope, id, line.window, span)
+      const limitNanos = Math.floor(line.limit_usd * 1e9)
+      // keep a counter a window past its end, so the last window stays readable
+      const expireAt = Number.isFinite(span.end) ? span.end + (span.end - span.start) : 0
+      const alertAt = line.alert_at?.length ? line.alert_at : undefined
+      const seen = byKey.get(key)
+      if (!seen) {
+        byKey.set(key, { line, id, span, spec: { key, limitNanos, shadow: line.shadow, expireAt, alertAt } })
+        continue
+      }
+      // a real limit beats a shadow one; between equals, the tighter
+      const tighter = (seen.spec.shadow && !line.shadow) || (seen.spec.shadow === line.shadow && limitNanos < seen.spec.limitNanos)
+      const mergedAlerts = [...new Set([...(seen.spec.alertAt ?? []), ...(alertAt ?? [])])]
+      if (tighter) byKey.set(key, { line, id, span, spec: { key, limitNanos, shadow: line.shadow, expireAt, alertAt: mergedAlerts.length ? mergedAlerts : undefined } })
+      else seen.spec.alertAt = mergedAlerts.length ? mergedAlerts : undefined
+    }
+  }
+  return [...byKey.values()]
+}
+
+function scopeIds(ctx: Pick<RequestContext, 'principal' | 'session' | 'agent' | 'tags'>, line: Budget): string[] {
+  switch (line.scope) {
+    case 'team':
+      return [ctx.principal.team]
+    case 'key':
+      return [ctx.principal.keyId]
+    case 'user':
+      return ctx.principal.user ? [ctx.principal.user] : []
+    case 'session':
+      return ctx.session ? [ctx.session] : []
+    case 'agent':
+      return ctx.agent ? [ctx.agent] : []
+    case 'tag':
+      return line.tag ? (ctx.tags.includes(line.tag) ? [line.tag] : []) : ctx.tags
+  }
+}
+
+function tightestRemaining(scoped: ScopedBudget[], res: SettleBudgetResult): number | undefined {
+  let min: number | undefined
+  scoped.forEach((s, i) => {
+    if (s.spec.shadow) return
+    const st = res.counters[i]!
+    const left = Math.max(0, s.spec.limitNanos - st.spentNanos - st.reservedNanos) / 1e9
+    if (min === undefined || left < min) min = left
+  })
+  return min
+}
+
+function describe(team: string, s: ScopedBudget): string {
+  return s.line.scope === 'team' ? `team "${team}"` : `${s.line.scope} "${s.id}" (team "${team}")`
+}
+
+function windowPhrase(window: Budget['window']): string {
+  return window === 'total' ? 'in total' : `per ${window} (UTC)`
+}
+
+/** Longest a legitimate request can hold a reservation: the longest provider timeout (or server request timeout), plus a minute. */
+export function reservationTtl(config: GatewayConfig): number {
+  let longest = config.server.request_timeout_ms
+  for (const p of Object.values(config.providers)) if ('timeouts' in p) longest = Math.max(longest, p.timeouts.total_ms)
+  return longest + 60_000
+}
+
+function defaultLog(level: 'info' | 'warn' | 'error', msg: string): void {
+  const line = JSON.stringify({ time: new Date().toISOString(), level, msg })
+  if (level === 'error') console.error(line)
+  else console.log(line)
+}
+
+export type { ResolvedModel, BudgetMetrics }

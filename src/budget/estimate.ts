@@ -1,0 +1,54 @@
+import type { ResolvedModel } from '../config/load.js'
+import { countPromptTokens, encodingFor } from '../tokens.js'
+import type { ChatRequest } from '../types.js'
+
+/** Output cap assumed for a request that sets no max_tokens when its model has no `max_output_tokens`. */
+export const DEFAULT_OUTPUT_CAP = 4096
+
+export interface WorstCase {
+  promptTokens: number
+  /** Output tokens of all choices together. */
+  outputTokens: number
+  /** The per-choice cap, and whether the request set it itself. */
+  outputCap: number
+  capFromRequest: boolean
+  usd: number
+}
+
+/**
+ * The most a request can cost on a model: its prompt counted with tiktoken for the model's encoding, plus
+ * the output cap (the request's max_completion_tokens / max_tokens, else the model's `max_output_tokens`, else
+ * 4096) for each of `n` choices, at the model's price. Prompt tokens are priced at the dearer of input and
+ * cache-write, so a prompt-cache write cannot exceed the estimate.
+ *
+ * @example
+ * worstCase({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 100 }, model).usd
+ */
+export function worstCase(request: ChatRequest, model: ResolvedModel): WorstCase {
+  const promptTokens = countPromptTokens(request, encodingFor(model.model, model.encoding))
+  const requested = request.max_completion_tokens ?? request.max_tokens ?? undefined
+  const outputCap = requested ?? model.max_output_tokens ?? DEFAULT_OUTPUT_CAP
+  const outputTokens = outputCap * Math.max(1, request.n ?? 1)
+  const inputPrice = Math.max(model.price.input, model.price.cache_write ?? 0)
+  const usd = (promptTokens * inputPrice + outputTokens * model.price.output) / 1e6
+  return { promptTokens, outputTokens, outputCap, capFromRequest: requested !== undefined, usd }
+}
+
+/**
+ * The request with the assumed output cap made explicit, so the provider cannot generate past what was
+ * reserved. o-series and gpt-5 models take `max_completion_tokens`; others take `max_tokens`.
+ */
+export function withOutputCap(request: ChatRequest, model: ResolvedModel, cap: number): ChatRequest {
+  if ((request.max_completion_tokens ?? request.max_tokens) != null) return request
+  return /^(o\d|gpt-5)/.test(model.model) ? { ...request, max_completion_tokens: cap } : { ...request, max_tokens: cap }
+}
+
+/** USD to integer nano-USD, rounded up (reservations must not under-count). */
+export function toNanosCeil(usd: number): number {
+  return Math.ceil(usd * 1e9 - 1e-6)
+}
+
+/** USD to integer nano-USD, rounded to nearest (actual cost). */
+export function toNanos(usd: number): number {
+  return Math.round(usd * 1e9)
+}

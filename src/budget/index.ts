@@ -1,0 +1,20 @@
+import type { Step } from '../context.js'
+import type { Runtime } from '../gateway.js'
+import { createAdmitStep } from './admit.js'
+
+export { createAdmitStep, budgetsInScope, reservationTtl, type AdmitDeps, type ScopedBudget } from './admit.js'
+export { worstCase, withOutputCap, DEFAULT_OUTPUT_CAP } from './estimate.js'
+export { budgetMetrics } from './metrics.js'
+export { windowAt } from './window.js'
+export { teamKeys, parseCounterKey } from './keys.js'
+
+/**
+ * The admission step for a runtime, or none when no team policy has budgets or rate limits.
+ *
+ * @example
+ * steps.push(admitStep(rt))
+ */
+export function admitStep(rt: Runtime): Step | undefined {
+  const used = Object.values(rt.config.policies).some((p) => p.budgets.length > 0 || p.rate_limits.length > 0)
+  return used ? createAdmitStep({ config: rt.config, store: rt.store, registry: rt.metrics.registry }) : undefined
+}
