@@ -23,7 +23,8 @@ export function openaiRoutes(gateway: Gateway) {
       const headers = await costHeaders(gateway, ctx)
       return c.json(result.body, 200, headers)
     }
-    const headers = { ...SSE_HEADERS, ...ctx.responseHeaders }
+    const headers: Record<string, string> = { ...SSE_HEADERS, ...ctx.responseHeaders }
+    if (ctx.guardrails.length) headers['x-sluice-guardrails'] = ctx.guardrails.join(',')
     return new Response(
       sseBody(
         result.stream,
@@ -70,6 +71,7 @@ export function openaiRoutes(gateway: Gateway) {
 /** Response headers for a finished non-streamed request: request id, cost, and the session's running total. */
 export async function costHeaders(gateway: Gateway, ctx: RequestContext): Promise<Record<string, string>> {
   const headers: Record<string, string> = { ...ctx.responseHeaders, 'x-sluice-cost-usd': String(round(ctx.costUsd)) }
+  if (ctx.guardrails.length) headers['x-sluice-guardrails'] = ctx.guardrails.join(',')
   if (typeof ctx.state.sessionCostUsd === 'number') headers['x-sluice-session-cost-usd'] = String(round(ctx.state.sessionCostUsd))
   else if (ctx.session) {
     try {

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { createEventLog, type EventLog } from './audit.js'
+import type { GuardrailEvent } from './guardrails/record.js'
 import { createContext, type Headers } from './auth/context.js'
 import { createKeyring, hashKey, isAdminKey, presentedKey, type KeyRecord } from './auth/index.js'
 import type { GatewayConfig } from './config/load.js'
@@ -11,7 +13,7 @@ import { createPipeline } from './pipeline.js'
 import { createTargetCaller } from './providers/call.js'
 import { createProviders } from './providers/index.js'
 import type { Provider } from './providers/types.js'
-import { createRouter } from './routing/index.js'
+import { createRouter, createRoutingMetrics, createRoutingState, isRouteAlias, routeAliases, validateRouting } from './routing/index.js'
 import type { Target } from './routing/types.js'
 import type { Store } from './store/types.js'
 import { countTextTokens } from './tokens.js'
@@ -25,6 +27,8 @@ export interface Runtime {
   store: Store
   ledger: Ledger
   metrics: Metrics
+  /** Recent guardrail actions (no matched text), kept across reloads. */
+  guardrailEvents: EventLog<GuardrailEvent>
 }
 
 /** Builds the pipeline steps that sit before plan/call, in order. */
@@ -51,11 +55,13 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
   const metrics = opts.metrics ?? createMetrics()
   const log = opts.log ?? (() => {})
   const ledger = createLedger(store, { onError: (err) => log('warn', `ledger write failed, buffering: ${(err as Error).message}`) })
+  const guardrailEvents = createEventLog<GuardrailEvent>(2000)
   const inflight = new Set<AbortController>()
   let draining = false
   let reloadError: string | undefined
 
   const build = (config: GatewayConfig, previous?: Runtime): Runtime => {
+    validateRouting(config)
     const providers = createProviders(config)
     if (previous) {
       // keep pools and loaded models of providers whose config did not change
@@ -68,14 +74,16 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     }
     const targets = new Map<string, Target>()
     for (const [name, model] of Object.entries(config.models)) targets.set(name, { name, model, provider: providers.get(model.provider)! })
-    return { config, providers, targets, store, ledger, metrics }
+    return { config, providers, targets, store, ledger, metrics, guardrailEvents }
   }
 
   let rt = build(initial)
   let keyring = makeKeyring(rt.config, store)
   let adminSha = rt.config.admin_key ? hashKey(rt.config.admin_key) : undefined
   const callTarget = createTargetCaller({ ledger, metrics })
-  const makePipeline = (r: Runtime) => createPipeline([...(opts.steps?.(r) ?? []), createRouter({ resolveTarget: (n) => r.targets.get(n), callTarget })])
+  // breakers and load-balancer state outlive reloads
+  const routing = createRoutingState({ metrics: createRoutingMetrics(metrics.registry, () => rt.providers) })
+  const makePipeline = (r: Runtime) => createPipeline([...(opts.steps?.(r) ?? []), createRouter({ resolveTarget: (n) => r.targets.get(n), callTarget, state: routing })])
   let run = makePipeline(rt)
 
   const identify = (headers: Headers): Promise<Principal> =>
@@ -84,6 +92,8 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
   const policyOf = (principal: Principal) => rt.config.policies[principal.team]!
 
   const checkModel = (principal: Principal, alias: string, type: 'chat' | 'embedding') => {
+    // a route of the team's own policy is a chat model of that team
+    if (type === 'chat' && isRouteAlias(policyOf(principal), alias)) return undefined
     const target = rt.targets.get(alias)
     const allowed = policyOf(principal).models
     if (!target || (allowed && !allowed.includes(alias)) || target.model.type !== type) {
@@ -165,7 +175,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     /** Embeddings: identify, call, settle. Base64 is encoded here (Float32, little-endian) as the openai SDK expects. */
     async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal }): Promise<{ body: EmbeddingResponse; headers: Record<string, string> }> {
       const principal = await identify(input.headers)
-      const target = checkModel(principal, input.body.model, 'embedding')
+      const target = checkModel(principal, input.body.model, 'embedding')!
       const reason = target.provider.unavailableReason?.()
       if (reason) throw new GatewayError(503, `Model "${input.body.model}" is unavailable: ${reason}.`, { type: 'api_error', code: 'model_unavailable' })
       if (!target.provider.embed) throw new GatewayError(400, `The model "${input.body.model}" cannot create embeddings.`, { code: 'model_not_supported', param: 'model' })
@@ -214,9 +224,12 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     /** Models this principal may use, with availability. */
     models(principal: Principal) {
       const allowed = policyOf(principal).models
-      return [...rt.targets.values()]
-        .filter((t) => !allowed || allowed.includes(t.name))
+      const routes = routeAliases(policyOf(principal))
+      const models: { id: string; type: 'chat' | 'embedding'; provider: string; unavailable?: string }[] = [...rt.targets.values()]
+        .filter((t) => !routes.includes(t.name) && (!allowed || allowed.includes(t.name)))
         .map((t) => ({ id: t.name, type: t.model.type, provider: t.provider.name, unavailable: t.provider.unavailableReason?.() }))
+      for (const id of routes) models.push({ id, type: 'chat', provider: 'sluice' })
+      return models
     },
 
     /** Replace the running config. A config that fails to build leaves the running one in place. */

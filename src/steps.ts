@@ -1,13 +1,18 @@
 import type { Step } from './context.js'
 import type { Runtime } from './gateway.js'
+import { createGuardInputStep, createGuardOutputStep } from './guardrails/index.js'
+import { admitStep } from './budget/index.js'
 
 /**
  * The steps between identify and plan/call, in the order of the request path:
- * guard input → admit (budgets, rate limits) → look up (caches) → guard output.
- * Each factory returns no step when no team policy uses it, so unused layers cost nothing.
+ * guard input → guard output → admit (budgets, rate limits) → look up (caches).
+ *
+ * The output guard sits outside the caches on purpose: cached answers keep reversible-redaction
+ * placeholders and are restored (and masked) per request, so one user's values never reach another.
+ * Each step passes straight through when the team's policy does not use it.
  */
 export function pipelineSteps(rt: Runtime): Step[] {
-  const steps: (Step | undefined)[] = []
-  void rt
+  const guardDeps = { store: rt.store, registry: rt.metrics.registry, record: (e: Parameters<Runtime['guardrailEvents']['push']>[0]) => rt.guardrailEvents.push(e) }
+  const steps: (Step | undefined)[] = [createGuardInputStep(guardDeps), createGuardOutputStep(guardDeps), admitStep(rt)]
   return steps.filter((s): s is Step => s !== undefined)
 }

@@ -14,6 +14,8 @@ import type { Socket } from 'node:net'
 
 export interface FakeOpenAIReply {
   content?: string
+  /** Stream exactly these content pieces (one chunk each) instead of splitting content by words. */
+  chunks?: string[]
   /** Completion tokens to report (defaults to the word count of content). */
   completionTokens?: number
   promptTokens?: number
@@ -94,7 +96,7 @@ export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<F
     }
     if (rec.path.endsWith('/embeddings')) return embeddings(res, body)
     if (!rec.path.endsWith('/chat/completions')) return sendError(res, 404, { message: `Unknown path ${rec.path}` })
-    const content = reply.content ?? defaultContent(body)
+    const content = reply.chunks?.join('') ?? reply.content ?? defaultContent(body)
     const prompt = reply.promptTokens ?? promptTokens(body)
     const completion = reply.completionTokens ?? (reply.toolCalls ? 12 : content.split(/\s+/).filter(Boolean).length)
     const usage = {
@@ -108,7 +110,7 @@ export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<F
     const created = Math.floor(Date.now() / 1000)
     const finish = reply.finishReason ?? (reply.toolCalls ? 'tool_calls' : 'stop')
     const toolCalls = reply.toolCalls?.map((t, i) => ({ id: `call_${i}_${id}`, type: 'function', function: t }))
-    const words = content ? content.split(/(?<= )/) : []
+    const words = reply.chunks ?? (content ? content.split(/(?<= )/) : [])
     const lp = reply.logprob ?? -0.05
     const logprobs = body.logprobs ? { content: words.map((w) => ({ token: w, logprob: lp, bytes: null, top_logprobs: [] })), refusal: null } : null
     fake.served.requests++
