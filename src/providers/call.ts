@@ -21,6 +21,10 @@ export interface CallOverrides {
   request?: Partial<ChatRequest>
   /** Why this target was chosen, recorded in the ledger (fallback, cascade tier, downgrade). */
   reason?: string
+  /** Per-target timeouts that replace the provider's (routing `targets:` settings, cascade tier bounds). */
+  timeouts?: { firstByteTimeoutMs?: number; totalTimeoutMs?: number }
+  /** Judge a complete answer before it is settled: a returned reason settles it as `rejected` (cascade tiers). */
+  review?: (body: ChatCompletion) => Promise<string | undefined>
 }
 
 /**
@@ -105,20 +109,21 @@ export function createTargetCaller(deps: CallDeps) {
     if (!stream) {
       let body: ChatCompletion
       try {
-        body = await target.provider.chat(stream === ctx.stream ? req : { ...req, stream: false }, { signal })
+        body = await target.provider.chat(stream === ctx.stream ? req : { ...req, stream: false }, { signal, ...over.timeouts })
       } catch (err) {
         // an abort after the prompt was sent may still be billed by the provider: charge the prompt
         const aborted = err instanceof UpstreamError && err.kind === 'aborted'
         settle(aborted ? 'aborted' : 'error', aborted ? undefined : zeroUsage, promptOnly, err)
         throw err
       }
-      settle('ok', body.usage, () => estimateFrom(promptOnly(), completionText(body), encoding))
+      const rejection = over.review ? await over.review(body) : undefined
+      settle(rejection ? 'rejected' : 'ok', body.usage, () => estimateFrom(promptOnly(), completionText(body), encoding), rejection)
       return { type: 'json', body }
     }
 
     let source: AsyncIterable<ChatChunk>
     try {
-      source = await target.provider.chatStream(req, { signal })
+      source = await target.provider.chatStream(req, { signal, ...over.timeouts })
     } catch (err) {
       const aborted = err instanceof UpstreamError && err.kind === 'aborted'
       settle(aborted ? 'aborted' : 'error', aborted ? undefined : zeroUsage, promptOnly, err)
