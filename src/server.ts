@@ -9,6 +9,7 @@ import { createMemoryStore } from './store/memory.js'
 import { createRedisStore } from './store/redis.js'
 import type { Store } from './store/types.js'
 import { adminRoutes } from '../routes/admin.js'
+import { budgetRoutes } from '../routes/budgets.js'
 import { healthRoutes } from '../routes/health.js'
 import { metricsRoutes } from '../routes/metrics.js'
 import { openaiRoutes } from '../routes/openai.js'
@@ -56,6 +57,7 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
   app.use('/admin/*', limit)
   app.route('/v1', openaiRoutes(gateway))
   app.route('/admin', adminRoutes(gateway))
+  app.route('/admin', budgetRoutes(gateway))
   app.route('/', healthRoutes(gateway))
   if (config.metrics.enabled) app.route('/', metricsRoutes(gateway))
 
