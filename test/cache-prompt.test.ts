@@ -105,7 +105,7 @@ describe('placeCacheBreakpoints', () => {
     const input = conversation(2)
     input.messages[2] = { role: 'user', content: [{ type: 'text', text: 'follow-up', cache_control: { type: 'ephemeral', ttl: '1h' } } as never] }
     const body = placeCacheBreakpoints(input, policy)
-    expect((body.system as { cache_control?: unknown }[])[0]!.cache_control).toEqual({ type: 'ephemeral', ttl: '1h' })
+    expect((body.system as unknown as { cache_control?: unknown }[])[0]!.cache_control).toEqual({ type: 'ephemeral', ttl: '1h' })
   })
 
   it('keeps the prefix bytes stable from one turn to the next', () => {

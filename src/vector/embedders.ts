@@ -6,7 +6,7 @@ import type { Embedder } from './types.js'
  * Model embedders could not be measured on the build machines (no embedding model available there):
  * their default is deliberately strict; run the bench with the model and set `semantic.threshold`.
  */
-export const DEFAULT_THRESHOLDS = { builtin: 0.9, llama: 0.95, upstream: 0.95 } as const
+export const DEFAULT_THRESHOLDS = { builtin: 0.85, llama: 0.95, upstream: 0.95 } as const
 
 /** Words that carry little meaning on their own: weighted down, not dropped (they still shape bigrams). */
 const STOPWORDS = new Set(

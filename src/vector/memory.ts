@@ -37,8 +37,8 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   const dims = opts.dimensions
   const maxEntries = opts.maxEntries ?? 100_000
   const exactScanLimit = opts.exactScanLimit ?? 1024
-  const tables = opts.tables ?? 8
-  const bits = opts.bits ?? 12
+  const tables = opts.tables ?? 16
+  const bits = opts.bits ?? 18
   if (bits > 30) throw new Error('bits per LSH table must be at most 30')
   const planes = randomPlanes(tables * bits * dims, opts.seed ?? 0x5eed)
 
