@@ -134,7 +134,7 @@ export function createAdmitStep(deps: AdmitDeps): Step {
       const s = scoped[a.counter]!
       const spent = res.counters[a.counter]!.spentNanos / 1e9
       metrics?.alerts.inc({ team, scope: s.line.scope, window: s.line.window, threshold: String(a.threshold) })
-      log('warn', `budget alert: ${describe(team, s)} reached ${Math.round(a.threshold * 100)}% ($${spent.toFixed(4)} of $${s.line.limit_usd})`)
+      log('warn', `budget alert: ${describe(team, s)} reached ${Math.round(a.threshold * 100)}% ($${spent.toFixed(6)} of $${s.line.limit_usd})`)
       if (!alertUrl) continue
       postBudgetAlert(alertUrl, {
         team,
@@ -219,7 +219,7 @@ export function createAdmitStep(deps: AdmitDeps): Step {
   function refuse(ctx: RequestContext, s: ScopedBudget, res: ReserveBudgetResult, amount: number): GatewayError {
     const state = res.counters[res.refused!]!
     metrics?.rejections.inc({ team: ctx.principal.team, scope: s.line.scope, window: s.line.window })
-    const usd = (n: number) => `$${(n / 1e9).toFixed(4)}`
+    const usd = (n: number) => `$${(n / 1e9).toFixed(6)}`
     const resets = Number.isFinite(s.span.end) ? `, resets ${new Date(s.span.end).toISOString()}` : ''
     return new GatewayError(
       429,
