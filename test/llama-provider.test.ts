@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { providerSchema } from '../src/config/schema.js'
 import { GatewayError, UpstreamError } from '../src/errors.js'
 import { createLlamaProvider, type LlamaProvider, type LlamaProviderConfig } from '../src/providers/llama/index.js'
 import type { ChatChunk, ChatRequest } from '../src/types.js'
@@ -11,9 +12,9 @@ let dir: string
 let info: TinyLlamaInfo
 let llm: LlamaProvider
 
-const base = (path: string): LlamaProviderConfig => ({
-  kind: 'llama', model_path: path, load: 'start', context_size: 1024, concurrency: 2, gpu: false, embedding: true, threads: 1
-})
+// Through the real config schema, so the provider takes exactly what a gateway.yaml entry parses to.
+const base = (path: string): LlamaProviderConfig =>
+  providerSchema.parse({ kind: 'llama', model_path: path, load: 'start', context_size: 1024, concurrency: 2, embedding: true, threads: 1 }) as LlamaProviderConfig
 const signal = () => new AbortController().signal
 const ask = (extra: Partial<ChatRequest> = {}): ChatRequest => ({
   model: 'tiny',

@@ -8,13 +8,11 @@ import { createChannel } from './channel.js'
 import { generateText, generateWithTools, renderPrompt, type GenerationEvent, type GenerationPlan, type GenerationResult } from './generate.js'
 import { toChatHistory, toFunctions } from './messages.js'
 import { abortedError } from './queue.js'
-import { loadLlamaRuntime, type LlamaRuntime, type LlamaRuntimeConfig } from './runtime.js'
+import { loadLlamaRuntime, type LlamaRuntime } from './runtime.js'
+import type { ProviderConfig } from '../../config/schema.js'
 
 /** The `kind: llama` provider config (providerSchema in src/config/schema.ts, after defaults). */
-export interface LlamaProviderConfig extends LlamaRuntimeConfig {
-  kind?: 'llama'
-  load: 'start' | 'lazy'
-}
+export type LlamaProviderConfig = Extract<ProviderConfig, { kind: 'llama' }>
 
 /** Live numbers for metrics. Counters only grow; gauges are the current state. */
 export interface LlamaStats {
