@@ -44,7 +44,7 @@ export const providerSchema = z.discriminatedUnion('kind', [
     concurrency: z.number().int().positive().default(2),
     gpu: z.union([z.literal(false), z.enum(['auto', 'cuda', 'metal', 'vulkan'])]).default(false),
     embedding: z.boolean().default(false),
-    /** CPU threads for llama.cpp; defaults to the machine's available parallelism. More threads than cores is very slow. */
+    /** CPU threads for llama.cpp; defaults to available parallelism minus one. More threads than free cores is very slow. */
     threads: z.number().int().positive().optional()
   })
 ])
@@ -101,7 +101,7 @@ export type StoreConfig = z.infer<typeof storeSchema>
 export const gatewayConfigSchema = z.strictObject({
   server: z
     .strictObject({
-      port: z.number().int().min(0).max(65535).default(8080),
+      port: z.coerce.number().int().min(0).max(65535).default(8080),
       host: z.string().default('0.0.0.0'),
       body_limit_bytes: z.number().int().positive().default(4 * 1024 * 1024),
       shutdown_grace_ms: z.number().int().nonnegative().default(10_000),
