@@ -56,7 +56,8 @@ export class UpstreamError extends GatewayError {
       retryAfterMs?: number
     } = {}
   ) {
-    super(status, message, opts)
+    // a relayed 429/503 keeps the upstream's Retry-After so the client's SDK backs off as the provider asked
+    super(status, message, { ...opts, headers: opts.retryAfterMs !== undefined ? { 'retry-after': String(Math.ceil(opts.retryAfterMs / 1000)) } : undefined })
     this.kind = opts.kind ?? 'http'
     this.retryable = opts.retryable ?? (status === 429 || status >= 500)
     this.retryAfterMs = opts.retryAfterMs

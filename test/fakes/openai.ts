@@ -35,6 +35,10 @@ export interface FakeOpenAIReply {
   raw?: string
   /** Destroy the socket after this many stream chunks. */
   resetAfterChunks?: number
+  /** Non-stream: send the status line and half of the JSON body, then destroy the socket. */
+  resetMidBody?: boolean
+  /** Destroy the socket before answering anything (no status line). */
+  resetBeforeHeaders?: boolean
 }
 
 export interface RecordedOpenAIRequest {
@@ -51,18 +55,25 @@ export interface FakeOpenAI {
   /** Tokens of answers the fake completed or started streaming (what a real provider would bill). */
   served: { prompt: number; completion: number; requests: number }
   script: ((body: any, path: string) => FakeOpenAIReply | undefined) | undefined
+  /** TCP connections open right now (keep-alive ones included). */
+  openConnections(): number
+  /** Requests whose response has not closed yet (an upstream call the gateway still holds open). */
+  activeRequests(): number
   close(): Promise<void>
 }
 
 export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<FakeOpenAI> {
   const apiKey = opts.apiKey ?? 'sk-fake-openai-upstream'
   const sockets = new Set<Socket>()
+  let active = 0
   const fake: FakeOpenAI = {
     url: '',
     apiKey,
     requests: [],
     served: { prompt: 0, completion: 0, requests: 0 },
     script: undefined,
+    openConnections: () => sockets.size,
+    activeRequests: () => active,
     close: async () => {
       for (const s of sockets) s.destroy()
       await new Promise<void>((r) => server.close(() => r()))
@@ -70,6 +81,8 @@ export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<F
   }
 
   const server = createServer(async (req, res) => {
+    active++
+    res.on('close', () => active--)
     let raw = ''
     for await (const c of req) raw += c
     let body: any
@@ -89,6 +102,7 @@ export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<F
     if (!body) return sendError(res, 400, { message: 'We could not parse the JSON body of your request.', type: 'invalid_request_error' })
     const reply = fake.script?.(body, rec.path) ?? {}
     if (reply.delayMs) await sleep(reply.delayMs)
+    if (reply.resetBeforeHeaders) return void req.socket.destroy()
     if (reply.error) return sendError(res, reply.error.status, reply.error, reply.error.headers)
     if (reply.raw !== undefined) {
       res.writeHead(200, { 'content-type': body.stream ? 'text/event-stream' : 'application/json' })
@@ -119,8 +133,7 @@ export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<F
     if (!body.stream) {
       fake.served.completion += completion
       res.writeHead(200, { 'content-type': 'application/json' })
-      return res.end(
-        JSON.stringify({
+      const json = JSON.stringify({
           id,
           object: 'chat.completion',
           created,
@@ -129,7 +142,11 @@ export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<F
           choices: [{ index: 0, message: { role: 'assistant', content: toolCalls ? null : content, refusal: null, ...(toolCalls ? { tool_calls: toolCalls } : {}) }, logprobs, finish_reason: finish }],
           usage
         })
-      )
+      if (reply.resetMidBody) {
+        res.write(json.slice(0, Math.floor(json.length / 2)))
+        return void setTimeout(() => req.socket.destroy(), 20)
+      }
+      return res.end(json)
     }
 
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
