@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { LlamaChat, LlamaGrammarEvaluationState, LlamaText } from 'node-llama-cpp'
-import type { ChatHistoryItem, ChatModelFunctions, LlamaContextSequence, LlamaGrammar, LlamaModel, Token, TokenBias } from 'node-llama-cpp'
+import { LlamaChat, LlamaGrammarEvaluationState, LlamaText, TokenBias } from 'node-llama-cpp'
+import type { ChatHistoryItem, ChatModelFunctions, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from 'node-llama-cpp'
+import { GatewayError } from '../../errors.js'
 import type { TokenLogprob, ToolCall } from '../../types.js'
 import type { LlamaRuntime } from './runtime.js'
 
@@ -172,6 +173,28 @@ export async function generateWithTools(
   } finally {
     chat.dispose({ disposeSequence: false })
   }
+}
+
+/** OpenAI `logit_bias` ({token id: -100..100}, added to the logit) → node-llama-cpp TokenBias. */
+export function tokenBiasFor(rt: LlamaRuntime, logitBias: unknown): TokenBias | undefined {
+  if (logitBias == null) return undefined
+  if (typeof logitBias !== 'object') throw new GatewayError(400, 'logit_bias must be an object of token id → bias', { param: 'logit_bias' })
+  const bias = new TokenBias(rt.model.tokenizer)
+  const vocabSize = vocabularySize(rt)
+  for (const [id, value] of Object.entries(logitBias)) {
+    const token = Number(id)
+    if (!Number.isInteger(token) || token < 0 || token >= vocabSize || typeof value !== 'number' || value < -100 || value > 100) {
+      throw new GatewayError(400, `logit_bias: "${id}": ${String(value)} is not a token id of this model with a bias in -100..100`, { param: 'logit_bias' })
+    }
+    bias.set(token as Token, { logit: value })
+  }
+  return bias
+}
+
+/** From the GGUF metadata; llama.cpp would read out of bounds on a token id past the vocabulary. */
+function vocabularySize(rt: LlamaRuntime): number {
+  const tokens = (rt.model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: unknown[] } } }).tokenizer?.ggml?.tokens
+  return tokens?.length ?? 0
 }
 
 function tokenLogprob(model: LlamaModel, token: Token, p: number | undefined, probs: Map<Token, number> | undefined, top: number): TokenLogprob {

@@ -1,15 +1,18 @@
 import { randomBytes } from 'node:crypto'
-import { TokenBias } from 'node-llama-cpp'
 import type { LlamaGrammar, Token } from 'node-llama-cpp'
+import type { ProviderConfig } from '../../config/schema.js'
 import { GatewayError, UpstreamError } from '../../errors.js'
 import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse, TokenLogprob, ToolCall, Usage } from '../../types.js'
 import type { CallOptions, Provider } from '../types.js'
 import { createChannel } from './channel.js'
-import { generateText, generateWithTools, renderPrompt, type GenerationEvent, type GenerationPlan, type GenerationResult } from './generate.js'
+import type { GenerationEvent, GenerationPlan, GenerationResult } from './generate.js'
 import { toChatHistory, toFunctions } from './messages.js'
 import { abortedError } from './queue.js'
-import { loadLlamaRuntime, type LlamaRuntime } from './runtime.js'
-import type { ProviderConfig } from '../../config/schema.js'
+import type { LlamaRuntime } from './runtime.js'
+
+/** node-llama-cpp takes ~0.4 s to import: only gateways with a llama provider pay for it, on first load. */
+type Engine = typeof import('./generate.js')
+const loadEngine = () => Promise.all([import('./runtime.js'), import('./generate.js')])
 
 /** The `kind: llama` provider config (providerSchema in src/config/schema.ts, after defaults). */
 export type LlamaProviderConfig = Extract<ProviderConfig, { kind: 'llama' }>
@@ -52,10 +55,16 @@ export function createLlamaProvider(name: string, config: LlamaProviderConfig): 
   let closed = false
   const counters = { promptTokensTotal: 0, completionTokensTotal: 0, requestsTotal: 0, tokensPerSecond: 0 }
   let current: LlamaRuntime | undefined
+  let engine: Engine
 
   const load = (): Promise<LlamaRuntime> => {
     if (closed) return Promise.reject(new GatewayError(503, `llama provider "${name}" is closed`, { code: 'provider_closed' }))
-    runtime ??= loadLlamaRuntime(name, config).then(
+    runtime ??= loadEngine().then(
+      ([rt, gen]) => {
+        engine = gen
+        return rt.loadLlamaRuntime(name, config)
+      }
+    ).then(
       (rt) => (current = rt),
       (err: unknown) => {
         loadError = err instanceof GatewayError ? err : new GatewayError(503, `llama provider "${name}": ${String(err)}`)
@@ -92,12 +101,17 @@ export function createLlamaProvider(name: string, config: LlamaProviderConfig): 
       async run(emit: (e: GenerationEvent) => void): Promise<GenerationResult> {
         try {
           const result = plan.functions
-            ? await generateWithTools(lease.slot, plan, signal, emit)
-            : await generateText(rt, lease.slot, plan, signal, emit)
+            ? await engine.generateWithTools(lease.slot, plan, signal, emit)
+            : await engine.generateText(rt, lease.slot, plan, signal, emit)
           record(result)
           if (opts.signal.aborted || stop?.aborted) throw abortedError()
           if (signal.aborted) throw new UpstreamError(504, `llama provider "${name}" timed out`, { kind: 'timeout', code: 'upstream_timeout' })
           return result
+        } catch (err) {
+          if (err instanceof GatewayError) throw err
+          throw new UpstreamError(500, `llama provider "${name}" failed while generating: ${err instanceof Error ? err.message : String(err)}`, {
+            kind: 'protocol', code: 'local_model_error', retryable: true
+          })
         } finally {
           lease.release()
         }
@@ -226,7 +240,7 @@ export function createLlamaProvider(name: string, config: LlamaProviderConfig): 
     if (req.n != null && req.n > 1) throw new GatewayError(400, `llama provider "${name}" supports n = 1 only`, { param: 'n' })
     const history = toChatHistory(req.messages)
     const functions = toFunctions(req)
-    const prompt = renderPrompt(rt, history, functions)
+    const prompt = engine.renderPrompt(rt, history, functions)
     const room = rt.context.contextSize - prompt.tokens.length
     if (room <= 0) {
       throw new UpstreamError(400, `This model's context is ${rt.context.contextSize} tokens; the messages take ${prompt.tokens.length}`, {
@@ -248,7 +262,7 @@ export function createLlamaProvider(name: string, config: LlamaProviderConfig): 
       logprobs: req.logprobs === true,
       topLogprobs: req.logprobs ? Math.min(req.top_logprobs ?? 0, 20) : 0,
       grammar: functions ? undefined : await grammarFor(rt, req),
-      tokenBias: tokenBiasFor(rt, req.logit_bias)
+      tokenBias: engine.tokenBiasFor(rt, req.logit_bias)
     }
   }
 }
@@ -264,28 +278,6 @@ async function grammarFor(rt: LlamaRuntime, req: ChatRequest): Promise<LlamaGram
   } catch (err) {
     throw new GatewayError(400, `response_format cannot be enforced by the llama provider: ${err instanceof Error ? err.message : String(err)}`, { param: 'response_format' })
   }
-}
-
-/** OpenAI `logit_bias` ({token id: -100..100}, added to the logit) → node-llama-cpp TokenBias. */
-function tokenBiasFor(rt: LlamaRuntime, logitBias: unknown): TokenBias | undefined {
-  if (logitBias == null) return undefined
-  if (typeof logitBias !== 'object') throw new GatewayError(400, 'logit_bias must be an object of token id → bias', { param: 'logit_bias' })
-  const bias = new TokenBias(rt.model.tokenizer)
-  const vocabSize = vocabularySize(rt)
-  for (const [id, value] of Object.entries(logitBias)) {
-    const token = Number(id)
-    if (!Number.isInteger(token) || token < 0 || token >= vocabSize || typeof value !== 'number' || value < -100 || value > 100) {
-      throw new GatewayError(400, `logit_bias: "${id}": ${String(value)} is not a token id of this model with a bias in -100..100`, { param: 'logit_bias' })
-    }
-    bias.set(token as Token, { logit: value })
-  }
-  return bias
-}
-
-/** From the GGUF metadata; llama.cpp would read out of bounds on a token id past the vocabulary. */
-function vocabularySize(rt: LlamaRuntime): number {
-  const tokens = (rt.model.fileInfo.metadata as unknown as { tokenizer?: { ggml?: { tokens?: unknown[] } } }).tokenizer?.ggml?.tokens
-  return tokens?.length ?? 0
 }
 
 /** The caller's signal, plus the call's total timeout when one is set. */
