@@ -128,7 +128,7 @@ describe('cascade', () => {
       fake.script = by({ 'cheap-model': { toolCalls } })
       const { data, response } = await env.client.chat.completions.create({ model: 'plain', messages: user('weather in Paris?'), tools }).withResponse()
       expect(response.headers.get('x-sluice-escalations')).toBe(escalation)
-      if (!escalation) expect(data.choices[0]!.message.tool_calls![0]!.function.arguments).toBe('{"city": "Paris"}')
+      if (!escalation) expect((data.choices[0]!.message.tool_calls![0] as any).function.arguments).toBe('{"city": "Paris"}')
     }
   })
 
