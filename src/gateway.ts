@@ -137,13 +137,15 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     isAdmin: (headers: Headers) => isAdminKey(presentedKey({ authorization: headers.authorization, 'x-api-key': headers['x-api-key'] }), adminSha),
 
     /** Run a chat request through the pipeline. The result's stream must be consumed or returned by the caller. */
-    async chat(input: { headers: Headers; body: ChatRequest; signal: AbortSignal; surface: RequestContext['surface'] }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
+    async chat(input: { headers: Headers; body: ChatRequest; signal: AbortSignal; surface: RequestContext['surface']; state?: Record<string, unknown> }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
       const principal = await identify(input.headers)
       checkModel(principal, input.body.model, 'chat')
       const { signal, release } = track(input.signal)
       let ctx: RequestContext
       try {
         ctx = createContext({ principal, policy: policyOf(principal), headers: input.headers, request: input.body, surface: input.surface, signal })
+        // a surface's own per-request state (e.g. the native body for pass-through, src/providers/native.ts)
+        if (input.state) Object.assign(ctx.state, input.state)
       } catch (err) {
         release()
         throw err

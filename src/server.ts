@@ -9,7 +9,9 @@ import { createMemoryStore } from './store/memory.js'
 import { createRedisStore } from './store/redis.js'
 import type { Store } from './store/types.js'
 import { adminRoutes } from '../routes/admin.js'
+import { anthropicRoutes } from '../routes/anthropic.js'
 import { budgetRoutes } from '../routes/budgets.js'
+import { dashboardRoutes } from '../routes/dashboard.js'
 import { healthRoutes } from '../routes/health.js'
 import { metricsRoutes } from '../routes/metrics.js'
 import { openaiRoutes } from '../routes/openai.js'
@@ -56,9 +58,11 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
   app.use('/v1/*', limit)
   app.use('/admin/*', limit)
   app.route('/v1', openaiRoutes(gateway))
+  app.route('/v1', anthropicRoutes(gateway))
   app.route('/admin', adminRoutes(gateway))
   app.route('/admin', budgetRoutes(gateway))
   app.route('/', healthRoutes(gateway))
+  app.route('/', dashboardRoutes())
   if (config.metrics.enabled) app.route('/', metricsRoutes(gateway))
 
   return { app, gateway }

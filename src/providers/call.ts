@@ -6,6 +6,7 @@ import type { Ledger } from '../ledger/index.js'
 import type { Metrics } from '../metrics/index.js'
 import type { Target } from '../routing/types.js'
 import { observeStream } from '../stream.js'
+import { NATIVE_REQUEST_KEY, type NativeRequest } from './native.js'
 import { countPromptTokens, countTextTokens, encodingFor } from '../tokens.js'
 import type { ChatChunk, ChatCompletion, ChatRequest, Usage } from '../types.js'
 
@@ -51,6 +52,7 @@ export function createTargetCaller(deps: CallDeps) {
     ctx.attempts.push(attempt)
     const attemptNo = ctx.attempts.length
     const signal = ctx.signal
+    const native = ctx.state[NATIVE_REQUEST_KEY] as NativeRequest | undefined
 
     const settle = (status: Attempt['status'], usage: Usage | undefined, estimate: () => Usage, err?: unknown) => {
       const estimated = !usage
@@ -109,7 +111,7 @@ export function createTargetCaller(deps: CallDeps) {
     if (!stream) {
       let body: ChatCompletion
       try {
-        body = await target.provider.chat(stream === ctx.stream ? req : { ...req, stream: false }, { signal, ...over.timeouts })
+        body = await target.provider.chat(stream === ctx.stream ? req : { ...req, stream: false }, { signal, native, ...over.timeouts })
       } catch (err) {
         // an abort after the prompt was sent may still be billed by the provider: charge the prompt
         const aborted = err instanceof UpstreamError && err.kind === 'aborted'
@@ -123,7 +125,7 @@ export function createTargetCaller(deps: CallDeps) {
 
     let source: AsyncIterable<ChatChunk>
     try {
-      source = await target.provider.chatStream(req, { signal, ...over.timeouts })
+      source = await target.provider.chatStream(req, { signal, native, ...over.timeouts })
     } catch (err) {
       const aborted = err instanceof UpstreamError && err.kind === 'aborted'
       settle(aborted ? 'aborted' : 'error', aborted ? undefined : zeroUsage, promptOnly, err)

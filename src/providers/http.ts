@@ -57,7 +57,7 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
         res = await pool.request({
           path: basePath + path,
           method: 'POST',
-          headers: baseHeaders,
+          headers: call.headers ? { ...baseHeaders, ...call.headers } : baseHeaders,
           body,
           signal,
           headersTimeout: call.firstByteTimeoutMs ?? opts.firstByteTimeoutMs,

@@ -1,3 +1,4 @@
+import type { NativeRequest } from './native.js'
 import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse } from '../types.js'
 
 /** Per-call options every provider honours. */
@@ -8,6 +9,10 @@ export interface CallOptions {
   firstByteTimeoutMs?: number
   /** Milliseconds for the whole call. */
   totalTimeoutMs?: number
+  /** The client's original body when the surface speaks a provider's own format (see src/providers/native.ts). */
+  native?: NativeRequest
+  /** Extra headers for this call only (e.g. the client's anthropic-beta on a native pass-through). */
+  headers?: Record<string, string>
 }
 
 /**

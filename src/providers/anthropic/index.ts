@@ -2,7 +2,8 @@ import type { ProviderConfig } from '../../config/schema.js'
 import { UpstreamError } from '../../errors.js'
 import type { ChatCompletion } from '../../types.js'
 import { createUpstream, readJson, sseEvents } from '../http.js'
-import type { Provider } from '../types.js'
+import { attachNative, requestFingerprint } from '../native.js'
+import type { CallOptions, Provider } from '../types.js'
 import { parseAnthropicError } from './errors.js'
 import { toAnthropicRequest } from './request.js'
 import { fromAnthropicMessage } from './response.js'
@@ -33,7 +34,7 @@ export interface AnthropicProviderOptions {
  * const claude = createAnthropicProvider('anthropic', { kind: 'anthropic', base_url: 'https://api.anthropic.com', version: '2023-06-01', api_key: key, ... })
  * const completion = await claude.chat({ model: 'claude-sonnet-4-5', messages }, { signal })
  */
-export function createAnthropicProvider(name: string, config: AnthropicConfig, missingKeyVar?: string, options: AnthropicProviderOptions = {}): Provider {
+export function createAnthropicProvider(name: string, config: AnthropicConfig, missingKeyVar?: string, options: AnthropicProviderOptions = {}): AnthropicProvider {
   const label = `Upstream provider "${name}"`
   const upstream = createUpstream({
     baseUrl: config.base_url,
@@ -56,6 +57,18 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     const body = transform(toAnthropicRequest(req, { defaultMaxTokens: options.defaultMaxTokens }))
     return JSON.stringify(stream ? { ...body, stream: true } : body)
   }
+  /**
+   * The client's own Messages body (from /v1/messages) when no step changed what it says: sent with only `model`
+   * and `max_tokens` replaced, so thinking signatures and cache_control breakpoints reach Anthropic as sent.
+   */
+  const nativeBody = (req: Parameters<Provider['chat']>[0], opts: CallOptions, stream: boolean): string | undefined => {
+    const native = opts.native
+    if (native?.format !== 'anthropic' || native.fingerprint !== requestFingerprint(req)) return undefined
+    const { stream: _stream, ...rest } = native.body
+    const body = transform({ ...(rest as AnthropicRequest), model: req.model, max_tokens: req.max_completion_tokens ?? req.max_tokens ?? (rest.max_tokens as number) })
+    return JSON.stringify(stream ? { ...body, stream: true } : body)
+  }
+  const withNativeHeaders = (opts: CallOptions): CallOptions => (opts.native?.headers ? { ...opts, headers: { ...opts.headers, ...opts.native.headers } } : opts)
 
   return {
     name,
@@ -63,17 +76,65 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     unavailableReason: () => (missingKeyVar ? `environment variable ${missingKeyVar} is not set` : undefined),
 
     async chat(req, opts): Promise<ChatCompletion> {
-      const res = await upstream.post(path, build(req, false), opts)
-      return fromAnthropicMessage(await readJson<AnthropicMessage>(res, label, opts.signal))
+      const native = nativeBody(req, opts, false)
+      const res = await upstream.post(path, native ?? build(req, false), native ? withNativeHeaders(opts) : opts)
+      const message = await readJson<AnthropicMessage>(res, label, opts.signal)
+      const completion = fromAnthropicMessage(message)
+      // the surface may render Anthropic's own answer (thinking blocks, signatures) while the canonical one is unchanged
+      return native ? attachNative(completion, 'anthropic', message) : completion
     },
 
     async chatStream(req, opts) {
-      const res = await upstream.post(path, build(req, true), opts)
-      return anthropicEventsToChunks(parseEvents(sseEvents(res, label, opts.signal), label))
+      const native = nativeBody(req, opts, true)
+      const res = await upstream.post(path, native ?? build(req, true), native ? withNativeHeaders(opts) : opts)
+      const messages = sseEvents(res, label, opts.signal)
+      if (!native) return anthropicEventsToChunks(parseEvents(messages, label))
+      // each chunk carries the raw events consumed to produce it, so /v1/messages can relay them as sent
+      const raw: NativeEvent[] = []
+      const tapped = (async function* () {
+        for await (const m of messages) {
+          raw.push({ event: m.event ?? '', data: m.data })
+          yield m
+        }
+      })()
+      return mapIterable(anthropicEventsToChunks(parseEvents(tapped, label)), (chunk) => attachNative(chunk, 'anthropic', raw.splice(0)))
+    },
+
+    /** Anthropic's own token count for a Messages body (POST /v1/messages/count_tokens), `model` replaced. */
+    async countTokens(body: Record<string, unknown>, model: string, opts: CallOptions): Promise<{ input_tokens: number }> {
+      const res = await upstream.post(`${path}/count_tokens`, JSON.stringify({ ...body, model }), withNativeHeaders(opts))
+      return readJson<{ input_tokens: number }>(res, label, opts.signal)
     },
 
     close: () => upstream.close()
   }
+}
+
+/** One upstream SSE event as received: its `event:` line and `data:` text. */
+export interface NativeEvent {
+  event: string
+  data: string
+}
+
+/** An Anthropic provider also answers count_tokens (for /v1/messages/count_tokens). */
+export type AnthropicProvider = Provider & {
+  countTokens(body: Record<string, unknown>, model: string, opts: CallOptions): Promise<{ input_tokens: number }>
+}
+
+/** Map an async iterable lazily; `return()` reaches the source so the upstream request is cancelled. */
+function mapIterable<T, U>(source: AsyncIterable<T>, fn: (item: T) => U): AsyncIterable<U> {
+  const it = source[Symbol.asyncIterator]()
+  const out: AsyncIterator<U> = {
+    async next() {
+      const r = await it.next()
+      return r.done ? { done: true, value: undefined } : { done: false, value: fn(r.value) }
+    },
+    async return() {
+      await it.return?.()
+      return { done: true, value: undefined }
+    }
+  }
+  return { [Symbol.asyncIterator]: () => out }
 }
 
 /** SSE messages → typed events; the JSON `type` is authoritative (it always equals the `event:` line). */

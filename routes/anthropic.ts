@@ -1,0 +1,212 @@
+import { Hono, type Context } from 'hono'
+import { z } from 'zod'
+import type { RequestContext } from '../src/context.js'
+import { GatewayError, toGatewayError } from '../src/errors.js'
+import type { Gateway } from '../src/gateway.js'
+import {
+  chunksToAnthropicEvents,
+  formatAnthropicSSE,
+  fromAnthropicRequest,
+  toAnthropicError,
+  toAnthropicMessage,
+  type AnthropicMessage,
+  type AnthropicProvider,
+  type AnthropicRequest,
+  type ContentBlock,
+  type NativeEvent
+} from '../src/providers/anthropic/index.js'
+import { NATIVE_REQUEST_KEY, hasNativeAnswer, nativeAnswer, requestFingerprint, type NativeRequest } from '../src/providers/native.js'
+import { observeStream } from '../src/stream.js'
+import { countPromptTokens, encodingFor } from '../src/tokens.js'
+import type { ChatChunk, ChatRequest } from '../src/types.js'
+import { costHeaders } from './openai.js'
+import { SSE_HEADERS, sseBody } from './sse.js'
+import { readBody } from './validate.js'
+
+const block = z.looseObject({ type: z.string() })
+const messageParam = z.looseObject({ role: z.enum(['user', 'assistant']), content: z.union([z.string(), z.array(block)]) })
+const countTokensSchema = z.looseObject({
+  model: z.string().min(1).max(256),
+  messages: z.array(messageParam).min(1).max(100_000),
+  system: z.union([z.string(), z.array(z.looseObject({ type: z.literal('text'), text: z.string() }))]).optional(),
+  tools: z.array(z.looseObject({ name: z.string() })).max(1024).optional(),
+  tool_choice: z.looseObject({ type: z.enum(['auto', 'any', 'tool', 'none']) }).optional(),
+  thinking: z.looseObject({ type: z.string() }).optional()
+})
+/** The Messages request: checked where Sluice relies on a field, carried as sent otherwise. */
+const messagesSchema = countTokensSchema.extend({
+  max_tokens: z.number().int().positive().max(10_000_000),
+  stream: z.boolean().optional(),
+  stop_sequences: z.array(z.string()).optional(),
+  temperature: z.number().min(0).max(1).optional(),
+  top_p: z.number().min(0).max(1).optional(),
+  top_k: z.number().int().min(0).optional(),
+  metadata: z.looseObject({ user_id: z.string().nullable().optional() }).optional()
+})
+
+/**
+ * The Anthropic Messages surface: `POST /v1/messages` and `POST /v1/messages/count_tokens`, for Anthropic SDKs
+ * and Claude Code (`ANTHROPIC_BASE_URL`). Keys come as `x-api-key` or `Authorization: Bearer`; any
+ * `anthropic-version` is accepted. Every error, auth and validation included, is in Anthropic's shape.
+ *
+ * The request is translated to the canonical shape for the pipeline, and the original body rides along in
+ * `ctx.state[NATIVE_REQUEST_KEY]`, so an Anthropic target receives the client's bytes (src/providers/native.ts).
+ *
+ * @example
+ * app.route('/v1', anthropicRoutes(gateway))
+ */
+export function anthropicRoutes(gateway: Gateway) {
+  const app = new Hono()
+
+  app.onError((err, c) => {
+    const { status, body } = toAnthropicError(toGatewayError(err))
+    const headers = err instanceof GatewayError ? err.headers : {}
+    return c.json(body, status as 400, headers)
+  })
+
+  app.post('/messages', async (c) => {
+    const body = (await readBody(c, messagesSchema)) as AnthropicRequest
+    const headers = c.req.header()
+    const canonical = toCanonical(body, targetKind(gateway, body.model) === 'anthropic')
+    const native: NativeRequest = { format: 'anthropic', body, fingerprint: requestFingerprint(canonical), headers: betaHeader(headers) }
+    const { ctx, result } = await gateway.chat({ headers, body: canonical, signal: c.req.raw.signal, surface: 'messages', state: { [NATIVE_REQUEST_KEY]: native } })
+    if (result.type === 'json') {
+      const message = nativeAnswer<AnthropicMessage>(result.body, 'anthropic') ?? toAnthropicMessage(result.body)
+      return c.json(message, 200, { ...(await costHeaders(gateway, ctx)), 'request-id': ctx.id })
+    }
+    const out: Record<string, string> = { ...SSE_HEADERS, ...ctx.responseHeaders, 'request-id': ctx.id }
+    if (ctx.guardrails.length) out['x-sluice-guardrails'] = ctx.guardrails.join(',')
+    const events = anthropicEventStream(result.stream, {
+      // with guardrails on, the canonical (guarded) chunks are what the client gets; see docs/notes/surfaces.md
+      relayNative: !ctx.policy.guardrails,
+      inputTokens: () => countPromptTokens(ctx.request, encodingFor(lastModel(ctx)))
+    })
+    return new Response(
+      sseBody(events, (s) => s, () => '', (err) => formatAnthropicSSE({ type: 'error', error: toAnthropicError(err).body.error })),
+      { status: 200, headers: out }
+    )
+  })
+
+  app.post('/messages/count_tokens', async (c) => countTokens(c, gateway))
+
+  return app
+}
+
+/** Only what the client sends to steer Anthropic features; auth and versions stay the gateway's. */
+function betaHeader(headers: Record<string, string | undefined>): Record<string, string> | undefined {
+  const beta = headers['anthropic-beta']
+  return beta ? { 'anthropic-beta': beta } : undefined
+}
+
+function targetKind(gateway: Gateway, alias: string): string | undefined {
+  return gateway.runtime.targets.get(alias)?.provider.kind
+}
+
+function lastModel(ctx: RequestContext): string {
+  return ctx.attempts[ctx.attempts.length - 1]?.model ?? ctx.alias
+}
+
+/** Block types the canonical shape can carry; others exist only on Anthropic targets. */
+function translatable(b: ContentBlock): boolean {
+  const source = (b as { source?: { type?: string } }).source
+  if (b.type === 'text' || b.type === 'tool_result' || b.type === 'tool_use' || b.type === 'thinking' || b.type === 'redacted_thinking') return true
+  if (b.type === 'image') return source?.type === 'base64' || source?.type === 'url'
+  if (b.type === 'document') return source?.type === 'base64'
+  return false
+}
+
+/**
+ * The canonical request for the pipeline. For an Anthropic target the native body is what gets sent, so parts
+ * with no canonical form (server tools, search results, URL documents) are left out of the canonical view
+ * instead of failing the request; for other targets they are a 400 (fromAnthropicRequest says which).
+ */
+function toCanonical(body: AnthropicRequest, lenient: boolean): ChatRequest {
+  if (!lenient) return fromAnthropicRequest(body)
+  return fromAnthropicRequest({
+    ...body,
+    tools: body.tools?.filter((t) => t.input_schema !== undefined),
+    messages: body.messages.map((m) => (typeof m.content === 'string' ? m : { ...m, content: m.content.filter(translatable) }))
+  })
+}
+
+/**
+ * Canonical chunks → Anthropic SSE text. When the first chunk carries the upstream's own events (an Anthropic
+ * target reached through the native pass-through) and `relayNative` allows, those events are relayed as sent:
+ * thinking blocks and signatures survive. Otherwise the events are rebuilt from the canonical chunks.
+ */
+function anthropicEventStream(stream: AsyncIterable<ChatChunk>, opts: { relayNative: boolean; inputTokens: () => number }): AsyncIterable<string> {
+  const source = stream[Symbol.asyncIterator]()
+  async function* render(): AsyncGenerator<string> {
+    let first: IteratorResult<ChatChunk>
+    try {
+      first = await source.next()
+    } catch (err) {
+      yield errorEvent(err)
+      return
+    }
+    // the first chunk decides the mode; then it is read again as part of the stream
+    let pending: IteratorResult<ChatChunk> | undefined = first
+    const rest: AsyncIterable<ChatChunk> = {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => {
+          const r = pending ?? (await source.next())
+          pending = undefined
+          return r
+        },
+        return: async () => (await source.return?.()) ?? { done: true, value: undefined }
+      })
+    }
+    if (!first.done && opts.relayNative && hasNativeAnswer(first.value)) {
+      try {
+        for await (const chunk of rest) {
+          const events = nativeAnswer<NativeEvent[]>(chunk, 'anthropic')
+          // fail closed: a chunk changed after the upstream sent it must not be relayed as the upstream's bytes
+          if (!events) throw new GatewayError(500, 'The answer was changed inside the gateway after the upstream stream began.', { code: 'stream_changed' })
+          for (const e of events) yield `event: ${e.event}\ndata: ${e.data}\n\n`
+        }
+      } catch (err) {
+        yield errorEvent(err)
+      }
+      return
+    }
+    for await (const ev of chunksToAnthropicEvents(rest, { inputTokens: opts.inputTokens() })) yield formatAnthropicSSE(ev)
+  }
+  // a client that leaves before the first pull must still close the pipeline's stream (settling its cost)
+  return observeStream(render(), {
+    onEnd: async ({ closedEarly }) => {
+      if (closedEarly) await source.return?.()
+    }
+  })
+}
+
+function errorEvent(err: unknown): string {
+  return formatAnthropicSSE({ type: 'error', error: toAnthropicError(toGatewayError(err)).body.error })
+}
+
+/**
+ * `POST /v1/messages/count_tokens`: forwarded to Anthropic when the model is an Anthropic target (their count is
+ * exact), otherwise counted with tiktoken on the canonical translation and marked `x-sluice-token-count: estimate`.
+ */
+async function countTokens(c: Context, gateway: Gateway): Promise<Response> {
+  // count_tokens takes a Messages body without max_tokens
+  const body = (await readBody(c, countTokensSchema)) as unknown as AnthropicRequest
+  const headers = c.req.header()
+  const principal = await gateway.identify(headers)
+  if (!gateway.models(principal).some((m) => m.id === body.model && m.type === 'chat')) {
+    throw new GatewayError(404, `The model "${body.model}" does not exist or you do not have access to it.`, { code: 'model_not_found', param: 'model' })
+  }
+  const target = gateway.runtime.targets.get(body.model)
+  if (target?.provider.kind === 'anthropic' && !target.provider.unavailableReason?.()) {
+    const provider = target.provider as AnthropicProvider
+    try {
+      const counted = await provider.countTokens(body, target.model.model, { signal: c.req.raw.signal, native: undefined, headers: betaHeader(headers) })
+      return c.json({ input_tokens: counted.input_tokens }, 200, { 'x-sluice-token-count': 'exact' })
+    } catch (err) {
+      if (c.req.raw.signal.aborted) throw err
+      // counting is advisory: an unreachable upstream gets the local estimate rather than a failure
+    }
+  }
+  const canonical = toCanonical({ ...body, max_tokens: 1 }, target?.provider.kind === 'anthropic')
+  const input_tokens = countPromptTokens(canonical, encodingFor(target?.model.model ?? body.model, target?.model.encoding))
+  return c.json({ input_tokens }, 200, { 'x-sluice-token-count': 'estimate' })
+}
