@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import OpenAI from 'openai'
+import OpenAI, { type APIError } from 'openai'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createAdmitStep } from '../src/budget/index.js'
@@ -75,15 +75,15 @@ const ledgerTotal = async (team: string) => {
   await gw.gateway.ledger.flush()
   return (await gw.gateway.store.queryLedger({ team })).reduce((s, e) => s + e.cost_usd, 0)
 }
-async function refusal(p: Promise<unknown>): Promise<OpenAI.APIError> {
+async function refusal(p: Promise<unknown>): Promise<APIError> {
   try {
     await p
   } catch (err) {
-    return err as OpenAI.APIError
+    return err as APIError
   }
   throw new Error('expected a refusal')
 }
-const header = (err: OpenAI.APIError, name: string) => (err.headers as unknown as Headers).get(name)
+const header = (err: APIError, name: string) => (err.headers as unknown as Headers).get(name)
 
 describe('budgets through the gateway (openai SDK, real HTTP)', () => {
   it('refuses a request whose worst case does not fit, in OpenAI shape, and the SDK does not retry it', async () => {
@@ -220,7 +220,7 @@ describe('calendar windows', () => {
       const go = () => c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], max_tokens: 100 })
       fake.script = () => ({ completionTokens: 100 })
       await go()
-      expect(((await refusal(go())) as OpenAI.APIError).message).toMatch(/resets 2025-03-10T00:00:00.000Z/)
+      expect(((await refusal(go())) as APIError).message).toMatch(/resets 2025-03-10T00:00:00.000Z/)
       now = Date.UTC(2025, 2, 10, 0, 0, 1)
       await go()
       const states = await g.gateway.store.readBudgets({ reservations: 'budget:{a}:res', index: 'budget:{a}:idx', now })

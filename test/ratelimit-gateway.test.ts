@@ -1,4 +1,4 @@
-import OpenAI from 'openai'
+import OpenAI, { type APIError } from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatDuration } from '../src/budget/ratelimit.js'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
@@ -22,15 +22,15 @@ afterAll(async () => {
 
 const ask = (key: string, max_tokens?: number) =>
   new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens }).withResponse()
-async function refusal(p: Promise<unknown>): Promise<OpenAI.APIError> {
+async function refusal(p: Promise<unknown>): Promise<APIError> {
   try {
     await p
   } catch (err) {
-    return err as OpenAI.APIError
+    return err as APIError
   }
   throw new Error('expected a refusal')
 }
-const h = (err: OpenAI.APIError, name: string) => (err.headers as unknown as Headers).get(name)
+const h = (err: APIError, name: string) => (err.headers as unknown as Headers).get(name)
 
 describe('rate limits through the gateway', () => {
   it('refuses past the RPM with OpenAI-style headers and a Retry-After', async () => {

@@ -201,7 +201,7 @@ export function createAdmitStep(deps: AdmitDeps): Step {
 
     const keys = teamKeys(team)
     ctx.onDone.push(async (c) => {
-      const res = await settleWithRetry(c, { reservations: keys.reservations, id: c.id, actualNanos: toNanos(c.costUsd), counters: scoped.map((s) => s.spec), now: 0, chargeWithoutReservation: !reserved }, scoped)
+      const res = await settleWithRetry(c, { reservations: keys.reservations, index: keys.index, id: c.id, actualNanos: toNanos(c.costUsd), counters: scoped.map((s) => s.spec), now: 0, chargeWithoutReservation: !reserved }, scoped)
       if (res && !c.stream) {
         const remaining = tightestRemaining(scoped, res)
         if (remaining !== undefined) c.responseHeaders['x-sluice-budget-remaining-usd'] = String(Math.round(remaining * 1e9) / 1e9)

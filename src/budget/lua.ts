@@ -63,7 +63,7 @@ redis.call('HSET', KEYS[2], ARGV[2], record)
 return {0, states}
 `
 
-/** KEYS: reservations zset, reservations hash, counters…; ARGV: now, id, actual, mode (settle|charge|release), then limit, expireAt, alert list per counter. */
+/** KEYS: reservations zset, reservations hash, index zset, counters…; ARGV: now, id, actual, mode (settle|charge|release), then limit, expireAt, alert list per counter. */
 export const SETTLE_LUA = `${SWEEP}
 local now = tonumber(ARGV[1])
 local mode = ARGV[4]
@@ -82,25 +82,30 @@ if e then
   redis.call('ZREM', KEYS[1], ARGV[2])
   if mode == 'release' then status = 'released' else status = 'settled' end
 elseif mode == 'charge' then
-  for i = 3, #KEYS do
-    local base = 4 + (i - 3) * 3
-    if ARGV[3] ~= '0' then redis.call('HINCRBY', KEYS[i], 'spent', ARGV[3]) end
-    if ARGV[base + 2] ~= '0' then redis.call('PEXPIREAT', KEYS[i], ARGV[base + 2]) end
+  for i = 4, #KEYS do
+    local base = 4 + (i - 4) * 3
+    if ARGV[3] ~= '0' then redis.call('HINCRBY', KEYS[i], 'spent', ARGV[3]) else redis.call('HSETNX', KEYS[i], 'spent', '0') end
+    if ARGV[base + 2] ~= '0' then
+      redis.call('PEXPIREAT', KEYS[i], ARGV[base + 2])
+      redis.call('ZADD', KEYS[3], ARGV[base + 2], KEYS[i])
+    else
+      redis.call('ZADD', KEYS[3], '+inf', KEYS[i])
+    end
   end
   status = 'charged'
 end
 sweep(now)
 local states = {}
 local fired = {}
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local v = redis.call('HMGET', KEYS[i], 'spent', 'reserved')
   states[#states + 1] = v[1] or '0'
   states[#states + 1] = v[2] or '0'
-  local base = 4 + (i - 3) * 3
+  local base = 4 + (i - 4) * 3
   local spent = tonumber(v[1] or '0')
   for t in string.gmatch(ARGV[base + 3], '[^,]+') do
     if spent > 0 and spent >= tonumber(t) * tonumber(ARGV[base + 1]) and redis.call('HSETNX', KEYS[i], 'a:' .. t, '1') == 1 then
-      fired[#fired + 1] = tostring(i - 2)
+      fired[#fired + 1] = tostring(i - 3)
       fired[#fired + 1] = t
     end
   end

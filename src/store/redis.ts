@@ -51,7 +51,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
   const settle = async (req: Omit<SettleBudgetRequest, 'actualNanos' | 'chargeWithoutReservation'>, mode: 'settle' | 'charge' | 'release', actual: number) => {
     const args: (string | number)[] = [req.now, req.id, nanos(actual), mode]
     for (const c of req.counters) args.push(nanos(c.limitNanos), c.expireAt, (c.alertAt ?? []).join(','))
-    const keys = [k(req.reservations), k(`${req.reservations}:d`), ...req.counters.map((c) => k(c.key))]
+    const keys = [k(req.reservations), k(`${req.reservations}:d`), k(req.index), ...req.counters.map((c) => k(c.key))]
     const [status, states, fired] = (await run('sluiceSettle', keys, args)) as [string, string[], string[]]
     const alerts: { counter: number; threshold: number }[] = []
     for (let i = 0; i < fired.length; i += 2) alerts.push({ counter: Number(fired[i]) - 1, threshold: Number(fired[i + 1]) })

@@ -89,6 +89,8 @@ export interface ReserveBudgetResult {
 
 export interface SettleBudgetRequest {
   reservations: string
+  /** Zset of the team's counters (a charge without reservation may create one). */
+  index: string
   id: string
   actualNanos: number
   counters: BudgetCounterSpec[]
