@@ -1,6 +1,7 @@
 import type { GatewayConfig } from '../config/load.js'
 import type { ProviderConfig } from '../config/schema.js'
 import { createAnthropicProvider } from './anthropic/index.js'
+import { createLlamaProvider, type LlamaProviderConfig } from './llama/index.js'
 import { createOpenAIProvider } from './openai/index.js'
 import type { Provider } from './types.js'
 
@@ -9,7 +10,9 @@ export type ProviderFactory = (name: string, config: ProviderConfig, missingKeyV
 
 const factories: Partial<Record<ProviderConfig['kind'], ProviderFactory>> = {
   openai: (name, config, missing) => createOpenAIProvider(name, config as Extract<ProviderConfig, { kind: 'openai' }>, missing),
-  anthropic: (name, config, missing) => createAnthropicProvider(name, config as Extract<ProviderConfig, { kind: 'anthropic' }>, missing)
+  anthropic: (name, config, missing) => createAnthropicProvider(name, config as Extract<ProviderConfig, { kind: 'anthropic' }>, missing),
+  // node-llama-cpp itself is imported only when a model is first loaded
+  llama: (name, config) => createLlamaProvider(name, config as LlamaProviderConfig)
 }
 
 /** Register the factory of a provider kind (anthropic, llama) — keeps heavy modules out of start-up unless configured. */
