@@ -9,7 +9,6 @@ import { createMemoryStore } from './store/memory.js'
 import { createRedisStore } from './store/redis.js'
 import type { Store } from './store/types.js'
 import { adminRoutes } from '../routes/admin.js'
-import { anthropicRoutes } from '../routes/anthropic.js'
 import { budgetRoutes } from '../routes/budgets.js'
 import { dashboardRoutes } from '../routes/dashboard.js'
 import { healthRoutes } from '../routes/health.js'
@@ -58,7 +57,6 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
   app.use('/v1/*', limit)
   app.use('/admin/*', limit)
   app.route('/v1', openaiRoutes(gateway))
-  app.route('/v1', anthropicRoutes(gateway))
   app.route('/admin', adminRoutes(gateway))
   app.route('/admin', budgetRoutes(gateway))
   app.route('/', healthRoutes(gateway))
