@@ -56,7 +56,10 @@ export function observeStream<T, U = T>(
       tail = undefined
       await end({ closedEarly: !wasEnded })
       try {
-        await it?.return?.()
+        // close the source even if it was never pulled: a wrapped stream (e.g. a metered provider call)
+        // must still run its own end hook
+        it ??= source[Symbol.asyncIterator]()
+        await it.return?.()
       } catch {
         // the source is being abandoned; its close error is not the consumer's concern
       }
