@@ -113,7 +113,7 @@ describe('POST /v1/chat/completions through the openai SDK', () => {
     })().catch(() => {})
     expect(n).toBeLessThan(20)
     await waitFor(() => fake.requests.at(-1)!.aborted)
-    await waitFor(async () => (await gw.gateway.store.queryLedger({ session: 'abort-sess' })).length === 1, 3000, flush)
+    await waitFor(async () => (await gw.gateway.store.queryLedger({ session: "abort-sess" })).length === 1, 10_000, flush)
     const [entry] = await gw.gateway.store.queryLedger({ session: 'abort-sess' })
     expect(entry!.status).toBe('aborted')
     expect(entry!.estimated).toBe(true)
@@ -240,7 +240,7 @@ describe('attribution and admin', () => {
   })
 })
 
-async function waitFor(cond: () => boolean | Promise<boolean>, ms = 3000, between?: () => Promise<void>) {
+async function waitFor(cond: () => boolean | Promise<boolean>, ms = 10_000, between?: () => Promise<void>) {
   const deadline = Date.now() + ms
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error('condition not met in time')
