@@ -9,11 +9,13 @@ import { createMemoryStore } from './store/memory.js'
 import { createRedisStore } from './store/redis.js'
 import type { Store } from './store/types.js'
 import { adminRoutes } from '../routes/admin.js'
+import { anthropicRoutes } from '../routes/anthropic.js'
 import { budgetRoutes } from '../routes/budgets.js'
 import { dashboardRoutes } from '../routes/dashboard.js'
 import { healthRoutes } from '../routes/health.js'
 import { metricsRoutes } from '../routes/metrics.js'
 import { openaiRoutes } from '../routes/openai.js'
+import { responsesRoutes } from '../routes/responses.js'
 import { pipelineSteps } from './steps.js'
 
 export type Logger = (level: 'info' | 'warn' | 'error', msg: string) => void
@@ -57,6 +59,8 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
   app.use('/v1/*', limit)
   app.use('/admin/*', limit)
   app.route('/v1', openaiRoutes(gateway))
+  app.route('/v1', anthropicRoutes(gateway))
+  app.route('/v1', responsesRoutes(gateway))
   app.route('/admin', adminRoutes(gateway))
   app.route('/admin', budgetRoutes(gateway))
   app.route('/', healthRoutes(gateway))
