@@ -245,3 +245,34 @@ describe('errors and auth on /v1/messages', () => {
     expect(msg.content[0]).toMatchObject({ type: 'text', text: 'You said: bearer' })
   })
 })
+
+describe('client disconnect on /v1/messages streams', () => {
+  it('settles the attempt in the ledger as aborted when the client leaves mid-stream', async () => {
+    const slow = await startFakeAnthropic({ eventDelayMs: 30 })
+    const g = await startTestGateway({ anthropicUrl: slow.url, anthropicKey: slow.apiKey })
+    try {
+      const ac = new AbortController()
+      const res = await fetch(`${g.url}/v1/messages`, {
+        method: 'POST',
+        signal: ac.signal,
+        headers: { 'x-api-key': TEAM_A_KEY, 'content-type': 'application/json', 'x-sluice-session': 'leave-early' },
+        body: JSON.stringify({ model: 'claude-sonnet', max_tokens: 200, stream: true, messages: [{ role: 'user', content: 'a b c d e f g h i j k l m n o p' }] })
+      })
+      const reader = res.body!.getReader()
+      await reader.read()
+      ac.abort()
+      await expect(slow.requests.at(-1)!.done).resolves.toBe('aborted')
+      let entry
+      for (let i = 0; i < 100 && !entry; i++) {
+        await g.gateway.ledger.flush()
+        entry = (await g.gateway.store.queryLedger({ session: 'leave-early' }))[0]
+        if (!entry) await new Promise((r) => setTimeout(r, 20))
+      }
+      expect(entry).toMatchObject({ surface: 'messages', status: 'aborted', stream: true })
+      expect(entry!.tokens.input).toBeGreaterThan(0)
+    } finally {
+      await g.close(0)
+      await slow.close()
+    }
+  })
+})
