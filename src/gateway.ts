@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { createEventLog, type EventLog } from './audit.js'
+import { createSemanticEngine, type SemanticEngine } from './cache/engine.js'
 import type { GuardrailEvent } from './guardrails/record.js'
 import { createContext, type Headers } from './auth/context.js'
 import { createKeyring, hashKey, isAdminKey, presentedKey, type KeyRecord } from './auth/index.js'
@@ -29,6 +30,9 @@ export interface Runtime {
   metrics: Metrics
   /** Recent guardrail actions (no matched text), kept across reloads. */
   guardrailEvents: EventLog<GuardrailEvent>
+  /** The semantic cache engine, built once per gateway and kept across reloads (its index is the cache). */
+  semanticCache?: SemanticEngine
+  log?: (level: 'info' | 'warn' | 'error', msg: string) => void
 }
 
 /** Builds the pipeline steps that sit before plan/call, in order. */
@@ -59,6 +63,8 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
   const inflight = new Set<AbortController>()
   let draining = false
   let reloadError: string | undefined
+  // embedders resolve their provider at call time: providers are rebuilt on reloads
+  const semanticCache = createSemanticEngine({ providers: () => rt.providers, targets: () => rt.targets, log })
 
   const build = (config: GatewayConfig, previous?: Runtime): Runtime => {
     validateRouting(config)
@@ -74,10 +80,11 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     }
     const targets = new Map<string, Target>()
     for (const [name, model] of Object.entries(config.models)) targets.set(name, { name, model, provider: providers.get(model.provider)! })
-    return { config, providers, targets, store, ledger, metrics, guardrailEvents }
+    return { config, providers, targets, store, ledger, metrics, guardrailEvents, semanticCache, log }
   }
 
   let rt = build(initial)
+  await semanticCache.configure(rt.config)
   let keyring = makeKeyring(rt.config, store)
   let adminSha = rt.config.admin_key ? hashKey(rt.config.admin_key) : undefined
   const callTarget = createTargetCaller({ ledger, metrics })
@@ -242,6 +249,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       keyring = makeKeyring(config, store)
       adminSha = config.admin_key ? hashKey(config.admin_key) : undefined
       run = makePipeline(rt)
+      void semanticCache.configure(config)
       for (const [name, p] of old.providers) if (rt.providers.get(name) !== p) setTimeout(() => void p.close(), 30_000).unref()
     },
 
@@ -278,6 +286,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       while (inflight.size > 0 && Date.now() < settleDeadline) await new Promise((r) => setTimeout(r, 10))
       await ledger.flush()
       await Promise.allSettled([...rt.providers.values()].map((p) => p.close()))
+      await semanticCache.close()
       await store.close()
     },
     inflight: () => inflight.size

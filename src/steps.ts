@@ -2,6 +2,7 @@ import type { Step } from './context.js'
 import type { Runtime } from './gateway.js'
 import { createGuardInputStep, createGuardOutputStep } from './guardrails/index.js'
 import { admitStep } from './budget/index.js'
+import { cacheStep } from './cache/index.js'
 
 /**
  * The steps between identify and plan/call, in the order of the request path:
@@ -13,6 +14,6 @@ import { admitStep } from './budget/index.js'
  */
 export function pipelineSteps(rt: Runtime): Step[] {
   const guardDeps = { store: rt.store, registry: rt.metrics.registry, record: (e: Parameters<Runtime['guardrailEvents']['push']>[0]) => rt.guardrailEvents.push(e) }
-  const steps: (Step | undefined)[] = [createGuardInputStep(guardDeps), createGuardOutputStep(guardDeps), admitStep(rt)]
+  const steps: (Step | undefined)[] = [createGuardInputStep(guardDeps), createGuardOutputStep(guardDeps), admitStep(rt), cacheStep(rt)]
   return steps.filter((s): s is Step => s !== undefined)
 }

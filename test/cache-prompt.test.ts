@@ -72,9 +72,13 @@ describe('placeCacheBreakpoints', () => {
     expect(marks(placeCacheBreakpoints(full, policy))).toHaveLength(4)
   })
 
-  it('skips prefixes shorter than min_prefix_tokens', () => {
-    const body = placeCacheBreakpoints({ model: 'claude', max_tokens: 10, system: 'be brief', messages: [{ role: 'user', content: 'hi' }] }, policy)
+  it('skips prefixes shorter than min_prefix_tokens, and then sends the body as it was', () => {
+    const input = { model: 'claude', max_tokens: 10, system: 'be brief', messages: [{ role: 'user' as const, content: 'hi' }] }
+    const body = placeCacheBreakpoints(input, policy)
     expect(marks(body)).toEqual([])
+    // nothing cached, so no reason to rewrite string contents into blocks
+    expect(body).toBe(input)
+    expect(body.messages[0]!.content).toBe('hi')
   })
 
   it('follows the policy switches', () => {

@@ -42,9 +42,10 @@ const UNMARKABLE = new Set(['thinking', 'redacted_thinking'])
  * counting the client's own, which are kept. A breakpoint whose prefix is under `min_prefix_tokens`
  * (estimated as characters / 4) is skipped: Anthropic would not cache it.
  *
- * Byte stability: string contents are always rewritten as one text block, whether or not that message is
- * marked, so a message serialises the same in every later turn and the prefix the provider hashed stays
- * the same apart from where the markers sit.
+ * Byte stability: when any breakpoint is placed, string contents are rewritten as one text block whether or
+ * not that message is marked, so a message serialises the same in every later turn and the prefix the
+ * provider hashed stays the same apart from where the markers sit. When none is placed the input is
+ * returned as it is (nothing was written to the provider's cache, so there is no prefix to keep stable).
  *
  * @example
  * const body = placeCacheBreakpoints({ system: longPrompt, messages }, policy.cache.provider)
@@ -94,14 +95,18 @@ export function placeCacheBreakpoints<T extends AnthropicMessagesBody>(input: T,
 
   let budget = MAX_BREAKPOINTS - existing
   const minChars = policy.min_prefix_tokens * 4
+  let placed = 0
   for (const slot of candidates) {
     if (budget <= 0) break
     if (!slot || slot.target.cache_control || slot.prefixChars < minChars) continue
     // Anthropic requires longer-lived breakpoints before shorter ones: follow a later client 1h marker.
     slot.target.cache_control = slot.order < lastLongTtl ? { type: 'ephemeral', ttl: '1h' } : { type: 'ephemeral' }
     budget--
+    placed++
   }
-  return body
+  // Nothing to cache (short prompt, or the client used every breakpoint): send the client's bytes as they were.
+  // Prefixes only grow within a conversation, so once a turn is marked every later turn is rewritten too.
+  return placed > 0 ? body : input
 }
 
 export interface ProviderCacheSavings {

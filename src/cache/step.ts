@@ -28,8 +28,11 @@ export interface CacheStepDeps {
   store: Store
   /** prom-client registry for the cache metrics; none recorded without one. */
   registry?: Registry
-  /** The semantic layer (gateway-wide engine; teams opt in with `cache.semantic.enabled`). */
-  semantic?: SemanticCache
+  /**
+   * The semantic layer (gateway-wide engine; teams opt in with `cache.semantic.enabled`). A function is read
+   * on every request: the gateway's engine may start, or be rebuilt, after the step was made.
+   */
+  semantic?: SemanticCache | (() => SemanticCache | undefined)
   /** Writes one `cache_hit` ledger entry per hit when given. */
   ledger?: { record(entry: LedgerEntry): void }
   /** Price of an attempt's model, for the provider layer's saved USD. */
@@ -59,8 +62,9 @@ export interface CacheStepDeps {
 export function createCacheStep(deps: CacheStepDeps): Step {
   const now = deps.now ?? Date.now
   const onError = deps.onError ?? (() => {})
+  const semanticOf = typeof deps.semantic === 'function' ? deps.semantic : () => deps.semantic as SemanticCache | undefined
   const metrics: CacheMetrics | undefined = deps.registry
-    ? createCacheMetrics(deps.registry, deps.semantic ? () => deps.semantic!.index.size() : undefined)
+    ? createCacheMetrics(deps.registry, deps.semantic ? async () => (await semanticOf()?.index.size()) ?? 0 : undefined)
     : undefined
 
   async function read(key: string): Promise<CachedAnswer | undefined> {
@@ -87,6 +91,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     metrics?.saved(layer, team, usage?.total_tokens ?? 0, entry.costUsd)
     deps.ledger?.record(hitEntry(ctx, entry))
     const completion: ChatCompletion = { ...entry.completion, id: `chatcmpl-${ctx.id}`, created: Math.floor(now() / 1000) }
+    // a stream's usage chunk carries what the request cost: nothing, for a hit
+    if (ctx.stream && completion.usage) completion.usage = { ...completion.usage, sluice_cost_usd: 0 }
     if (ctx.stream) return { type: 'stream', stream: completionToChunks(completion, { includeUsage: ctx.wantsUsage }) }
     return { type: 'json', body: completion }
   }
@@ -96,9 +102,14 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     policy: CachePolicy,
     key: string,
     completion: ChatCompletion,
-    sem: { query: SemanticQuery; vector: Float32Array } | undefined
+    sem: { query: SemanticQuery; vector: Float32Array; cache: SemanticCache } | undefined
   ): Promise<void> {
     const createdAt = now()
+    if (completion.usage && 'sluice_cost_usd' in completion.usage) {
+      // the cost of the call that produced it is kept as costUsd; a replay must not repeat it as its own
+      const { sluice_cost_usd: _cost, ...usage } = completion.usage
+      completion = { ...completion, usage: usage as ChatCompletion['usage'] }
+    }
     const cost = ctx.attempts.reduce((sum, a) => sum + a.costUsd, 0)
     const entry = (ttlS: number): string =>
       JSON.stringify({ v: 1, completion, costUsd: Math.max(ctx.costUsd, cost), createdAt, expiresAt: createdAt + ttlS * 1000 } satisfies CachedAnswer)
@@ -106,9 +117,9 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     if (Buffer.byteLength(exact) > policy.max_entry_bytes) return
     try {
       if (policy.exact.enabled) await deps.store.cacheSet(key, exact, policy.ttl_s * 1000)
-      if (sem && deps.semantic) {
+      if (sem) {
         const ttlS = policy.semantic.ttl_s ?? policy.ttl_s
-        const id = await deps.semantic.remember(sem.query, sem.vector, createdAt + ttlS * 1000)
+        const id = await sem.cache.remember(sem.query, sem.vector, createdAt + ttlS * 1000)
         await deps.store.cacheSet(semanticEntryKey(id), entry(ttlS), ttlS * 1000)
       }
     } catch (err) {
@@ -128,15 +139,24 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     }
   }
 
+  const observeOnDone = (c: RequestContext, error?: unknown): void => {
+    if (!error && c.cache !== 'hit' && c.cache !== 'semantic-hit') observeProvider(c)
+  }
+
   return async function cacheStep(ctx, next) {
     if (ctx.surface === 'embeddings') return next()
+    // provider prompt caching works without a `cache:` section: only its metrics are kept then
+    if (metrics) ctx.onDone.push(observeOnDone)
+    if (!ctx.policy.cache) {
+      ctx.cache = 'bypass'
+      ctx.responseHeaders['x-sluice-cache'] = 'bypass'
+      return next()
+    }
     const policy = resolveCachePolicy(ctx.policy.cache)
     const team = ctx.principal.team
     const intent = cacheIntent(ctx, policy)
-    const semanticOn = policy.semantic.enabled && deps.semantic !== undefined
-    ctx.onDone.push((c, error) => {
-      if (!error && c.cache !== 'hit' && c.cache !== 'semantic-hit') observeProvider(c)
-    })
+    const semantic = policy.semantic.enabled ? semanticOf() : undefined
+    const semanticOn = semantic !== undefined
 
     if (!intent.read && !intent.write) {
       ctx.cache = 'bypass'
@@ -163,8 +183,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
       if (sem) {
         const started = performance.now()
         try {
-          const threshold = policy.semantic.threshold ?? deps.semantic!.embedder.defaultThreshold
-          const found = await deps.semantic!.lookup(sem.query, { threshold, now: now(), signal: ctx.signal })
+          const threshold = policy.semantic.threshold ?? semantic!.embedder.defaultThreshold
+          const found = await semantic!.lookup(sem.query, { threshold, now: now(), signal: ctx.signal })
           sem.vector = found.vector
           for (const c of found.candidates) {
             const hit = await read(semanticEntryKey(c.id))
@@ -191,12 +211,12 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     const result = await next()
     if (!intent.write) return result
 
-    const semToStore = async (): Promise<{ query: SemanticQuery; vector: Float32Array } | undefined> => {
-      if (!sem) return undefined
-      if (sem.vector) return { query: sem.query, vector: sem.vector }
+    const semToStore = async (): Promise<{ query: SemanticQuery; vector: Float32Array; cache: SemanticCache } | undefined> => {
+      if (!sem || !semantic) return undefined
+      if (sem.vector) return { query: sem.query, vector: sem.vector, cache: semantic }
       try {
-        const [vector] = await deps.semantic!.embedder.embed([sem.query.text])
-        return { query: sem.query, vector: vector! }
+        const [vector] = await semantic.embedder.embed([sem.query.text])
+        return { query: sem.query, vector: vector!, cache: semantic }
       } catch (err) {
         onError(err, 'semantic embed')
         return undefined

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { budgetSchema, rateLimitSchema } from '../budget/schema.js'
-import { cachePolicySchema } from '../cache/schema.js'
+import { cachePolicySchema, semanticCacheConfigSchema } from '../cache/schema.js'
 import { routingPolicySchema } from '../routing/schema.js'
 import { guardrailsPolicySchema } from '../guardrails/schema.js'
 
@@ -116,6 +116,8 @@ export const gatewayConfigSchema = z.strictObject({
   keys: z.array(keySchema).default([]),
   admin_key: z.string().optional(),
   metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+  /** Engine of the semantic cache (embedder, index); defaults apply when a team turns the layer on without it. */
+  semantic_cache: semanticCacheConfigSchema.optional(),
   webhooks: z.strictObject({ budget_alert_url: z.string().optional() }).prefault({})
 })
 export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>

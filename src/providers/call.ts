@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto'
+import { providerCacheSavings } from '../cache/prompt-caching.js'
+import { resolveCachePolicy } from '../cache/schema.js'
 import type { Attempt, PipelineResult, RequestContext } from '../context.js'
 import { GatewayError, UpstreamError } from '../errors.js'
 import { costOf, tokenCounts } from '../ledger/cost.js'
@@ -53,12 +55,16 @@ export function createTargetCaller(deps: CallDeps) {
     const attemptNo = ctx.attempts.length
     const signal = ctx.signal
     const native = ctx.state[NATIVE_REQUEST_KEY] as NativeRequest | undefined
+    // the team's provider prompt-caching settings (Anthropic breakpoints; on by default without a cache: section)
+    const promptCache = resolveCachePolicy(ctx.policy.cache).provider
 
     const settle = (status: Attempt['status'], usage: Usage | undefined, estimate: () => Usage, err?: unknown) => {
       const estimated = !usage
       const u = usage ?? estimate()
       const tokens = tokenCounts(u)
       const cost = costOf(tokens, target.model.price)
+      // what the provider's prompt cache saved (net of write premiums), only from usage the provider reported
+      const promptSaving = estimated ? undefined : providerCacheSavings(u, target.model.price)
       attempt.status = status
       attempt.usage = u
       attempt.estimated = estimated
@@ -86,6 +92,7 @@ export function createTargetCaller(deps: CallDeps) {
         tokens,
         estimated,
         cost_usd: cost,
+        saved_usd: promptSaving && (promptSaving.cachedTokens || promptSaving.writeTokens) ? round(promptSaving.netSavedUsd) : undefined,
         latency_ms: Math.round(attempt.latencyMs),
         ttft_ms: attempt.ttftMs !== undefined ? Math.round(attempt.ttftMs) : undefined,
         attempt: attemptNo,
@@ -111,7 +118,7 @@ export function createTargetCaller(deps: CallDeps) {
     if (!stream) {
       let body: ChatCompletion
       try {
-        body = await target.provider.chat(stream === ctx.stream ? req : { ...req, stream: false }, { signal, native, ...over.timeouts })
+        body = await target.provider.chat(stream === ctx.stream ? req : { ...req, stream: false }, { signal, native, promptCache, ...over.timeouts })
       } catch (err) {
         // an abort after the prompt was sent may still be billed by the provider: charge the prompt
         const aborted = err instanceof UpstreamError && err.kind === 'aborted'
@@ -125,7 +132,7 @@ export function createTargetCaller(deps: CallDeps) {
 
     let source: AsyncIterable<ChatChunk>
     try {
-      source = await target.provider.chatStream(req, { signal, native, ...over.timeouts })
+      source = await target.provider.chatStream(req, { signal, native, promptCache, ...over.timeouts })
     } catch (err) {
       const aborted = err instanceof UpstreamError && err.kind === 'aborted'
       settle(aborted ? 'aborted' : 'error', aborted ? undefined : zeroUsage, promptOnly, err)

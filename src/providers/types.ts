@@ -1,3 +1,4 @@
+import type { ProviderCachePolicy } from '../cache/schema.js'
 import type { NativeRequest } from './native.js'
 import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse } from '../types.js'
 
@@ -13,6 +14,8 @@ export interface CallOptions {
   native?: NativeRequest
   /** Extra headers for this call only (e.g. the client's anthropic-beta on a native pass-through). */
   headers?: Record<string, string>
+  /** The team's provider prompt-caching settings (policy `cache.provider`); Anthropic places cache_control with them. */
+  promptCache?: ProviderCachePolicy
 }
 
 /**

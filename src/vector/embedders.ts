@@ -80,9 +80,11 @@ export function normalize(v: Float32Array): Float32Array {
 export interface ProviderEmbedderOptions {
   /** `llama` for an in-process GGUF model, `upstream` for an embeddings API. */
   kind: 'llama' | 'upstream'
-  provider: Provider
-  /** The provider's own model name. */
-  model: string
+  /**
+   * The provider and its own model name, resolved on every call: the gateway's providers are rebuilt on
+   * config reloads, and the embedder must follow them rather than hold a closed one.
+   */
+  resolve: () => { provider: Provider; model: string }
   /** Overrides the default threshold of the kind. */
   threshold?: number
   /** Milliseconds before an embedding call is abandoned (the request then skips the semantic layer). */
@@ -94,11 +96,9 @@ export interface ProviderEmbedderOptions {
  * `/v1/embeddings` model. Vectors are re-normalised, so cosine is a dot product whatever the model returns.
  *
  * @example
- * const embedder = createProviderEmbedder({ kind: 'upstream', provider: openai, model: 'text-embedding-3-small' })
+ * const embedder = createProviderEmbedder({ kind: 'upstream', resolve: () => ({ provider: openai, model: 'text-embedding-3-small' }) })
  */
 export function createProviderEmbedder(opts: ProviderEmbedderOptions): Embedder {
-  const embed = opts.provider.embed?.bind(opts.provider)
-  if (!embed) throw new Error(`provider "${opts.provider.name}" cannot embed`)
   let dims: number | undefined
   return {
     kind: opts.kind,
@@ -107,9 +107,13 @@ export function createProviderEmbedder(opts: ProviderEmbedderOptions): Embedder 
     },
     defaultThreshold: opts.threshold ?? DEFAULT_THRESHOLDS[opts.kind],
     async embed(texts, signal) {
+      const { provider, model } = opts.resolve()
+      if (!provider.embed) throw new Error(`provider "${provider.name}" cannot embed`)
+      const unavailable = provider.unavailableReason?.()
+      if (unavailable) throw new Error(`provider "${provider.name}" is unavailable: ${unavailable}`)
       const timeout = AbortSignal.timeout(opts.timeoutMs ?? 10_000)
-      const res = await embed(
-        { model: opts.model, input: texts, encoding_format: 'float' },
+      const res = await provider.embed(
+        { model, input: texts, encoding_format: 'float' },
         { signal: signal ? AbortSignal.any([signal, timeout]) : timeout }
       )
       const rows = [...res.data].sort((a, b) => a.index - b.index)

@@ -1,3 +1,4 @@
+import { placeCacheBreakpoints } from '../../cache/prompt-caching.js'
 import type { ProviderConfig } from '../../config/schema.js'
 import { UpstreamError } from '../../errors.js'
 import type { ChatCompletion } from '../../types.js'
@@ -52,9 +53,12 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
   })
   // Accept base URLs written either way: https://api.anthropic.com or https://api.anthropic.com/v1
   const path = /\/v1\/?$/.test(new URL(config.base_url).pathname) ? '/messages' : '/v1/messages'
-  const transform = options.transformBody ?? ((b: AnthropicRequest) => b)
-  const build = (req: Parameters<Provider['chat']>[0], stream: boolean): string => {
-    const body = transform(toAnthropicRequest(req, { defaultMaxTokens: options.defaultMaxTokens }))
+  const transformBody = options.transformBody ?? ((b: AnthropicRequest) => b)
+  // the team's prompt-caching policy places cache_control last, on translated and native bodies alike
+  const transform = (b: AnthropicRequest, opts: CallOptions): AnthropicRequest =>
+    opts.promptCache ? placeCacheBreakpoints(transformBody(b), opts.promptCache) : transformBody(b)
+  const build = (req: Parameters<Provider['chat']>[0], opts: CallOptions, stream: boolean): string => {
+    const body = transform(toAnthropicRequest(req, { defaultMaxTokens: options.defaultMaxTokens }), opts)
     return JSON.stringify(stream ? { ...body, stream: true } : body)
   }
   /**
@@ -65,7 +69,7 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     const native = opts.native
     if (native?.format !== 'anthropic' || native.fingerprint !== requestFingerprint(req)) return undefined
     const { stream: _stream, ...rest } = native.body
-    const body = transform({ ...(rest as AnthropicRequest), model: req.model, max_tokens: req.max_completion_tokens ?? req.max_tokens ?? (rest.max_tokens as number) })
+    const body = transform({ ...(rest as AnthropicRequest), model: req.model, max_tokens: req.max_completion_tokens ?? req.max_tokens ?? (rest.max_tokens as number) }, opts)
     return JSON.stringify(stream ? { ...body, stream: true } : body)
   }
   const withNativeHeaders = (opts: CallOptions): CallOptions => (opts.native?.headers ? { ...opts, headers: { ...opts.headers, ...opts.native.headers } } : opts)
@@ -77,7 +81,7 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
 
     async chat(req, opts): Promise<ChatCompletion> {
       const native = nativeBody(req, opts, false)
-      const res = await upstream.post(path, native ?? build(req, false), native ? withNativeHeaders(opts) : opts)
+      const res = await upstream.post(path, native ?? build(req, opts, false), native ? withNativeHeaders(opts) : opts)
       const message = await readJson<AnthropicMessage>(res, label, opts.signal)
       const completion = fromAnthropicMessage(message)
       // the surface may render Anthropic's own answer (thinking blocks, signatures) while the canonical one is unchanged
@@ -86,7 +90,7 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
 
     async chatStream(req, opts) {
       const native = nativeBody(req, opts, true)
-      const res = await upstream.post(path, native ?? build(req, true), native ? withNativeHeaders(opts) : opts)
+      const res = await upstream.post(path, native ?? build(req, opts, true), native ? withNativeHeaders(opts) : opts)
       const messages = sseEvents(res, label, opts.signal)
       if (!native) return anthropicEventsToChunks(parseEvents(messages, label))
       // each chunk carries the raw events consumed to produce it, so /v1/messages can relay them as sent

@@ -1,0 +1,127 @@
+import OpenAI from 'openai'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { semanticCacheWanted } from '../src/cache/engine.js'
+import { teamPolicySchema } from '../src/config/schema.js'
+import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
+import { TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+
+// exact layer off, so a repeated question can only be answered by the semantic layer
+const semanticOnly = { a: { cache: { exact: { enabled: false }, semantic: { enabled: true } } } }
+
+let fake: FakeOpenAI
+beforeAll(async () => {
+  fake = await startFakeOpenAI()
+})
+afterAll(async () => {
+  await fake.close()
+})
+
+async function ask(gw: TestGateway, content: string) {
+  const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: TEAM_A_KEY, maxRetries: 0 })
+  const { response } = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] }).withResponse()
+  return response.headers.get('x-sluice-cache')
+}
+
+const embeddingCalls = () => fake.requests.filter((r) => r.path.endsWith('/embeddings'))
+
+describe('semantic cache engine', () => {
+  it('is wanted only when a team turns the layer on or the gateway config has semantic_cache:', () => {
+    const policies = (p: unknown) => ({ a: teamPolicySchema.parse(p) })
+    expect(semanticCacheWanted({ policies: policies({}) })).toBe(false)
+    expect(semanticCacheWanted({ policies: policies({ cache: {} }) })).toBe(false)
+    expect(semanticCacheWanted({ policies: policies({ cache: { enabled: false, semantic: { enabled: true } } }) })).toBe(false)
+    expect(semanticCacheWanted({ policies: policies({ cache: { semantic: { enabled: true } } }) })).toBe(true)
+    expect(semanticCacheWanted({ policies: policies({}), semantic_cache: {} })).toBe(true)
+  })
+
+  it('is not built for a gateway that does not use it', async () => {
+    const gw = await startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey, policies: { a: { cache: {} } } })
+    try {
+      expect(gw.gateway.runtime.semanticCache!.current()).toBeUndefined()
+    } finally {
+      await gw.close(0)
+    }
+  })
+
+  it('uses an upstream embeddings model from models:, probed at start, resolved from the current providers after a reload', async () => {
+    const logs: string[] = []
+    const gw = await startTestGateway({
+      openaiUrl: fake.url,
+      openaiKey: fake.apiKey,
+      policies: semanticOnly,
+      config: { semantic_cache: { embedder: { kind: 'upstream', model: 'text-embedding-3-small' } } },
+      server: { log: (_level, msg) => logs.push(msg) }
+    })
+    try {
+      const engine = gw.gateway.runtime.semanticCache!.current()!
+      expect(engine.embedder.kind).toBe('upstream')
+      expect(engine.embedder.dimensions).toBe(8) // the fake's vectors, learnt from the start-up probe
+      expect(logs.some((l) => /semantic cache: upstream embedder \(8 dimensions\), memory index/.test(l))).toBe(true)
+      const probes = embeddingCalls().length
+      expect(probes).toBeGreaterThan(0)
+
+      expect(await ask(gw, 'What is the status of the billing migration?')).toBe('miss')
+      expect(await ask(gw, 'What is the status of the billing migration?')).toBe('semantic-hit')
+      expect(embeddingCalls().length).toBeGreaterThan(probes)
+
+      // a reload with a changed provider: same engine (entries kept), embeddings through the new provider
+      const providers = { ...gw.config.providers, openai: { ...gw.config.providers.openai!, headers: { 'x-reload': 'two' } } }
+      gw.gateway.reload({ ...gw.config, providers })
+      expect(gw.gateway.runtime.semanticCache!.current()).toBe(engine)
+      expect(await ask(gw, 'What is the status of the billing migration?')).toBe('semantic-hit')
+      expect(embeddingCalls().at(-1)!.headers['x-reload']).toBe('two')
+    } finally {
+      await gw.close(0)
+    }
+  })
+
+  it('rebuilds when semantic_cache: changes on reload, and keeps the running engine when the new one fails', async () => {
+    const logs: string[] = []
+    const gw = await startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey, policies: semanticOnly, server: { log: (_l, msg) => logs.push(msg) } })
+    try {
+      const builtin = gw.gateway.runtime.semanticCache!.current()!
+      expect(builtin.embedder.kind).toBe('builtin')
+      expect(builtin.embedder.dimensions).toBe(256)
+      expect(await ask(gw, 'Where is the deploy checklist kept?')).toBe('miss')
+      expect(await ask(gw, 'where is the deploy checklist kept')).toBe('semantic-hit')
+
+      // unchanged config: same engine, same entries
+      gw.gateway.reload(gw.config)
+      await gw.gateway.runtime.semanticCache!.configure(gw.config)
+      expect(gw.gateway.runtime.semanticCache!.current()).toBe(builtin)
+
+      // an embedder that cannot work: logged, the running engine stays
+      await gw.gateway.runtime.semanticCache!.configure({ ...gw.config, semantic_cache: { embedder: { kind: 'upstream', model: 'gpt-4o-mini' }, index: { kind: 'memory', max_entries: 10 } } } as never)
+      expect(gw.gateway.runtime.semanticCache!.current()).toBe(builtin)
+      expect(logs.some((l) => /semantic cache kept its previous engine: .*not an embedding model/.test(l))).toBe(true)
+
+      // a different block: a new engine (a new, empty index)
+      await gw.gateway.runtime.semanticCache!.configure({ ...gw.config, semantic_cache: { embedder: { kind: 'builtin', dimensions: 128 }, index: { kind: 'memory', max_entries: 10 } } } as never)
+      const next = gw.gateway.runtime.semanticCache!.current()!
+      expect(next).not.toBe(builtin)
+      expect(next.embedder.dimensions).toBe(128)
+      expect(await ask(gw, 'where is the deploy checklist kept')).toBe('miss')
+    } finally {
+      await gw.close(0)
+    }
+  })
+
+  it('starts with semantic caching disabled, not crashed, when the embedder fails its probe', async () => {
+    const logs: string[] = []
+    const gw = await startTestGateway({
+      openaiUrl: 'http://127.0.0.1:9/v1', // nothing listens there
+      openaiKey: 'sk-none',
+      policies: semanticOnly,
+      config: { semantic_cache: { embedder: { kind: 'upstream', model: 'text-embedding-3-small' } } },
+      server: { log: (level, msg) => logs.push(`${level}: ${msg}`) }
+    })
+    try {
+      expect(gw.gateway.runtime.semanticCache!.current()).toBeUndefined()
+      expect(logs.some((l) => l.startsWith('error: semantic cache disabled:'))).toBe(true)
+      const res = await fetch(`${gw.url}/readyz`)
+      expect(res.status).toBe(200)
+    } finally {
+      await gw.close(0)
+    }
+  })
+})
