@@ -40,14 +40,23 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   const tables = opts.tables ?? 16
   const bits = opts.bits ?? 18
   if (bits > 30) throw new Error('bits per LSH table must be at most 30')
-  const planes = randomPlanes(tables * bits * dims, opts.seed ?? 0x5eed)
+  const width = tables * bits
+  const planes = transpose(randomPlanes(width * dims, opts.seed ?? 0x5eed), width, dims)
+  /** Scratch for hashKeys: one dot product per hyperplane. */
+  const dots = new Float64Array(width)
+  /** Keys already computed for a vector: a lookup that misses hashes the vector it then stores. */
+  const hashed = new WeakMap<Float32Array, Uint32Array>()
 
   // Slot-addressed storage: parallel arrays, reused through a free list.
   const ids: string[] = []
   const scopes: string[] = []
   const texts: string[] = []
   const expires: number[] = []
-  const vectors: Int8Array[] = []
+  /** Quantised vectors, slot-major in one slab (no object per entry; neighbours in memory while scoring). */
+  let slab = new Int8Array(dims * 1024)
+  /** Search generation per slot: a slot found through several LSH buckets is scored once, without a Set. */
+  let seenAt = new Uint32Array(1024)
+  let generation = 0
   const scales: number[] = []
   const keys: Uint32Array[] = []
   const free: number[] = []
@@ -55,19 +64,29 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   const byId = new Map<string, number>()
   const partitions = new Map<string, Partition>()
 
-  function hashKeys(vector: Float32Array, margins?: Float32Array): Uint32Array {
+  /**
+   * The LSH key of a vector in each table. Planes are stored dimension-major, so the loop walks each
+   * non-zero component once and adds it into every hyperplane's dot product (contiguous memory, and the
+   * builtin embedder's vectors are half zeros). The sums run in dimension order in doubles, as a plain
+   * per-plane dot product would, so the keys are the same bit for bit.
+   */
+  function hashKeys(vector: Float32Array): Uint32Array {
+    const known = hashed.get(vector)
+    if (known) return known
+    dots.fill(0)
+    for (let d = 0; d < dims; d++) {
+      const x = vector[d]!
+      if (x === 0) continue
+      const base = d * width
+      for (let j = 0; j < width; j++) dots[j]! += x * planes[base + j]!
+    }
     const out = new Uint32Array(tables)
     for (let t = 0; t < tables; t++) {
       let key = 0
-      for (let b = 0; b < bits; b++) {
-        const base = (t * bits + b) * dims
-        let dot = 0
-        for (let d = 0; d < dims; d++) dot += vector[d]! * planes[base + d]!
-        if (dot >= 0) key |= 1 << b
-        if (margins) margins[t * bits + b] = Math.abs(dot)
-      }
+      for (let b = 0; b < bits; b++) if (dots[t * bits + b]! >= 0) key |= 1 << b
       out[t] = key >>> 0
     }
+    hashed.set(vector, out)
     return out
   }
 
@@ -91,22 +110,27 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
     }
     byId.delete(ids[slot]!)
     texts[slot] = ''
-    vectors[slot] = EMPTY
     free.push(slot)
   }
 
   function score(query: Float32Array, slot: number): number {
-    const v = vectors[slot]!
+    const base = slot * dims
     let dot = 0
-    for (let d = 0; d < dims; d++) dot += query[d]! * v[d]!
+    for (let d = 0; d < dims; d++) dot += query[d]! * slab[base + d]!
     return dot * scales[slot]!
   }
 
-  function candidates(part: Partition, query: Float32Array): Iterable<number> {
-    if (part.slots.size <= exactScanLimit) return part.slots
-    const margins = new Float32Array(tables * bits)
-    const qk = hashKeys(query, margins)
-    const seen = new Set<number>()
+  /** Calls visit once per candidate slot: the whole scope when small, else the LSH buckets near the query. */
+  function forEachCandidate(part: Partition, query: Float32Array, visit: (slot: number) => void): void {
+    if (part.slots.size <= exactScanLimit) {
+      for (const slot of part.slots) visit(slot)
+      return
+    }
+    const qk = hashKeys(query)
+    if (++generation === 0xffffffff) {
+      seenAt.fill(0)
+      generation = 1
+    }
     for (let t = 0; t < tables; t++) {
       const map = part.buckets[t]!
       // Probe the query's own bucket and each bucket one bit away: a near neighbour differs from the
@@ -114,10 +138,14 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       for (let b = -1; b < bits; b++) {
         const key = b < 0 ? qk[t]! : (qk[t]! ^ (1 << b)) >>> 0
         const bucket = map.get(key)
-        if (bucket) for (const s of bucket) seen.add(s)
+        if (!bucket) continue
+        for (const s of bucket) {
+          if (seenAt[s] === generation) continue
+          seenAt[s] = generation
+          visit(s)
+        }
       }
     }
-    return seen
   }
 
   return {
@@ -135,12 +163,19 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
         remove(oldest)
       }
       const slot = free.length > 0 ? free.pop()! : ids.length
-      const { q, scale } = quantize(entry.vector)
+      if ((slot + 1) * dims > slab.length) {
+        const grown = new Int8Array(Math.max(slab.length * 2, (slot + 1) * dims))
+        grown.set(slab)
+        slab = grown
+        const seen = new Uint32Array(grown.length / dims)
+        seen.set(seenAt)
+        seenAt = seen
+      }
+      const scale = quantize(entry.vector, slab, slot * dims)
       ids[slot] = entry.id
       scopes[slot] = entry.scope
       texts[slot] = entry.text
       expires[slot] = entry.expiresAt
-      vectors[slot] = q
       scales[slot] = scale
       const k = hashKeys(entry.vector)
       keys[slot] = k
@@ -163,14 +198,14 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       if (!part || query.limit <= 0) return []
       const found: VectorMatch[] = []
       const expired: number[] = []
-      for (const slot of candidates(part, vector)) {
+      forEachCandidate(part, vector, (slot) => {
         if (expires[slot]! <= query.now) {
           expired.push(slot)
-          continue
+          return
         }
         const s = score(vector, slot)
         if (s >= query.minScore) found.push({ id: ids[slot]!, score: Math.min(1, s), text: texts[slot]! })
-      }
+      })
       for (const slot of expired) remove(slot)
       found.sort((a, b) => b.score - a.score)
       return found.slice(0, query.limit)
@@ -192,17 +227,24 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   }
 }
 
-const EMPTY = new Int8Array(0)
-
-/** Symmetric int8 quantisation with one scale per vector. */
-function quantize(v: Float32Array): { q: Int8Array; scale: number } {
+/** Symmetric int8 quantisation with one scale per vector, written into `out` at `at`; returns the scale. */
+function quantize(v: Float32Array, out: Int8Array, at: number): number {
   let max = 0
   for (let i = 0; i < v.length; i++) max = Math.max(max, Math.abs(v[i]!))
-  const q = new Int8Array(v.length)
-  if (max === 0) return { q, scale: 0 }
+  if (max === 0) {
+    out.fill(0, at, at + v.length)
+    return 0
+  }
   const f = 127 / max
-  for (let i = 0; i < v.length; i++) q[i] = Math.round(v[i]! * f)
-  return { q, scale: max / 127 }
+  for (let i = 0; i < v.length; i++) out[at + i] = Math.round(v[i]! * f)
+  return max / 127
+}
+
+/** Row-major (plane × dimension) to dimension-major (dimension × plane). */
+function transpose(planes: Float32Array, width: number, dims: number): Float32Array {
+  const out = new Float32Array(planes.length)
+  for (let j = 0; j < width; j++) for (let d = 0; d < dims; d++) out[d * width + j] = planes[j * dims + d]!
+  return out
 }
 
 /** Gaussian hyperplanes from a small seeded PRNG (mulberry32 + Box-Muller). */
