@@ -4,6 +4,7 @@ import { serve, type ServerType } from '@hono/node-server'
 import type { GatewayConfig } from './config/load.js'
 import type { StoreConfig } from './config/schema.js'
 import { GatewayError, toGatewayError } from './errors.js'
+import { toAnthropicError } from './providers/anthropic/index.js'
 import { createGateway, type Gateway, type StepsFactory } from './gateway.js'
 import { createMemoryStore } from './store/memory.js'
 import { createRedisStore } from './store/redis.js'
@@ -54,7 +55,11 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
 
   const limit = bodyLimit({
     maxSize: config.server.body_limit_bytes,
-    onError: (c) => c.json(new GatewayError(413, `Request body is larger than ${config.server.body_limit_bytes} bytes (server.body_limit_bytes).`, { code: 'request_too_large' }).toJSON(), 413)
+    onError: (c) => {
+      const err = new GatewayError(413, `Request body is larger than ${config.server.body_limit_bytes} bytes (server.body_limit_bytes).`, { code: 'request_too_large' })
+      // each surface answers in its own error shape, even before its route runs
+      return c.json(c.req.path.startsWith('/v1/messages') ? toAnthropicError(err).body : err.toJSON(), 413)
+    }
   })
   app.use('/v1/*', limit)
   app.use('/admin/*', limit)

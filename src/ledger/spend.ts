@@ -77,8 +77,7 @@ function roundTotals(t: SpendTotals): SpendTotals {
 export function parseSince(value: string | undefined, now = Date.now()): number | undefined {
   if (!value) return undefined
   const rel = /^(\d+)([smhdw])$/.exec(value)
-  if (rel) return now - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7, w: 6.048e8 }[rel[2] as 's']
-  if (/^\d+$/.test(value)) return Number(value)
-  const t = Date.parse(value)
-  return Number.isNaN(t) ? undefined : t
+  const t = rel ? now - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7, w: 6.048e8 }[rel[2] as 's'] : /^\d+$/.test(value) ? Number(value) : Date.parse(value)
+  // outside the range of a Date (±8.64e15 ms) a time cannot be printed or compared: not a time at all
+  return Number.isFinite(t) && Math.abs(t) <= 8.64e15 ? t : undefined
 }
