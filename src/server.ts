@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
+import { limitBody } from '../routes/incoming.js'
 import { serve, type ServerType } from '@hono/node-server'
 import type { GatewayConfig } from './config/load.js'
 import type { StoreConfig } from './config/schema.js'
@@ -53,7 +53,7 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
   })
   app.notFound((c) => c.json(new GatewayError(404, `Unknown route ${c.req.method} ${c.req.path}.`, { code: 'unknown_route' }).toJSON(), 404))
 
-  const limit = bodyLimit({
+  const limit = limitBody({
     maxSize: config.server.body_limit_bytes,
     onError: (c) => {
       const err = new GatewayError(413, `Request body is larger than ${config.server.body_limit_bytes} bytes (server.body_limit_bytes).`, { code: 'request_too_large' })
@@ -88,11 +88,14 @@ export async function startServer(config: GatewayConfig, opts: ServerOptions & {
   const port = opts.port ?? config.server.port
   const host = opts.host ?? config.server.host
   const server: ServerType = await new Promise((resolve) => {
-    const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(s))
+    // Slow clients (slowloris): headers must arrive within 30 s (or the request timeout, if shorter) and the
+    // whole request within server.request_timeout_ms, else 408. Node checks these timers only every
+    // connectionsCheckingInterval (30 s by default), so check every second to enforce them as configured.
+    const requestTimeout = config.server.request_timeout_ms
+    const serverOptions = { requestTimeout, headersTimeout: Math.min(30_000, requestTimeout), connectionsCheckingInterval: 1000 }
+    const s = serve({ fetch: app.fetch, port, hostname: host, serverOptions }, () => resolve(s))
   })
   const http = server as unknown as import('node:http').Server
-  http.requestTimeout = config.server.request_timeout_ms
-  http.headersTimeout = 30_000
   const address = http.address()
   const boundPort = typeof address === 'object' && address ? address.port : port
   return {
