@@ -11,6 +11,8 @@ export interface Attempt {
   /** True when usage was counted with tiktoken because the provider gave none. */
   estimated?: boolean
   costUsd: number
+  /** performance.now() when the call started (trace spans). */
+  startedAt?: number
   latencyMs: number
   ttftMs?: number
   error?: string

@@ -11,6 +11,7 @@ import { costOf, tokenCounts } from './ledger/cost.js'
 import { createLedger, type Ledger } from './ledger/index.js'
 import { createMetrics, type Metrics } from './metrics/index.js'
 import { createPipeline } from './pipeline.js'
+import { createTracing } from './otel/index.js'
 import { createTargetCaller } from './providers/call.js'
 import { createProviders } from './providers/index.js'
 import type { Provider } from './providers/types.js'
@@ -90,7 +91,9 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
   const callTarget = createTargetCaller({ ledger, metrics })
   // breakers and load-balancer state outlive reloads
   const routing = createRoutingState({ metrics: createRoutingMetrics(metrics.registry, () => rt.providers) })
-  const makePipeline = (r: Runtime) => createPipeline([...(opts.steps?.(r) ?? []), createRouter({ resolveTarget: (n) => r.targets.get(n), callTarget, state: routing })])
+  // traces: one exporter per gateway, off (no step at all) without telemetry.otlp; changes need a restart
+  const tracing = createTracing(initial.telemetry, { providerConfig: (name) => rt.config.providers[name], registry: metrics.registry, log })
+  const makePipeline = (r: Runtime) => createPipeline([...(tracing ? [tracing.step] : []), ...(opts.steps?.(r) ?? []), createRouter({ resolveTarget: (n) => r.targets.get(n), callTarget, state: routing })])
   let run = makePipeline(rt)
 
   const identify = (headers: Headers): Promise<Principal> =>
@@ -287,6 +290,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       await ledger.flush()
       await Promise.allSettled([...rt.providers.values()].map((p) => p.close()))
       await semanticCache.close()
+      await tracing?.close()
       await store.close()
     },
     inflight: () => inflight.size

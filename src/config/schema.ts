@@ -3,6 +3,7 @@ import { budgetSchema, rateLimitSchema } from '../budget/schema.js'
 import { cachePolicySchema, semanticCacheConfigSchema } from '../cache/schema.js'
 import { routingPolicySchema } from '../routing/schema.js'
 import { guardrailsPolicySchema } from '../guardrails/schema.js'
+import { telemetrySchema } from '../otel/schema.js'
 
 /** Prices in USD per million tokens. */
 export const priceSchema = z.strictObject({
@@ -118,7 +119,9 @@ export const gatewayConfigSchema = z.strictObject({
   metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   /** Engine of the semantic cache (embedder, index); defaults apply when a team turns the layer on without it. */
   semantic_cache: semanticCacheConfigSchema.optional(),
-  webhooks: z.strictObject({ budget_alert_url: z.string().optional() }).prefault({})
+  webhooks: z.strictObject({ budget_alert_url: z.string().optional() }).prefault({}),
+  /** OpenTelemetry traces (OTLP/HTTP JSON); absent = off. */
+  telemetry: telemetrySchema.optional()
 })
 export type GatewayConfigInput = z.input<typeof gatewayConfigSchema>
 export type GatewayConfigParsed = z.infer<typeof gatewayConfigSchema>

@@ -50,7 +50,7 @@ export function createTargetCaller(deps: CallDeps) {
     const req: ChatRequest = { ...ctx.request, ...over.request, model: target.model.model }
     const stream = ctx.stream && !over.forceNonStream
     const started = performance.now()
-    const attempt: Attempt = { target: target.name, provider: target.provider.name, model: target.model.model, status: 'ok', costUsd: 0, latencyMs: 0, reason: over.reason }
+    const attempt: Attempt = { target: target.name, provider: target.provider.name, model: target.model.model, status: 'ok', costUsd: 0, startedAt: started, latencyMs: 0, reason: over.reason }
     ctx.attempts.push(attempt)
     const attemptNo = ctx.attempts.length
     const signal = ctx.signal
