@@ -3,6 +3,7 @@ import type { RequestContext } from '../src/context.js'
 import { round } from '../src/providers/call.js'
 import type { Gateway } from '../src/gateway.js'
 import type { ChatChunk, ChatRequest, EmbeddingRequest } from '../src/types.js'
+import { requestHeaders, requestSignal } from './incoming.js'
 import { SSE_HEADERS, sseBody } from './sse.js'
 import { chatRequestSchema, embeddingRequestSchema, readBody } from './validate.js'
 
@@ -18,7 +19,7 @@ export function openaiRoutes(gateway: Gateway) {
 
   app.post('/chat/completions', async (c) => {
     const body = await readBody(c, chatRequestSchema)
-    const { ctx, result } = await gateway.chat({ headers: c.req.header(), body: body as ChatRequest, signal: c.req.raw.signal, surface: 'chat' })
+    const { ctx, result } = await gateway.chat({ headers: requestHeaders(c), body: body as ChatRequest, signal: requestSignal(c), surface: 'chat' })
     if (result.type === 'json') {
       const headers = await costHeaders(gateway, ctx)
       return c.json(result.body, 200, headers)
@@ -46,7 +47,7 @@ export function openaiRoutes(gateway: Gateway) {
 
   app.post('/embeddings', async (c) => {
     const body = await readBody(c, embeddingRequestSchema)
-    const res = await gateway.embeddings({ headers: c.req.header(), body: body as EmbeddingRequest, signal: c.req.raw.signal })
+    const res = await gateway.embeddings({ headers: requestHeaders(c), body: body as EmbeddingRequest, signal: requestSignal(c) })
     return c.json(res.body, 200, res.headers)
   })
 

@@ -1,6 +1,7 @@
 import type { Context } from 'hono'
 import { z } from 'zod'
 import { GatewayError } from '../src/errors.js'
+import { requestHeader, requestText } from './incoming.js'
 
 /**
  * Read a JSON body and validate it with zod, turning every failure into an OpenAI-style 400
@@ -10,13 +11,13 @@ import { GatewayError } from '../src/errors.js'
  * const body = await readBody(c, chatRequestSchema)
  */
 export async function readBody<T extends z.ZodType>(c: Context, schema: T): Promise<z.infer<T>> {
-  const type = c.req.header('content-type') ?? ''
+  const type = requestHeader(c, 'content-type') ?? ''
   if (type && !/^application\/(.+\+)?json\b/i.test(type)) {
     throw new GatewayError(415, `Content-Type must be application/json, got "${type.slice(0, 60)}".`, { code: 'unsupported_media_type' })
   }
   let raw: unknown
   try {
-    raw = JSON.parse(await c.req.text())
+    raw = JSON.parse(await requestText(c))
   } catch (err) {
     if (err instanceof GatewayError) throw err
     throw new GatewayError(400, 'We could not parse the JSON body of your request. Send valid JSON (Content-Type: application/json).', { code: 'invalid_json' })

@@ -1,0 +1,81 @@
+import { request } from 'node:http'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
+import { TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+
+// routes/incoming.ts reads headers, body and disconnects from Node's request directly: the same answers
+// as Hono's Request-based API, including the cases that path handled (chunked bodies, BOM, repeated headers).
+
+let fake: FakeOpenAI
+let gw: TestGateway
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI()
+  gw = await startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey, config: { server: { body_limit_bytes: 64 * 1024 } } })
+})
+afterAll(async () => {
+  await gw.close(0)
+  await fake.close()
+})
+
+/** POST with node:http, so the test chooses chunked encoding and raw header lists. */
+function post(pieces: (string | Buffer)[], headers: Record<string, string | string[]>, chunked: boolean): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const url = new URL(`${gw.url}/v1/chat/completions`)
+    const total = pieces.reduce((n, p) => n + Buffer.byteLength(p), 0)
+    const req = request(
+      { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: chunked ? headers : { ...headers, 'content-length': String(total) } },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (b: Buffer) => chunks.push(b))
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }))
+      }
+    )
+    req.on('error', reject)
+    for (const p of pieces) req.write(p)
+    req.end()
+  })
+}
+
+const chat = (content: string) => JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content }] })
+const base = { authorization: `Bearer ${TEAM_A_KEY}`, 'content-type': 'application/json' }
+
+describe('requests read from Node directly', () => {
+  it('a chunked body within the limit is read whole', async () => {
+    const body = chat('chunked hello')
+    const res = await post([body.slice(0, 10), body.slice(10, 30), body.slice(30)], base, true)
+    expect(res.status).toBe(200)
+    expect(res.body.choices[0].message.content).toBe('You said: chunked hello')
+  })
+
+  it('a chunked body over the limit is cut with 413 (no Content-Length to trust)', async () => {
+    const res = await post([chat('x'.repeat(100 * 1024))], base, true)
+    expect(res.status).toBe(413)
+    expect(res.body.error.code).toBe('request_too_large')
+  })
+
+  it('a Content-Length over the limit is refused with 413', async () => {
+    const res = await post([chat('x'.repeat(100 * 1024))], base, false)
+    expect(res.status).toBe(413)
+  })
+
+  it('a UTF-8 byte order mark is dropped, as Request.text() does; multi-byte characters split across chunks survive', async () => {
+    const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(chat('héllo wörld €'))])
+    const cut = body.indexOf(Buffer.from('€')) + 1
+    const res = await post([body.subarray(0, cut), body.subarray(cut)], base, false)
+    expect(res.status).toBe(200)
+    expect(res.body.choices[0].message.content).toBe('You said: héllo wörld €')
+  })
+
+  it('repeated headers are joined with ", " (a second content-type spoils the first)', async () => {
+    const res = await post([chat('hi')], { authorization: base.authorization, 'content-type': ['text/plain', 'application/json'] }, false)
+    expect(res.status).toBe(415)
+    expect(res.body.error.message).toContain('text/plain, application/json')
+  })
+
+  it('an empty body is invalid JSON (400), not a hang', async () => {
+    const res = await post([], base, false)
+    expect(res.status).toBe(400)
+    expect(res.body.error.code).toBe('invalid_json')
+  })
+})
