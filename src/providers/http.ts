@@ -47,6 +47,12 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
     pipelining: 1
   })
   const baseHeaders = { 'content-type': 'application/json', accept: 'application/json', ...opts.headers }
+  // Upstream error messages reach clients; some compatible servers echo the credential they were sent.
+  const secrets = Object.entries(opts.headers)
+    .filter(([name]) => /auth|key|token|secret/i.test(name))
+    .flatMap(([, v]) => [v, v.replace(/^Bearer\s+/i, '')])
+    .filter((v) => v.length >= 8)
+  const redact = (message: string) => secrets.reduce((m, secret) => m.split(secret).join('[redacted]'), message)
 
   return {
     async post(path, body, call) {
@@ -77,7 +83,7 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
       }
       const parsed = opts.parseError(res.statusCode, text)
       const status = res.statusCode
-      throw new UpstreamError(status >= 400 && status < 600 ? status : 502, parsed.message, {
+      throw new UpstreamError(status >= 400 && status < 600 ? status : 502, redact(parsed.message), {
         type: parsed.type,
         code: parsed.code ?? null,
         kind: parsed.kind ?? (status === 429 ? 'rate_limit' : 'http'),
