@@ -34,7 +34,7 @@ async function call(method: string, path: string, opts: { key?: string; body?: u
   if (opts.body !== undefined) headers['content-type'] ??= 'application/json'
   const res = await fetch(gw.url + path, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body), signal: AbortSignal.timeout(10_000) })
   const text = await res.text()
-  seen.push(`${method} ${path} ${res.status}\n${[...res.headers].map(([k, v]) => `${k}: ${v}`).join('\n')}\n${text}`)
+  seen.push(`${method} ${path} ${res.status}\n${Array.from(res.headers as unknown as Iterable<[string, string]>, ([k, v]) => `${k}: ${v}`).join('\n')}\n${text}`)
   return { status: res.status, headers: res.headers, text, json: () => JSON.parse(text) }
 }
 
