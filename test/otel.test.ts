@@ -1,11 +1,13 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createTracing } from '../src/otel/index.js'
 import { createOtlpExporter, tracesUrl } from '../src/otel/exporter.js'
 import { encodeSpans, type SpanData } from '../src/otel/encode.js'
 import { parseTraceparent, sampledByRatio, startTrace } from '../src/otel/trace-context.js'
+import { startFakeAnthropic, type FakeAnthropic } from './fakes/anthropic.js'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
 
@@ -63,16 +65,20 @@ const PROMPT = 'the secret launch code is banana-42'
 
 describe('traces through a gateway with telemetry.otlp', () => {
   let fake: FakeOpenAI
+  let anthropic: FakeAnthropic
   let collector: Collector
   let gw: TestGateway
   let client: OpenAI
 
   beforeAll(async () => {
     fake = await startFakeOpenAI()
+    anthropic = await startFakeAnthropic()
     collector = await startCollector()
     gw = await startTestGateway({
       openaiUrl: fake.url,
       openaiKey: fake.apiKey,
+      anthropicUrl: anthropic.url,
+      anthropicKey: anthropic.apiKey,
       policies: { a: { routing: { routes: { smart: { fallback: ['gpt-4o', 'gpt-4o-mini'] } }, breaker: false, retry: { retries: 1, base_ms: 1, max_ms: 1 } } }, b: { cache: { exact: { enabled: true } } } },
       config: { telemetry: { otlp: { endpoint: collector.url, batch_delay_ms: 20, service_name: 'sluice-test', headers: { 'x-collector-token': 'tok-1' } } } }
     })
@@ -82,6 +88,7 @@ describe('traces through a gateway with telemetry.otlp', () => {
     await gw.close(0)
     await collector.close()
     await fake.close()
+    await anthropic.close()
   })
   beforeEach(() => {
     fake.script = undefined
@@ -214,6 +221,21 @@ describe('traces through a gateway with telemetry.otlp', () => {
     expect(hit.attrs).toMatchObject({ 'sluice.cache': 'hit', 'sluice.attempts': '0', 'sluice.team': 'b' })
     expect(hit.attrs['sluice.saved_usd']).toBeGreaterThan(0)
     expect(spans.filter((s) => s.parentSpanId === hit.spanId)).toHaveLength(0)
+  })
+
+  it('traces the Anthropic Messages surface with the anthropic provider name', async () => {
+    const messages = new Anthropic({ baseURL: gw.url, apiKey: TEAM_A_KEY, maxRetries: 0 })
+    const stream = messages.messages.stream({ model: 'claude-sonnet', max_tokens: 64, messages: [{ role: 'user', content: PROMPT }] }, { headers: { 'x-sluice-session': 'sess-messages' } })
+    await stream.finalMessage()
+    const spans = await collector.waitFor((s) => s.some((x) => x.attrs['session.id'] === 'sess-messages'))
+    const server = spans.find((s) => s.attrs['session.id'] === 'sess-messages')
+    expect(server).toMatchObject({ name: 'POST /v1/messages' })
+    expect(server.attrs).toMatchObject({ 'http.route': '/v1/messages', 'sluice.surface': 'messages', 'sluice.stream': true })
+    const call = spans.find((s) => s.parentSpanId === server.spanId)
+    expect(call.attrs).toMatchObject({ 'gen_ai.provider.name': 'anthropic', 'gen_ai.request.model': 'claude-sonnet-4-5', 'gen_ai.request.max_tokens': '64', 'sluice.attempt.status': 'ok' })
+    expect(Number(call.attrs['gen_ai.usage.input_tokens'])).toBeGreaterThan(0)
+    expect(call.attrs['gen_ai.response.finish_reasons']).toHaveLength(1)
+    expect(collector.exports.map((e) => e.raw).join('\n')).not.toContain('banana-42')
   })
 
   it('a caller trace that is not sampled is not recorded', async () => {
