@@ -277,6 +277,10 @@ describe('off by default and never in the way', () => {
     expect(createTracing({}, { providerConfig: () => undefined })).toBeUndefined()
   })
 
+  it('a bad endpoint is a config error naming the path', async () => {
+    await expect(startTestGateway({ config: { telemetry: { otlp: { endpoint: 'localhost:4318' } } } })).rejects.toThrow(/telemetry\.otlp\.endpoint: an http\(s\) URL/)
+  })
+
   it('sample_ratio 0 records nothing', async () => {
     const fake = await startFakeOpenAI()
     const collector = await startCollector()

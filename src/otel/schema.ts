@@ -5,7 +5,7 @@ const otlpSchema = z.strictObject({
    * OTLP/HTTP base URL of a collector (e.g. `http://otel-collector:4318`); spans go to `{endpoint}/v1/traces`.
    * A URL that already ends in `/v1/traces` is used as it is.
    */
-  endpoint: z.url(),
+  endpoint: z.url({ protocol: /^https?$/, error: 'an http(s) URL such as http://localhost:4318' }),
   /** Extra request headers (e.g. a vendor's auth header); values may use `${ENV}`. */
   headers: z.record(z.string(), z.string()).default({}),
   service_name: z.string().min(1).default('sluice'),
