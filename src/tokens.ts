@@ -24,9 +24,41 @@ const LONG_RUN = 256
 const HAS_LONG_RUN = new RegExp(`\\S{${LONG_RUN}}`)
 const SPLIT_LONG_RUNS = new RegExp(`(\\S{${LONG_RUN}})`)
 
-/** Count the tokens of a text; exact unless it holds runs of 256+ non-space characters, linear time always. */
+/** Characters of text whose counts are remembered, per encoding (a few MB at most). */
+const MEMO_CHARS = 2_000_000
+/** Longer texts are counted every time rather than take a large share of the memo. */
+const MEMO_TEXT_MAX = 200_000
+const memos = new Map<string, { counts: Map<string, number>; chars: number }>()
+
+/**
+ * Count the tokens of a text; exact unless it holds runs of 256+ non-space characters, linear time always.
+ * Counts are remembered, least recently used out first: agents resend the whole conversation every turn
+ * and the same system prompt every request, so most of a prompt was counted before, and tiktoken was the
+ * costliest step of admission.
+ */
 export function countTextTokens(text: string, encoding: TiktokenEncoding = 'cl100k_base'): number {
   if (!text) return 0
+  if (text.length > MEMO_TEXT_MAX) return countUncached(text, encoding)
+  let memo = memos.get(encoding)
+  if (!memo) memos.set(encoding, (memo = { counts: new Map(), chars: 0 }))
+  const known = memo.counts.get(text)
+  if (known !== undefined) {
+    memo.counts.delete(text)
+    memo.counts.set(text, known)
+    return known
+  }
+  const n = countUncached(text, encoding)
+  memo.counts.set(text, n)
+  memo.chars += text.length
+  while (memo.chars > MEMO_CHARS) {
+    const oldest = memo.counts.keys().next().value as string
+    memo.counts.delete(oldest)
+    memo.chars -= oldest.length
+  }
+  return n
+}
+
+function countUncached(text: string, encoding: TiktokenEncoding): number {
   const enc = encoder(encoding)
   if (!HAS_LONG_RUN.test(text)) return enc.encode_ordinary(text).length
   let n = 0
