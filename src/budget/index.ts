@@ -16,5 +16,5 @@ export { teamKeys, parseCounterKey } from './keys.js'
  */
 export function admitStep(rt: Runtime): Step | undefined {
   const used = Object.values(rt.config.policies).some((p) => p.budgets.length > 0 || p.rate_limits.length > 0)
-  return used ? createAdmitStep({ config: rt.config, store: rt.store, registry: rt.metrics.registry }) : undefined
+  return used ? createAdmitStep({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log }) : undefined
 }

@@ -93,10 +93,14 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
       // (replayed entries are inserted later), so `since` bounds the scan and `until` is filtered.
       let end = '+'
       const start = filter.since !== undefined ? String(filter.since) : '-'
+      // Writes are at-least-once (a batch whose reply was lost is written again): entry ids make reads exactly-once.
+      const seen = new Set<string>()
       for (;;) {
         const batch = await client.xrevrange(ledgerKey, end, start, 'COUNT', 1000)
         for (const [, fields] of batch) {
           const entry = JSON.parse(fields[1]!) as LedgerEntry
+          if (seen.has(entry.id)) continue
+          seen.add(entry.id)
           if (matchesLedgerFilter(entry, filter)) out.push(entry)
           if (out.length >= limit) return out.reverse()
         }

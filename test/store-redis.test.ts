@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { LedgerEntry } from '../src/ledger/types.js'
+import { createRedisStore } from '../src/store/redis.js'
+import type { Store } from '../src/store/types.js'
+import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
+
+const entry = (id: string, ts: number): LedgerEntry => ({
+  id, request_id: `r-${id}`, ts, team: 'a', key_id: 'abc', alias: 'gpt-4o-mini', model: 'openai/gpt-4o-mini', provider: 'openai',
+  surface: 'chat', stream: false, status: 'ok', tokens: { input: 1, output: 1, cached_input: 0, cache_write: 0 }, estimated: false,
+  cost_usd: 0.001, latency_ms: 1, attempt: 1
+})
+
+describe.runIf(runRedisTests)('Redis store ledger', () => {
+  let redis: TestRedis
+  let store: Store
+  beforeAll(async () => {
+    redis = await startRedis()
+    store = await createRedisStore({ url: redis.url, prefix: 't:' })
+  })
+  afterAll(async () => {
+    await store?.close()
+    await redis?.stop()
+  })
+
+  it('reads a batch written twice (a retried write whose reply was lost) once', async () => {
+    const batch = [entry('e1', 1000), entry('e2', 2000)]
+    await store.appendLedger(batch)
+    await store.appendLedger(batch)
+    const all = await store.queryLedger({ team: 'a' })
+    expect(all.map((e) => e.id).sort()).toEqual(['e1', 'e2'])
+  })
+
+  it('filters by time and field, and honours the limit', async () => {
+    await store.appendLedger([entry('e3', Date.now())])
+    expect((await store.queryLedger({ since: Date.now() - 60_000 })).map((e) => e.id)).toEqual(['e3'])
+    expect((await store.queryLedger({ team: 'b' })).length).toBe(0)
+    expect((await store.queryLedger({ limit: 1 })).map((e) => e.id)).toEqual(['e3'])
+  })
+})
