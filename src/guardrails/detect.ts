@@ -35,6 +35,8 @@ interface RegexDetectorOptions {
   group?: number
   window?: number
   pending?: RegExp
+  /** A character every match contains: a text without it is skipped without running the regex. */
+  requires?: string
 }
 
 /**
@@ -54,6 +56,7 @@ export function regexDetector(rule: string, tag: string, re: RegExp, opts: Regex
     window: opts.window ?? 64,
     pending: opts.pending,
     find(text) {
+      if (opts.requires !== undefined && !text.includes(opts.requires)) return []
       const out: Match[] = []
       global.lastIndex = 0
       for (const m of text.matchAll(global)) {

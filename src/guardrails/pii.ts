@@ -61,7 +61,8 @@ function ipv6Valid(value: string): boolean {
 export const PII_DETECTORS: Record<PiiType, Detector> = {
   email: regexDetector('pii.email', 'EMAIL', /(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])/, {
     window: 128,
-    pending: /(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9.-]*$/
+    pending: /(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9.-]*$/,
+    requires: '@'
   }),
   phone: regexDetector(
     'pii.phone',
@@ -86,10 +87,12 @@ export const PII_DETECTORS: Record<PiiType, Detector> = {
     { window: 16 }
   ),
   ipv4: regexDetector('pii.ipv4', 'IP', /(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)/, {
-    window: 20
+    window: 20,
+    requires: '.'
   }),
   ipv6: regexDetector('pii.ipv6', 'IP', /(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:]|\.\d)/, {
     validate: ipv6Valid,
-    window: 48
+    window: 48,
+    requires: ':'
   })
 }
