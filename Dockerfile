@@ -13,9 +13,10 @@ FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Only the CPU build of llama.cpp; CUDA/Vulkan prebuilt binaries (hundreds of MB) are left out.
+# Only the CPU build of llama.cpp for this architecture; the CUDA/Vulkan prebuilt binaries (hundreds of MB)
+# are left out, so the image serves local models on CPU (`gpu: false`, the default).
 RUN npm ci --omit=dev --no-audit --no-fund \
- && rm -rf node_modules/@node-llama-cpp/linux-x64-cuda* node_modules/@node-llama-cpp/linux-x64-vulkan node_modules/@node-llama-cpp/linux-arm* \
+ && rm -rf node_modules/@node-llama-cpp/linux-x64-cuda* node_modules/@node-llama-cpp/linux-x64-vulkan \
  && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY config ./config
