@@ -92,6 +92,45 @@ export function findAll(text: string, detectors: readonly Detector[], allowed?: 
   return out
 }
 
+const NO_MATCHES: readonly Match[] = Object.freeze([])
+/** Characters of text remembered per detector list and allow-list (a few MB at most over all policies). */
+const REMEMBER_CHARS = 1_000_000
+const REMEMBER_TEXT_MAX = 100_000
+const remembered = new WeakMap<readonly Detector[], Map<unknown, { results: Map<string, readonly Match[]>; chars: number }>>()
+
+/**
+ * `findAll` for input that repeats: an agent resends its system prompt and the whole conversation every
+ * turn, and detectors are pure, so each text is scanned once per detector list and allow-list (least
+ * recently used out first). The matches returned are frozen: they are shared.
+ *
+ * @example
+ * const matches = findAllRemembered(message.content, layer.detectors, allowed)
+ */
+export function findAllRemembered(text: string, detectors: readonly Detector[], allowed?: (value: string) => boolean): readonly Match[] {
+  if (text.length === 0 || detectors.length === 0) return NO_MATCHES
+  if (text.length > REMEMBER_TEXT_MAX) return findAll(text, detectors, allowed)
+  let byAllowed = remembered.get(detectors)
+  if (!byAllowed) remembered.set(detectors, (byAllowed = new Map()))
+  let memo = byAllowed.get(allowed)
+  if (!memo) byAllowed.set(allowed, (memo = { results: new Map(), chars: 0 }))
+  const known = memo.results.get(text)
+  if (known) {
+    memo.results.delete(text)
+    memo.results.set(text, known)
+    return known
+  }
+  const found = findAll(text, detectors, allowed)
+  const frozen = found.length === 0 ? NO_MATCHES : Object.freeze(found.map((m) => Object.freeze(m)))
+  memo.results.set(text, frozen)
+  memo.chars += text.length
+  while (memo.chars > REMEMBER_CHARS) {
+    const oldest = memo.results.keys().next().value as string
+    memo.results.delete(oldest)
+    memo.chars -= oldest.length
+  }
+  return frozen
+}
+
 /** Replaces matches (sorted, non-overlapping) with what `replacement` returns. */
 export function replaceMatches(text: string, matches: readonly Match[], replacement: (m: Match, value: string) => string): string {
   if (matches.length === 0) return text

@@ -2,7 +2,7 @@ import type { RequestContext, Step } from '../context.js'
 import { countPromptTokens } from '../tokens.js'
 import type { ChatMessage, ChatRequest } from '../types.js'
 import { compileGuardrails, type CompiledGuardrails } from './compile.js'
-import { findAll, replaceMatches, type Detector } from './detect.js'
+import { findAllRemembered, replaceMatches, type Detector } from './detect.js'
 import { createRecorder, type GuardDeps, type Recorder } from './record.js'
 import { createSessionGuard } from './session.js'
 import { createPlaceholderVault, type PlaceholderVault } from './vault.js'
@@ -125,7 +125,7 @@ function applyRules(
   dataRules: boolean,
   layer?: InputLayer
 ): string {
-  const matches = findAll(text, detectors, allowed)
+  const matches = findAllRemembered(text, detectors, allowed)
   if (matches.length === 0) return text
   const replaced = matches.filter((m) => {
     const action = actionOf(m.rule)
