@@ -24,4 +24,7 @@ COPY policies ./policies
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# SIGTERM drains for server.shutdown_grace_ms (default 7 s), then waits up to 2 s for aborted requests to settle and
+# writes the ledger. `docker stop` sends SIGKILL after 10 s: give it grace + 5 s (`docker stop -t 12`,
+# `docker run --stop-timeout 12`, compose `stop_grace_period: 12s`, Kubernetes terminationGracePeriodSeconds: 12).
 CMD ["node", "dist/src/cli.js", "start"]

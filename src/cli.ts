@@ -86,7 +86,10 @@ async function main(argv: string[]): Promise<number> {
       let stopping = false
       const stop = async (signal: string) => {
         if (stopping) {
-          log('warn', `${signal} again: exiting now`)
+          // exit within about a second, but first abort what is in flight and write what it used
+          log('warn', `${signal} again: aborting in-flight requests, writing the ledger (at most 1 s), exiting`)
+          setTimeout(() => process.exit(1), 1000)
+          await server.gateway.abortInflight(500).catch(() => {})
           process.exit(1)
         }
         stopping = true

@@ -293,6 +293,18 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       await tracing?.close()
       await store.close()
     },
+
+    /**
+     * A second signal: abort every in-flight request now, wait up to `settleMs` for their usage to be settled,
+     * then write the ledger. The caller bounds the whole (the ledger flush waits on the store) and exits.
+     */
+    async abortInflight(settleMs = 500) {
+      draining = true
+      for (const c of inflight) c.abort(new UpstreamError(503, 'The gateway is shutting down', { kind: 'aborted', retryable: false }))
+      const settleDeadline = Date.now() + settleMs
+      while (inflight.size > 0 && Date.now() < settleDeadline) await new Promise((r) => setTimeout(r, 10))
+      await ledger.flush()
+    },
     inflight: () => inflight.size
   }
 }

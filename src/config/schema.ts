@@ -105,7 +105,7 @@ export const gatewayConfigSchema = z.strictObject({
       port: z.coerce.number().int().min(0).max(65535).default(8080),
       host: z.string().default('0.0.0.0'),
       body_limit_bytes: z.number().int().positive().default(4 * 1024 * 1024),
-      shutdown_grace_ms: z.number().int().nonnegative().default(10_000),
+      shutdown_grace_ms: z.number().int().nonnegative().default(7_000),
       request_timeout_ms: z.number().int().positive().default(600_000)
     })
     .prefault({}),
