@@ -21,6 +21,7 @@ import { countPromptTokens, encodingFor } from '../src/tokens.js'
 import type { ChatChunk, ChatRequest } from '../src/types.js'
 import { costHeaders } from './openai.js'
 import { SSE_HEADERS, sseBody } from './sse.js'
+import { requestIdOf } from './request-id.js'
 import { readBody } from './validate.js'
 
 const block = z.looseObject({ type: z.string() })
@@ -60,7 +61,10 @@ export function anthropicRoutes(gateway: Gateway) {
 
   app.onError((err, c) => {
     const { status, body } = toAnthropicError(toGatewayError(err))
-    const headers = err instanceof GatewayError ? err.headers : {}
+    const headers: Record<string, string> = { ...(err instanceof GatewayError ? err.headers : {}) }
+    // Anthropic SDKs read the request id of an error from `request-id`
+    const id = requestIdOf(c)
+    if (id) headers['request-id'] = id
     return c.json(body, status as 400, headers)
   })
 
@@ -69,7 +73,7 @@ export function anthropicRoutes(gateway: Gateway) {
     const headers = c.req.header()
     const canonical = toCanonical(body, targetKind(gateway, body.model) === 'anthropic')
     const native: NativeRequest = { format: 'anthropic', body, fingerprint: requestFingerprint(canonical), headers: betaHeader(headers) }
-    const { ctx, result } = await gateway.chat({ headers, body: canonical, signal: c.req.raw.signal, surface: 'messages', state: { [NATIVE_REQUEST_KEY]: native } })
+    const { ctx, result } = await gateway.chat({ headers, body: canonical, signal: c.req.raw.signal, surface: 'messages', state: { [NATIVE_REQUEST_KEY]: native }, id: requestIdOf(c) })
     if (result.type === 'json') {
       const message = nativeAnswer<AnthropicMessage>(result.body, 'anthropic') ?? toAnthropicMessage(result.body)
       return c.json(message, 200, { ...(await costHeaders(gateway, ctx)), 'request-id': ctx.id })

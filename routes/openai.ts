@@ -4,6 +4,7 @@ import { round } from '../src/providers/call.js'
 import type { Gateway } from '../src/gateway.js'
 import type { ChatChunk, ChatRequest, EmbeddingRequest } from '../src/types.js'
 import { requestHeaders, requestSignal } from './incoming.js'
+import { requestIdOf } from './request-id.js'
 import { SSE_HEADERS, sseBody } from './sse.js'
 import { chatRequestSchema, embeddingRequestSchema, readBody } from './validate.js'
 
@@ -19,7 +20,7 @@ export function openaiRoutes(gateway: Gateway) {
 
   app.post('/chat/completions', async (c) => {
     const body = await readBody(c, chatRequestSchema)
-    const { ctx, result } = await gateway.chat({ headers: requestHeaders(c), body: body as ChatRequest, signal: requestSignal(c), surface: 'chat' })
+    const { ctx, result } = await gateway.chat({ headers: requestHeaders(c), body: body as ChatRequest, signal: requestSignal(c), surface: 'chat', id: requestIdOf(c) })
     if (result.type === 'json') {
       const headers = await costHeaders(gateway, ctx)
       return c.json(result.body, 200, headers)
@@ -47,7 +48,7 @@ export function openaiRoutes(gateway: Gateway) {
 
   app.post('/embeddings', async (c) => {
     const body = await readBody(c, embeddingRequestSchema)
-    const res = await gateway.embeddings({ headers: requestHeaders(c), body: body as EmbeddingRequest, signal: requestSignal(c) })
+    const res = await gateway.embeddings({ headers: requestHeaders(c), body: body as EmbeddingRequest, signal: requestSignal(c), id: requestIdOf(c) })
     return c.json(res.body, 200, res.headers)
   })
 

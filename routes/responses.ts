@@ -5,6 +5,7 @@ import { chunksToResponseEvents, formatResponseSSE, fromResponsesRequest, newId,
 import { observeStream } from '../src/stream.js'
 import { costHeaders } from './openai.js'
 import { SSE_HEADERS, sseBody } from './sse.js'
+import { requestIdOf } from './request-id.js'
 import { readBody } from './validate.js'
 
 const item = z.looseObject({ type: z.string().optional(), role: z.string().optional() })
@@ -36,7 +37,7 @@ export function responsesRoutes(gateway: Gateway) {
   app.post('/responses', async (c) => {
     const body = (await readBody(c, responsesSchema)) as ResponsesRequest
     const canonical = fromResponsesRequest(body)
-    const { ctx, result } = await gateway.chat({ headers: c.req.header(), body: canonical, signal: c.req.raw.signal, surface: 'responses' })
+    const { ctx, result } = await gateway.chat({ headers: c.req.header(), body: canonical, signal: c.req.raw.signal, surface: 'responses', id: requestIdOf(c) })
     if (result.type === 'json') {
       return c.json(toResponse(result.body, body), 200, await costHeaders(gateway, ctx))
     }

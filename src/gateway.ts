@@ -147,13 +147,14 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     isAdmin: (headers: Headers) => isAdminKey(presentedKey({ authorization: headers.authorization, 'x-api-key': headers['x-api-key'] }), adminSha),
 
     /** Run a chat request through the pipeline. The result's stream must be consumed or returned by the caller. */
-    async chat(input: { headers: Headers; body: ChatRequest; signal: AbortSignal; surface: RequestContext['surface']; state?: Record<string, unknown> }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
+    async chat(input: { headers: Headers; body: ChatRequest; signal: AbortSignal; surface: RequestContext['surface']; state?: Record<string, unknown>; id?: string }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
       const principal = await identify(input.headers)
       checkModel(principal, input.body.model, 'chat')
       const { signal, release } = track(input.signal)
       let ctx: RequestContext
       try {
-        ctx = createContext({ principal, policy: policyOf(principal), headers: input.headers, request: input.body, surface: input.surface, signal })
+        // id: given at arrival (routes/request-id.ts), so error responses and ledger entries carry the same one
+        ctx = createContext({ principal, policy: policyOf(principal), headers: input.headers, request: input.body, surface: input.surface, signal, id: input.id })
         // a surface's own per-request state (e.g. the native body for pass-through, src/providers/native.ts)
         if (input.state) Object.assign(ctx.state, input.state)
       } catch (err) {
@@ -185,7 +186,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     },
 
     /** Embeddings: identify, call, settle. Base64 is encoded here (Float32, little-endian) as the openai SDK expects. */
-    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal }): Promise<{ body: EmbeddingResponse; headers: Record<string, string> }> {
+    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal; id?: string }): Promise<{ body: EmbeddingResponse; headers: Record<string, string> }> {
       const principal = await identify(input.headers)
       const target = checkModel(principal, input.body.model, 'embedding')!
       const reason = target.provider.unavailableReason?.()
@@ -193,7 +194,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       if (!target.provider.embed) throw new GatewayError(400, `The model "${input.body.model}" cannot create embeddings.`, { code: 'model_not_supported', param: 'model' })
       const { signal, release } = track(input.signal)
       const started = performance.now()
-      const id = randomUUID()
+      const id = input.id ?? randomUUID()
       const session = input.headers['x-sluice-session'] ?? input.headers['x-session-id']
       let status: 'ok' | 'error' = 'ok'
       let usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }

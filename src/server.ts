@@ -1,5 +1,6 @@
 import { Hono } from 'hono'
 import { limitBody } from '../routes/incoming.js'
+import { requestIdMiddleware } from '../routes/request-id.js'
 import { serve, type ServerType } from '@hono/node-server'
 import type { GatewayConfig } from './config/load.js'
 import type { StoreConfig } from './config/schema.js'
@@ -53,6 +54,8 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
   })
   app.notFound((c) => c.json(new GatewayError(404, `Unknown route ${c.req.method} ${c.req.path}.`, { code: 'unknown_route' }).toJSON(), 404))
 
+  // first, so every answer (413s and unknown routes included) carries x-sluice-request-id
+  app.use('*', requestIdMiddleware())
   const limit = limitBody({
     maxSize: config.server.body_limit_bytes,
     onError: (c) => {

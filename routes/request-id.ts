@@ -1,0 +1,36 @@
+import { randomUUID } from 'node:crypto'
+import type { Context, MiddlewareHandler } from 'hono'
+
+const KEY = 'sluiceRequestId'
+export const REQUEST_ID_HEADER = 'x-sluice-request-id'
+
+/**
+ * Give every request an id at arrival and send it as `x-sluice-request-id` on every response, errors included
+ * (401, 413, 429, 5xx, unknown routes), so a failed call can be matched with its ledger entry and logs. The
+ * gateway uses the same id for the request's context (`ctx.id`, the ledger's `request_id`).
+ *
+ * @example
+ * app.use('*', requestIdMiddleware())
+ * gateway.chat({ id: requestIdOf(c), ... })
+ */
+export function requestIdMiddleware(): MiddlewareHandler {
+  return async function requestId(c, next) {
+    const id = randomUUID()
+    c.set(KEY as never, id as never)
+    await next()
+    // error handlers and notFound ran inside next(): c.res is whatever answer goes out
+    try {
+      if (!c.res.headers.has(REQUEST_ID_HEADER)) c.res.headers.set(REQUEST_ID_HEADER, id)
+    } catch {
+      // immutable headers (a relayed fetch Response): copy it
+      const res = new Response(c.res.body, c.res)
+      res.headers.set(REQUEST_ID_HEADER, id)
+      c.res = res
+    }
+  }
+}
+
+/** The id `requestIdMiddleware` gave this request; undefined where the middleware is not mounted. */
+export function requestIdOf(c: Context): string | undefined {
+  return (c.get as (key: string) => unknown)(KEY) as string | undefined
+}
