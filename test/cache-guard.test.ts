@@ -17,7 +17,15 @@ describe('meaningFlip', () => {
     ['is the file readable', 'is the file unreadable', 'prefix'],
     ['sort the rows ascending', 'sort the rows descending', 'polar'],
     ['what does `parseConfig` return', 'what does `parseConfigFile` return', 'identifier'],
-    ['explain user_id in the schema', 'explain group_id in the schema', 'identifier']
+    ['explain user_id in the schema', 'explain group_id in the schema', 'identifier'],
+    // the same words swapped around a relational word: word sets are equal, embeddings score 0.87–0.91
+    ['Translate this sentence from English to French', 'Translate this sentence from French to English', 'order'],
+    ['convert 30 celsius to fahrenheit', 'convert 30 fahrenheit to celsius', 'order'],
+    ['Is Python faster than Java?', 'Is Java faster than Python?', 'order'],
+    ['difference between TCP and UDP', 'difference between UDP and TCP', 'order'],
+    ['copy the files from staging into production', 'copy the files from production into staging', 'order'],
+    ['replace tabs with spaces in this file', 'replace spaces with tabs in this file', 'order'],
+    ['Should I pick Postgres over MySQL for this?', 'Should I pick MySQL over Postgres for this?', 'order']
   ])('%s / %s → %s', (a, b, kind) => {
     expect(meaningFlip(a, b)?.kind).toBe(kind)
     expect(meaningFlip(b, a)?.kind).toBe(kind)
@@ -28,8 +36,18 @@ describe('meaningFlip', () => {
     ['What is the capital of France?', 'what is the capital of france'],
     ['list the top 5 customers', 'show the top 5 customers'],
     ['How to enable 2FA', 'How do I enable 2FA?'],
-    ["I can't log in", 'I cannot log in']
+    ["I can't log in", 'I cannot log in'],
+    // the same order, or words moved without crossing a relational word, is no flip
+    ['translate this sentence from English to French', 'please translate this sentence from English to French'],
+    ['Is Python faster than Java?', 'is python faster than java'],
+    ['convert 30 celsius to fahrenheit', 'convert 30 celsius into fahrenheit'],
+    ['in 2020 how did sales grow', 'how did sales grow in 2020']
   ])('%s / %s → no flip', (a, b) => {
     expect(meaningFlip(a, b)).toBeUndefined()
+    expect(meaningFlip(b, a)).toBeUndefined()
+  })
+
+  it('names the swapped words of an order flip', () => {
+    expect(meaningFlip('Is Python faster than Java?', 'Is Java faster than Python?')).toEqual({ kind: 'order', tokens: ['python', 'than', 'java'] })
   })
 })

@@ -308,6 +308,24 @@ describe('semantic cache over HTTP', () => {
     expect((await ask('loose', `should i enable 2fa on account ${id}`)).cache).toBe('semantic-hit')
   })
 
+  it('never hits a question that asks the reverse (same words swapped around to/than/and), even at a loose threshold', async () => {
+    const id = fresh('')
+    const pairs = [
+      [`Translate this sentence from English to French ${id}`, `Translate this sentence from French to English ${id}`],
+      [`convert 30 celsius to fahrenheit ${id}`, `convert 30 fahrenheit to celsius ${id}`],
+      [`Is Python faster than Java ${id}?`, `Is Java faster than Python ${id}?`],
+      [`difference between TCP and UDP ${id}`, `difference between UDP and TCP ${id}`]
+    ]
+    for (const [asked, reversed] of pairs) {
+      await ask('loose', asked!)
+      const r = await ask('loose', reversed!)
+      expect(r.cache, reversed).toBe('miss')
+      expect(openai.requests.at(-1)!.body.messages[0].content).toBe(reversed)
+    }
+    // a rewording in the same order still hits at that threshold
+    expect((await ask('loose', `is python faster than java ${id}`)).cache).toBe('semantic-hit')
+  })
+
   it('counts semantic lookups, hits and the index size', async () => {
     const id = fresh('')
     const before = await metrics()
