@@ -1,8 +1,13 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { semanticCacheWanted } from '../src/cache/engine.js'
+import { semanticCacheConfigSchema } from '../src/cache/schema.js'
 import { teamPolicySchema } from '../src/config/schema.js'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
+import { writeTinyLlamaGguf } from './gguf/tinyLlama.js'
 import { TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
 
 // exact layer off, so a repeated question can only be answered by the semantic layer
@@ -124,4 +129,72 @@ describe('semantic cache engine', () => {
       await gw.close(0)
     }
   })
+})
+
+describe('semantic cache engine: llama embedder', () => {
+  let dir: string
+  let model: { path: string; embd: number }
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sluice-cache-llama-'))
+    // mean pooling: the embedding context pools over the sequence, as a real embedding model does
+    model = await writeTinyLlamaGguf(join(dir, 'embed.gguf'), { seed: 11, pooling: 'mean' })
+  }, 60_000)
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('rejects kind: llama without provider or model_path at load, naming the fix', async () => {
+    const r = semanticCacheConfigSchema.safeParse({ embedder: { kind: 'llama' } })
+    expect(r.success).toBe(false)
+    expect(r.error!.issues[0]!.path).toEqual(['embedder'])
+    expect(r.error!.issues[0]!.message).toMatch(/provider .*embedding: true.* or model_path/)
+    expect(semanticCacheConfigSchema.safeParse({ embedder: { kind: 'llama', provider: 'p', model_path: 'm.gguf' } }).success).toBe(false)
+    await expect(
+      startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey, policies: semanticOnly, config: { semantic_cache: { embedder: { kind: 'llama' } } } })
+    ).rejects.toThrow(/at semantic_cache\.embedder: kind: llama needs exactly one of provider .* or model_path/)
+  })
+
+  it('embeds with a llama provider of providers: (embedding: true), and with a GGUF model_path of its own', async () => {
+    const logs: string[] = []
+    const local = { kind: 'llama', model_path: model.path, embedding: true, load: 'start', context_size: 256, concurrency: 1, threads: 1 }
+    const gw = await startTestGateway({
+      openaiUrl: fake.url,
+      openaiKey: fake.apiKey,
+      policies: semanticOnly,
+      config: {
+        providers: { openai: { kind: 'openai', base_url: fake.url, api_key: fake.apiKey }, anthropic: { kind: 'anthropic', base_url: 'http://127.0.0.1:9', api_key: 'sk-none' }, local },
+        semantic_cache: { embedder: { kind: 'llama', provider: 'local' } }
+      },
+      server: { log: (level, msg) => logs.push(`${level}: ${msg}`) }
+    })
+    try {
+      const engine = gw.gateway.runtime.semanticCache!.current()
+      expect(engine, logs.join('\n')).toBeDefined()
+      expect(engine!.embedder.kind).toBe('llama')
+      expect(engine!.embedder.dimensions).toBe(model.embd)
+      expect(engine!.embedder.defaultThreshold).toBe(0.95)
+      expect(logs.some((l) => l.includes(`semantic cache: llama embedder (${model.embd} dimensions), memory index`))).toBe(true)
+      const chats = () => fake.requests.filter((r) => r.path.endsWith('/chat/completions')).length
+      const before = chats()
+      expect(await ask(gw, 'hello world, how is the cache budget?')).toBe('miss')
+      expect(await ask(gw, 'hello world, how is the cache budget?')).toBe('semantic-hit')
+      expect(chats()).toBe(before + 1)
+      // the vectors come from the model: unit length, and not the same for every text
+      const [v1, v2] = await engine!.embedder.embed(['hello world', 'the gateway said yes'])
+      const dot = v1!.reduce((s, x, i) => s + x * v2![i]!, 0)
+      expect(v1!.reduce((s, x) => s + x * x, 0)).toBeCloseTo(1, 4)
+      expect(dot).toBeLessThan(0.9999)
+
+      // a model_path of its own: the engine loads the GGUF itself (a new engine, a new index)
+      await gw.gateway.runtime.semanticCache!.configure({ ...gw.config, semantic_cache: { embedder: { kind: 'llama', model_path: model.path }, index: { kind: 'memory', max_entries: 100 } } } as never)
+      const own = gw.gateway.runtime.semanticCache!.current()!
+      expect(own, logs.join('\n')).not.toBe(engine)
+      expect(own.embedder.kind).toBe('llama')
+      expect(own.embedder.dimensions).toBe(model.embd)
+      expect(await ask(gw, 'what is the llama model token budget?')).toBe('miss')
+      expect(await ask(gw, 'what is the llama model token budget?')).toBe('semantic-hit')
+    } finally {
+      await gw.close(0)
+    }
+  }, 120_000)
 })

@@ -80,7 +80,13 @@ export const semanticCacheConfigSchema = z.strictObject({
     .discriminatedUnion('kind', [
       z.strictObject({ kind: z.literal('builtin'), dimensions: z.number().int().min(64).max(4096).default(256) }),
       /** A llama provider from `providers:` with `embedding: true`, or a GGUF path the gateway loads. */
-      z.strictObject({ kind: z.literal('llama'), provider: z.string().optional(), model_path: z.string().optional() }),
+      z
+        .strictObject({ kind: z.literal('llama'), provider: z.string().min(1).optional(), model_path: z.string().min(1).optional() })
+        .refine((e) => (e.provider === undefined) !== (e.model_path === undefined), {
+          message:
+            'kind: llama needs exactly one of provider (the name of a providers: entry of kind llama with embedding: true) ' +
+            'or model_path (a GGUF embedding model the gateway loads for the cache)'
+        }),
       /** An embedding model from `models:` (type: embedding). */
       z.strictObject({ kind: z.literal('upstream'), model: z.string() })
     ])
