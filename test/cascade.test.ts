@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { routingPolicySchema } from '../src/routing/schema.js'
 import { startFakeOpenAI, type FakeOpenAI, type FakeOpenAIReply } from './fakes/openai.js'
 import { startRoutingGateway, user } from './helpers/routing.js'
 
@@ -24,9 +25,16 @@ const routing = {
   }
 }
 
+// team b: the same plain cascade with its own bounds for cheap tiers
+const routingB = {
+  retry: { retries: 0 },
+  cascade_defaults: { max_tokens: 64, timeout_ms: 1000 },
+  routes: { plain: { cascade: [{ route: 'cheap' }, { route: 'strong' }] } }
+}
+
 beforeAll(async () => {
   fake = await startFakeOpenAI()
-  env = await startRoutingGateway(fake, routing)
+  env = await startRoutingGateway(fake, routing, { policyB: { routing: routingB } })
 })
 afterAll(async () => {
   await env.gw.close(0)
@@ -155,6 +163,36 @@ describe('cascade', () => {
     expect(sent('cheap-model').max_tokens).toBe(5)
     expect(response.headers.get('x-sluice-escalations')).toBe('0:truncated')
     expect(sent('strong-model').max_tokens).toBeUndefined()
+  })
+
+  it('bounds a cheap tier that sets no max_tokens by the default (1024), never above the client, and leaves the last tier alone', async () => {
+    expect(routingPolicySchema.parse({}).cascade_defaults).toEqual({ max_tokens: 1024, timeout_ms: 30_000 })
+    await env.client.chat.completions.create({ model: 'plain', messages: user('q') })
+    expect(sent('cheap-model').max_tokens).toBe(1024)
+    await env.client.chat.completions.create({ model: 'plain', messages: user('q'), max_completion_tokens: 100 })
+    expect(sent('cheap-model').max_completion_tokens).toBe(100)
+    fake.script = by({ 'cheap-model': { content: 'cut', finishReason: 'length' } })
+    const { response } = await env.client.chat.completions.create({ model: 'plain', messages: user('q') }).withResponse()
+    expect(response.headers.get('x-sluice-escalations')).toBe('0:truncated')
+    expect(sent('strong-model').max_tokens).toBeUndefined()
+  })
+
+  it("applies the policy's cascade_defaults: a cheap tier is capped and timed out by them, then escalates", async () => {
+    await env.clientB.chat.completions.create({ model: 'plain', messages: user('q') })
+    expect(sent('cheap-model').max_tokens).toBe(64)
+    fake.script = by({ 'cheap-model': { content: 'too slow', delayMs: 4000 } })
+    const started = Date.now()
+    const { data, response } = await env.clientB.chat.completions.create({ model: 'plain', messages: user('q') }).withResponse()
+    expect(Date.now() - started).toBeLessThan(3500)
+    expect(data.choices[0]!.message.content).toBe('You said: q')
+    expect(response.headers.get('x-sluice-escalations')).toBe('0:error')
+    await env.gw.gateway.ledger.flush()
+    const entries = (await env.gw.gateway.store.queryLedger({ team: 'b' })).filter((e) => e.request_id === response.headers.get('x-sluice-request-id')).sort((x, y) => x.attempt - y.attempt)
+    expect(entries.map((e) => [e.model, e.status])).toEqual([
+      ['openai/cheap-model', 'error'],
+      ['openai/strong-model', 'ok']
+    ])
+    expect(entries[0]!.error).toMatch(/time/i)
   })
 
   it('escalates when a cheap tier fails, and the last tier may itself be a fallback chain', async () => {

@@ -129,24 +129,28 @@ export function createExecutor(deps: ExecutorDeps) {
       const tier = tiers[t]!
       const why: Why = t === start && router ? 'router' : 'cascade'
       const reason = `${opts.reason === 'primary' ? '' : `${opts.reason}; `}cascade tier ${t}`
-      const request = { ...opts.request, ...capTokens(ctx.request, tier.max_tokens) }
-      if (t === tiers.length - 1) {
+      const last = t === tiers.length - 1
+      // a cheap tier is generated whole before the client sees anything: bounded even when the tier sets no bounds
+      const cap = last ? tier.max_tokens : (tier.max_tokens ?? policy.cascade_defaults.max_tokens)
+      const timeoutMs = (last ? tier.timeout_ms : (tier.timeout_ms ?? policy.cascade_defaults.timeout_ms)) ?? opts.totalTimeoutMs
+      const request = { ...opts.request, ...capTokens(ctx.request, cap) }
+      if (last) {
         ctx.responseHeaders['x-sluice-cascade-tier'] = String(t)
         if (escalations.length) ctx.responseHeaders['x-sluice-escalations'] = escalations.join(',')
         // the last tier's answer is taken as it is, streamed live when the client streams
-        return run(ctx, tier.route, { ...opts, why, reason, request, totalTimeoutMs: tier.timeout_ms ?? opts.totalTimeoutMs })
+        return run(ctx, tier.route, { ...opts, why, reason, request, totalTimeoutMs: timeoutMs })
       }
       const checks = tier.checks ?? DEFAULT_CHECKS
       const wantsLogprobs = checks.min_mean_logprob !== undefined || checks.min_token_logprob !== undefined
       if (wantsLogprobs) request.logprobs = true
       let verdict: CheckResult = { ok: false, failed: 'empty' }
       const review = async (body: ChatCompletion): Promise<string | undefined> => {
-        verdict = await judgeTier(ctx, body, checks, tier, t)
+        verdict = await judgeTier(ctx, body, checks, cap, t)
         return verdict.ok ? undefined : `${verdict.failed}: ${verdict.detail ?? ''}`
       }
       let answer: Answer
       try {
-        answer = await run(ctx, tier.route, { ...opts, why, reason, request, review, forceNonStream: true, totalTimeoutMs: tier.timeout_ms ?? opts.totalTimeoutMs })
+        answer = await run(ctx, tier.route, { ...opts, why, reason, request, review, forceNonStream: true, totalTimeoutMs: timeoutMs })
       } catch (err) {
         if (ctx.signal.aborted) throw err
         // a cheap tier that fails (down, or unable to serve this request: images, n > 1) escalates
@@ -174,9 +178,9 @@ export function createExecutor(deps: ExecutorDeps) {
   }
 
   /** A tier's checks, then (when configured and the checks passed) the judge model. */
-  async function judgeTier(ctx: RequestContext, body: ChatCompletion, checks: Checks, tier: CascadeTier, t: number): Promise<CheckResult> {
-    const capped = tier.max_tokens !== undefined && (ctx.request.max_completion_tokens ?? ctx.request.max_tokens ?? Infinity) > tier.max_tokens
-    if (capped && body.choices[0]?.finish_reason === 'length') return { ok: false, failed: 'truncated', detail: `the answer hit the tier's max_tokens (${tier.max_tokens})` }
+  async function judgeTier(ctx: RequestContext, body: ChatCompletion, checks: Checks, cap: number | undefined, t: number): Promise<CheckResult> {
+    const capped = cap !== undefined && (ctx.request.max_completion_tokens ?? ctx.request.max_tokens ?? Infinity) > cap
+    if (capped && body.choices[0]?.finish_reason === 'length') return { ok: false, failed: 'truncated', detail: `the answer hit the tier's max_tokens (${cap})` }
     const r = checkAnswer(ctx.request, body, checks)
     if (!r.ok || !checks.judge) return r
     const judge = deps.resolveTarget(checks.judge.target)
@@ -209,7 +213,9 @@ export function createExecutor(deps: ExecutorDeps) {
     if (!target) throw new GatewayError(500, `Routing of "${ctx.alias}" names model "${name}", which is not configured.`, { type: 'api_error', code: 'config_error' })
     const settings = policy.targets[name]
     const retry = { ...policy.retry, ...settings?.retry }
-    const timeouts = dropUndefined({ firstByteTimeoutMs: settings?.timeouts?.first_byte_ms, totalTimeoutMs: opts.totalTimeoutMs ?? settings?.timeouts?.total_ms })
+    // a tier's bound and the target's own total timeout both hold: the shorter wins
+    const totalTimeoutMs = opts.totalTimeoutMs !== undefined && settings?.timeouts?.total_ms !== undefined ? Math.min(opts.totalTimeoutMs, settings.timeouts.total_ms) : (opts.totalTimeoutMs ?? settings?.timeouts?.total_ms)
+    const timeouts = dropUndefined({ firstByteTimeoutMs: settings?.timeouts?.first_byte_ms, totalTimeoutMs })
     for (let i = 0; ; i++) {
       const permit = policy.breaker ? state.breakers.acquire(name, policy.breaker) : undefined
       metrics?.decisions.inc({ alias: ctx.alias, target: name, reason: i === 0 ? opts.why : 'retry' })

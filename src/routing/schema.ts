@@ -27,6 +27,18 @@ export const breakerPolicySchema = z.strictObject({
 })
 export type BreakerPolicy = z.infer<typeof breakerPolicySchema>
 
+/**
+ * Bounds for every cascade tier but the last, when the tier sets none: a cheap tier is generated whole
+ * before anything reaches the client, so it must not run unbounded.
+ */
+export const cascadeDefaultsSchema = z.strictObject({
+  /** Output cap of a cheap tier (never above the client's own cap). */
+  max_tokens: z.number().int().positive().default(1024),
+  /** Wall-clock bound of a cheap tier; a tier that runs past it escalates as `error`. */
+  timeout_ms: z.number().int().positive().default(30_000)
+})
+export type CascadeDefaults = z.infer<typeof cascadeDefaultsSchema>
+
 /** Per-target settings (keys are `models:` names). */
 const targetSettingsSchema = z.strictObject({
   timeouts: timeoutsOverride.optional(),
@@ -103,9 +115,9 @@ export interface CascadeTier {
   route: RouteNode
   /** Checks the tier's answer must pass; the last tier's answer is always accepted. */
   checks?: Checks
-  /** Output cap for this tier (bounds how long a cheap tier runs before it is judged). */
+  /** Output cap for this tier (bounds how long a cheap tier runs before it is judged); default `cascade_defaults.max_tokens` except on the last tier. */
   max_tokens?: number
-  /** Wall-clock bound for this tier. */
+  /** Wall-clock bound for this tier; default `cascade_defaults.timeout_ms` except on the last tier. */
   timeout_ms?: number
 }
 
@@ -150,6 +162,7 @@ export const routeNodeSchema: z.ZodType<RouteNode> = z.lazy(() =>
  *         - { route: { fallback: [gpt-4o, claude-sonnet] } }
  *   retry: { retries: 2 }
  *   breaker: { failures: 5, cooldown_ms: 30000 }
+ *   cascade_defaults: { max_tokens: 1024, timeout_ms: 30000 }
  */
 export const routingPolicySchema = z.strictObject({
   /** Public model name → strategy. These names appear in /v1/models for the team. */
@@ -157,6 +170,8 @@ export const routingPolicySchema = z.strictObject({
   retry: retryPolicySchema.prefault({}),
   /** `false` turns the circuit breakers off for this team's requests. */
   breaker: z.union([z.literal(false), breakerPolicySchema]).prefault({}),
+  /** Bounds of every cascade tier but the last that sets none of its own. */
+  cascade_defaults: cascadeDefaultsSchema.prefault({}),
   targets: z.record(z.string(), targetSettingsSchema).default({})
 })
 export type RoutingPolicy = z.infer<typeof routingPolicySchema>
