@@ -69,11 +69,13 @@ export function anthropicRoutes(gateway: Gateway) {
   })
 
   app.post('/messages', async (c) => {
-    const body = (await readBody(c, messagesSchema)) as AnthropicRequest
+    // the key first: an unknown caller gets 401 without making the gateway read and parse its body
     const headers = c.req.header()
+    const principal = await gateway.identify(headers)
+    const body = (await readBody(c, messagesSchema)) as AnthropicRequest
     const canonical = toCanonical(body, targetKind(gateway, body.model) === 'anthropic')
     const native: NativeRequest = { format: 'anthropic', body, fingerprint: requestFingerprint(canonical), headers: betaHeader(headers) }
-    const { ctx, result } = await gateway.chat({ headers, body: canonical, signal: c.req.raw.signal, surface: 'messages', state: { [NATIVE_REQUEST_KEY]: native }, id: requestIdOf(c) })
+    const { ctx, result } = await gateway.chat({ headers, principal, body: canonical, signal: c.req.raw.signal, surface: 'messages', state: { [NATIVE_REQUEST_KEY]: native }, id: requestIdOf(c) })
     if (result.type === 'json') {
       const message = nativeAnswer<AnthropicMessage>(result.body, 'anthropic') ?? toAnthropicMessage(result.body)
       return c.json(message, 200, { ...(await costHeaders(gateway, ctx)), 'request-id': ctx.id })
@@ -193,9 +195,9 @@ function errorEvent(err: unknown): string {
  */
 async function countTokens(c: Context, gateway: Gateway): Promise<Response> {
   // count_tokens takes a Messages body without max_tokens
-  const body = (await readBody(c, countTokensSchema)) as unknown as AnthropicRequest
   const headers = c.req.header()
   const principal = await gateway.identify(headers)
+  const body = (await readBody(c, countTokensSchema)) as unknown as AnthropicRequest
   if (!gateway.models(principal).some((m) => m.id === body.model && m.type === 'chat')) {
     throw new GatewayError(404, `The model "${body.model}" does not exist or you do not have access to it.`, { code: 'model_not_found', param: 'model' })
   }

@@ -19,8 +19,11 @@ export function openaiRoutes(gateway: Gateway) {
   const app = new Hono()
 
   app.post('/chat/completions', async (c) => {
+    // the key first: an unknown caller gets 401 without making the gateway read and parse its body
+    const incoming = requestHeaders(c)
+    const principal = await gateway.identify(incoming)
     const body = await readBody(c, chatRequestSchema)
-    const { ctx, result } = await gateway.chat({ headers: requestHeaders(c), body: body as ChatRequest, signal: requestSignal(c), surface: 'chat', id: requestIdOf(c) })
+    const { ctx, result } = await gateway.chat({ headers: incoming, principal, body: body as ChatRequest, signal: requestSignal(c), surface: 'chat', id: requestIdOf(c) })
     if (result.type === 'json') {
       const headers = await costHeaders(gateway, ctx)
       return c.json(result.body, 200, headers)
@@ -47,8 +50,10 @@ export function openaiRoutes(gateway: Gateway) {
   })
 
   app.post('/embeddings', async (c) => {
+    const headers = requestHeaders(c)
+    const principal = await gateway.identify(headers)
     const body = await readBody(c, embeddingRequestSchema)
-    const res = await gateway.embeddings({ headers: requestHeaders(c), body: body as EmbeddingRequest, signal: requestSignal(c), id: requestIdOf(c) })
+    const res = await gateway.embeddings({ headers, principal, body: body as EmbeddingRequest, signal: requestSignal(c), id: requestIdOf(c) })
     return c.json(res.body, 200, res.headers)
   })
 

@@ -35,9 +35,12 @@ export function responsesRoutes(gateway: Gateway) {
   const app = new Hono()
 
   app.post('/responses', async (c) => {
+    // the key first: an unknown caller gets 401 without making the gateway read and parse its body
+    const incoming = c.req.header()
+    const principal = await gateway.identify(incoming)
     const body = (await readBody(c, responsesSchema)) as ResponsesRequest
     const canonical = fromResponsesRequest(body)
-    const { ctx, result } = await gateway.chat({ headers: c.req.header(), body: canonical, signal: c.req.raw.signal, surface: 'responses', id: requestIdOf(c) })
+    const { ctx, result } = await gateway.chat({ headers: incoming, principal, body: canonical, signal: c.req.raw.signal, surface: 'responses', id: requestIdOf(c) })
     if (result.type === 'json') {
       return c.json(toResponse(result.body, body), 200, await costHeaders(gateway, ctx))
     }

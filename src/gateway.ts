@@ -147,8 +147,9 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     isAdmin: (headers: Headers) => isAdminKey(presentedKey({ authorization: headers.authorization, 'x-api-key': headers['x-api-key'] }), adminSha),
 
     /** Run a chat request through the pipeline. The result's stream must be consumed or returned by the caller. */
-    async chat(input: { headers: Headers; body: ChatRequest; signal: AbortSignal; surface: RequestContext['surface']; state?: Record<string, unknown>; id?: string }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
-      const principal = await identify(input.headers)
+    async chat(input: { headers: Headers; body: ChatRequest; signal: AbortSignal; surface: RequestContext['surface']; state?: Record<string, unknown>; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
+      // routes identify before reading the body (an unknown caller must not make us parse it) and pass it on
+      const principal = input.principal ?? (await identify(input.headers))
       checkModel(principal, input.body.model, 'chat')
       const { signal, release } = track(input.signal)
       let ctx: RequestContext
@@ -186,8 +187,8 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     },
 
     /** Embeddings: identify, call, settle. Base64 is encoded here (Float32, little-endian) as the openai SDK expects. */
-    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal; id?: string }): Promise<{ body: EmbeddingResponse; headers: Record<string, string> }> {
-      const principal = await identify(input.headers)
+    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal; id?: string; principal?: Principal }): Promise<{ body: EmbeddingResponse; headers: Record<string, string> }> {
+      const principal = input.principal ?? (await identify(input.headers))
       const target = checkModel(principal, input.body.model, 'embedding')!
       const reason = target.provider.unavailableReason?.()
       if (reason) throw new GatewayError(503, `Model "${input.body.model}" is unavailable: ${reason}.`, { type: 'api_error', code: 'model_unavailable' })
