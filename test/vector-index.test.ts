@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createBuiltinEmbedder, embedText } from '../src/vector/embedders.js'
 import { createMemoryIndex } from '../src/vector/memory.js'
 import { createQdrantIndex } from '../src/vector/qdrant.js'
 import type { VectorIndex } from '../src/vector/types.js'
+import { startFakeQdrant, type FakeQdrant } from './fakes/qdrant.js'
 
 const DIMS = 256
 const vec = (text: string) => embedText(text, DIMS)
@@ -76,6 +79,111 @@ function contract(name: string, make: () => Promise<VectorIndex>) {
 }
 
 contract('memory', async () => createMemoryIndex({ dimensions: DIMS }))
+
+// The real @qdrant/js-client-rest client against a loopback fake of Qdrant's REST API: exercises the adapter's
+// requests and the client's wire format without a Qdrant server (the QDRANT_URL run below checks the server).
+let fakeQdrant: FakeQdrant
+beforeAll(async () => {
+  fakeQdrant = await startFakeQdrant()
+})
+afterAll(async () => {
+  await fakeQdrant?.close()
+})
+contract('qdrant adapter on a fake Qdrant REST server', async () => createQdrantIndex({ url: fakeQdrant.url, dimensions: DIMS, collection: 'contract' }))
+
+describe('qdrant adapter: what the real client sends', () => {
+  const made = (collection: string, extra: Partial<Parameters<typeof createQdrantIndex>[0]> = {}) =>
+    createQdrantIndex({ url: fakeQdrant.url, apiKey: 'qk-test', dimensions: DIMS, collection, ...extra })
+  const sent = (collection: string) => fakeQdrant.requests.filter((r) => r.path.startsWith(`/collections/${collection}`))
+  const line = (r: { method: string; path: string }) => `${r.method} ${r.path}`
+
+  it('creates the collection (cosine, the embedder size) and both payload indexes, sending the api key', async () => {
+    const index = made('wire_init')
+    await index.init()
+    const reqs = sent('wire_init')
+    expect(reqs.map(line)).toEqual([
+      'GET /collections/wire_init/exists',
+      'PUT /collections/wire_init',
+      'GET /collections/wire_init',
+      'PUT /collections/wire_init/index',
+      'PUT /collections/wire_init/index'
+    ])
+    expect(reqs[1]!.body).toEqual({ vectors: { size: DIMS, distance: 'Cosine' } })
+    expect(reqs.slice(3).map((r) => [r.body.field_name, r.body.field_schema, r.query.wait])).toEqual([
+      ['scope', 'keyword', 'true'],
+      ['expires_at', 'integer', 'true']
+    ])
+    expect(reqs.every((r) => r.headers['api-key'] === 'qk-test')).toBe(true)
+    // a second start finds the collection and does not create it again
+    await made('wire_init').init()
+    expect(sent('wire_init').filter((r) => r.method === 'PUT' && r.path === '/collections/wire_init')).toHaveLength(1)
+  })
+
+  it('upserts, queries with the scope and expiry filter, and deletes, in Qdrant’s request shapes', async () => {
+    const index = made('wire_ops')
+    await index.init()
+    const id = randomUUID()
+    await index.upsert({ id, vector: vec('how do I reset my password'), scope: 'team:a', text: 'how do I reset my password', expiresAt: NOW + HOUR })
+    const upsert = sent('wire_ops').find((r) => r.method === 'PUT' && r.path === '/collections/wire_ops/points')!
+    expect(upsert.query.wait).toBe('true')
+    expect(upsert.body.points).toHaveLength(1)
+    expect(upsert.body.points[0]).toMatchObject({ id, payload: { scope: 'team:a', text: 'how do I reset my password', expires_at: NOW + HOUR } })
+    expect(upsert.body.points[0].vector).toHaveLength(DIMS)
+
+    const found = await index.search(vec('how can I reset my password'), { scope: 'team:a', minScore: 0.5, limit: 3, now: NOW })
+    expect(found.map((f) => f.id)).toEqual([id])
+    const query = sent('wire_ops').find((r) => r.path === '/collections/wire_ops/points/query')!
+    expect(query.method).toBe('POST')
+    expect(query.body).toMatchObject({
+      limit: 3,
+      score_threshold: 0.5,
+      with_payload: true,
+      filter: { must: [{ key: 'scope', match: { value: 'team:a' } }, { key: 'expires_at', range: { gt: NOW } }] }
+    })
+    expect(query.body.query).toHaveLength(DIMS)
+    expect(await index.search(vec('how can I reset my password'), { scope: 'team:b', minScore: 0, limit: 3, now: NOW })).toEqual([])
+
+    await index.delete(id)
+    const del = sent('wire_ops').find((r) => r.path === '/collections/wire_ops/points/delete')!
+    expect(del.body).toEqual({ points: [id] })
+    expect(await index.size()).toBe(0)
+  })
+
+  it('prunes expired points every pruneEvery upserts with a filter on expires_at', async () => {
+    const index = made('wire_prune', { pruneEvery: 2 })
+    await index.init()
+    await index.upsert({ id: randomUUID(), vector: vec('old one'), scope: 's', text: 'old one', expiresAt: Date.now() - 1000 })
+    expect(sent('wire_prune').some((r) => r.path.endsWith('/points/delete'))).toBe(false)
+    await index.upsert({ id: randomUUID(), vector: vec('new one'), scope: 's', text: 'new one', expiresAt: Date.now() + HOUR })
+    const prune = sent('wire_prune').find((r) => r.path.endsWith('/points/delete'))!
+    expect(prune.body.filter.must[0]).toMatchObject({ key: 'expires_at', range: { lte: expect.any(Number) } })
+    expect(await index.size()).toBe(1)
+  })
+
+  it('refuses to start on a collection made for another embedder, naming the collection, the sizes and the fix', async () => {
+    await made('wire_dims', { dimensions: 384 }).init()
+    const err = await made('wire_dims').init().catch((e: unknown) => e as Error)
+    expect(err).toBeInstanceOf(Error)
+    expect(err!.message).toMatch(/Qdrant collection "wire_dims" at http:\/\/127\.0\.0\.1:\d+ holds 384-dimension vectors, but the embedder makes 256\. Fix: set semantic_cache\.index\.collection to a new name/)
+    fakeQdrant.collections.get('wire_dims')!.distance = 'Dot'
+    await expect(made('wire_dims', { dimensions: 384 }).init()).rejects.toThrow(/uses Dot distance/)
+  })
+
+  it('gives up on a server that does not answer after timeoutMs', async () => {
+    const silent = createServer(() => {}) // accepts, never answers
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+    try {
+      const index = createQdrantIndex({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, dimensions: DIMS, timeoutMs: 300 })
+      const started = performance.now()
+      await expect(index.init()).rejects.toThrow(/timeout|abort/i)
+      expect(performance.now() - started).toBeGreaterThanOrEqual(250)
+      expect(performance.now() - started).toBeLessThan(3000)
+    } finally {
+      silent.closeAllConnections()
+      silent.close()
+    }
+  })
+})
 
 const qdrantUrl = process.env.QDRANT_URL
 if (qdrantUrl) {

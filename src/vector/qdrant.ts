@@ -14,9 +14,11 @@ export interface QdrantIndexOptions {
 }
 
 /**
- * `VectorIndex` on Qdrant, for many gateway instances sharing one semantic cache. `init()` creates the
- * collection (cosine distance) and keyword/integer payload indexes on `scope` and `expires_at`; every
- * search filters on both, so no point of another scope, and no expired point, is ever returned.
+ * `VectorIndex` on Qdrant (server 1.10 or later: searches use the Query API), for many gateway instances
+ * sharing one semantic cache. `init()` creates the collection (cosine distance) unless it exists, checks that
+ * an existing one holds vectors of the embedder's size and cosine distance (a changed embedder would fail
+ * every upsert), and creates keyword/integer payload indexes on `scope` and `expires_at`; every search
+ * filters on both, so no point of another scope, and no expired point, is ever returned.
  *
  * @example
  * const index = createQdrantIndex({ url: process.env.QDRANT_URL!, dimensions: 256 })
@@ -40,6 +42,25 @@ export function createQdrantIndex(opts: QdrantIndexOptions): VectorIndex {
     })
   }
 
+  /** An existing collection made for another embedder cannot take this one's vectors: say so at start. */
+  async function checkVectors(): Promise<void> {
+    const info = await client.getCollection(collection)
+    const vectors = info.config.params.vectors as { size?: unknown; distance?: unknown } | undefined
+    const where = `Qdrant collection "${collection}" at ${opts.url}`
+    const fix =
+      'Fix: set semantic_cache.index.collection to a new name (the gateway creates it), or delete the collection ' +
+      '(its entries were embedded by another model), or go back to the embedder that filled it'
+    if (typeof vectors?.size !== 'number') {
+      throw new Error(`${where} uses named vectors; Sluice needs one unnamed vector per point. ${fix}.`)
+    }
+    if (vectors.size !== opts.dimensions) {
+      throw new Error(`${where} holds ${vectors.size}-dimension vectors, but the embedder makes ${opts.dimensions}. ${fix}.`)
+    }
+    if (vectors.distance !== 'Cosine') {
+      throw new Error(`${where} uses ${String(vectors.distance)} distance; Sluice's thresholds are cosine similarities. ${fix}.`)
+    }
+  }
+
   return {
     kind: 'qdrant',
 
@@ -53,6 +74,7 @@ export function createQdrantIndex(opts: QdrantIndexOptions): VectorIndex {
           if (!(await client.collectionExists(collection)).exists) throw err
         }
       }
+      await checkVectors()
       await client.createPayloadIndex(collection, { field_name: 'scope', field_schema: 'keyword', wait: true })
       await client.createPayloadIndex(collection, { field_name: 'expires_at', field_schema: 'integer', wait: true })
     },
@@ -73,8 +95,8 @@ export function createQdrantIndex(opts: QdrantIndexOptions): VectorIndex {
 
     async search(vector: Float32Array, query: VectorSearch): Promise<VectorMatch[]> {
       if (query.limit <= 0) return []
-      const points = await client.search(collection, {
-        vector: Array.from(vector),
+      const { points } = await client.query(collection, {
+        query: Array.from(vector),
         limit: query.limit,
         score_threshold: query.minScore,
         with_payload: true,
