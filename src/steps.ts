@@ -3,10 +3,12 @@ import type { Runtime } from './gateway.js'
 import { createGuardInputStep, createGuardOutputStep } from './guardrails/index.js'
 import { admitStep } from './budget/index.js'
 import { cacheStep } from './cache/index.js'
+import { createClassifierStep } from './guardrails/classifier.js'
+import { createTargetCaller } from './providers/call.js'
 
 /**
  * The steps between identify and plan/call, in the order of the request path:
- * guard input → guard output → admit (budgets, rate limits) → look up (caches).
+ * guard input → guard output → admit (budgets, rate limits) → look up (caches) → injection classifier.
  *
  * The output guard sits outside the caches on purpose: cached answers keep reversible-redaction
  * placeholders and are restored (and masked) per request, so one user's values never reach another.
@@ -14,6 +16,8 @@ import { cacheStep } from './cache/index.js'
  */
 export function pipelineSteps(rt: Runtime): Step[] {
   const guardDeps = { store: rt.store, registry: rt.metrics.registry, record: (e: Parameters<Runtime['guardrailEvents']['push']>[0]) => rt.guardrailEvents.push(e) }
-  const steps: (Step | undefined)[] = [createGuardInputStep(guardDeps), createGuardOutputStep(guardDeps), admitStep(rt), cacheStep(rt)]
+  const steps: (Step | undefined)[] = [createGuardInputStep(guardDeps), createGuardOutputStep(guardDeps), admitStep(rt), cacheStep(rt),
+    // a model call of its own: after budgets and the cache, so it is admitted first and a hit never pays for it
+    createClassifierStep({ ...guardDeps, resolveTarget: (n) => rt.targets.get(n), callTarget: createTargetCaller({ ledger: rt.ledger, metrics: rt.metrics }) })]
   return steps.filter((s): s is Step => s !== undefined)
 }

@@ -10,5 +10,6 @@ export { findAll, replaceMatches, regexDetector, type Detector, type Match } fro
 export { PII_DETECTORS, luhnValid, ibanValid } from './pii.js'
 export { SECRET_DETECTORS } from './secrets.js'
 export { injectionDetectors } from './injection.js'
+export { createClassifierStep, classifierRequest, readVerdict, validateClassifiers, type ClassifierDeps, type ClassifierVerdict } from './classifier.js'
 export { compileGuardrails, denyDetector } from './compile.js'
 export { guardrailsPolicySchema, type GuardrailsPolicy } from './schema.js'

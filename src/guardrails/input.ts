@@ -1,6 +1,7 @@
 import type { RequestContext, Step } from '../context.js'
 import { countPromptTokens } from '../tokens.js'
 import type { ChatMessage, ChatRequest } from '../types.js'
+import { CLASSIFIER_STATE_KEY } from './classifier.js'
 import { compileGuardrails, type CompiledGuardrails } from './compile.js'
 import { findAllRemembered, replaceMatches, type Detector } from './detect.js'
 import { createRecorder, type GuardDeps, type Recorder } from './record.js'
@@ -101,6 +102,8 @@ function guardInput(ctx: RequestContext, layer: InputLayer, allowed: CompiledGua
     return text
   }
 
+  // the classifier step runs later, after the trust markers are stripped
+  if (p.injection?.classifier) ctx.state[CLASSIFIER_STATE_KEY] = req.messages.map((m) => m.untrusted === true || layer.injection.untrustedRoles.has(m.role))
   let changed = false
   const messages = req.messages.map((m) => {
     const untrusted = m.untrusted === true || layer.injection.untrustedRoles.has(m.role)

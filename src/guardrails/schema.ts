@@ -61,6 +61,32 @@ export const allowListSchema = z.strictObject({
   regex: z.array(regexString).default([])
 })
 
+/**
+ * The optional second opinion on prompt injection: a chat model (a public name under `models:`) asked to label
+ * each scanned text INJECTION or SAFE. Runs after budgets, rate limits and the cache lookup; costs nothing when absent.
+ */
+export const injectionClassifierSchema = z.strictObject({
+  model: z.string().min(1),
+  /**
+   * Which texts it judges: `untrusted` tool results and messages marked untrusted; `always` those and user
+   * messages; `inconclusive` only the texts the rules scan where a rule flagged or a weak cue appears.
+   */
+  when: z.enum(['untrusted', 'always', 'inconclusive']).default('untrusted'),
+  /** The action applies when P(INJECTION) is at least this (the label's token probability, or 0/1 without logprobs). */
+  threshold: z.number().min(0).max(1).default(0.5),
+  action: z.enum(['block', 'flag']).default('block'),
+  /** Characters sent per text: longer texts send their head and tail halves. */
+  max_chars: z.number().int().min(100).max(100_000).default(4000),
+  /** Classifier calls per request (newest texts first); texts past it count as not judged (see on_error). */
+  max_calls: z.number().int().min(1).max(32).default(4),
+  timeout_ms: z.number().int().min(100).max(60_000).default(5000),
+  /** What a text the classifier could not judge (error, timeout, no label, past max_calls) does to the request. */
+  on_error: z.enum(['allow', 'block']).default('allow'),
+  /** Ask for token logprobs (openai and llama kinds); turn off for upstreams that reject them. */
+  logprobs: z.boolean().default(true)
+})
+export type InjectionClassifierPolicy = z.infer<typeof injectionClassifierSchema>
+
 export const injectionSchema = z.strictObject({
   action: guardActionSchema.default('block'),
   /** Rules used on system/user/assistant messages. */
@@ -68,7 +94,8 @@ export const injectionSchema = z.strictObject({
   /** Rules used on `tool` messages and on messages marked `untrusted: true`. */
   untrusted_level: z.enum(['off', 'standard', 'strict']).default('strict'),
   /** Roles whose content is always treated as untrusted. */
-  untrusted_roles: z.array(z.enum(['system', 'developer', 'user', 'assistant', 'tool'])).default(['tool'])
+  untrusted_roles: z.array(z.enum(['system', 'developer', 'user', 'assistant', 'tool'])).default(['tool']),
+  classifier: injectionClassifierSchema.optional()
 })
 
 const inputSchema = z.strictObject({
