@@ -1,4 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import OpenAI from 'openai'
@@ -7,6 +9,7 @@ import { semanticCacheWanted } from '../src/cache/engine.js'
 import { semanticCacheConfigSchema } from '../src/cache/schema.js'
 import { teamPolicySchema } from '../src/config/schema.js'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
+import { startFakeQdrant } from './fakes/qdrant.js'
 import { writeTinyLlamaGguf } from './gguf/tinyLlama.js'
 import { TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
 
@@ -127,6 +130,54 @@ describe('semantic cache engine', () => {
       expect(res.status).toBe(200)
     } finally {
       await gw.close(0)
+    }
+  })
+})
+
+describe('semantic cache engine: qdrant index settings', () => {
+  it('passes collection, prune_every and timeout_ms through to the Qdrant index', async () => {
+    const qdrant = await startFakeQdrant()
+    const gw = await startTestGateway({
+      openaiUrl: fake.url,
+      openaiKey: fake.apiKey,
+      policies: semanticOnly,
+      config: { semantic_cache: { index: { kind: 'qdrant', url: qdrant.url, collection: 'knobs', prune_every: 2, timeout_ms: 2000 } } }
+    })
+    try {
+      expect(gw.gateway.runtime.semanticCache!.current()!.index.kind).toBe('qdrant')
+      expect(qdrant.collections.get('knobs')?.size).toBe(256)
+      expect(await ask(gw, 'Where do the qdrant knobs live?')).toBe('miss')
+      expect(await ask(gw, 'where do the qdrant knobs live')).toBe('semantic-hit')
+      expect(await ask(gw, 'Which port does the staging database use?')).toBe('miss')
+      // two upserts: prune_every: 2 deletes expired points once
+      await expect.poll(() => qdrant.requests.filter((r) => r.path === '/collections/knobs/points/delete').length).toBe(1)
+    } finally {
+      await gw.close(0)
+      await qdrant.close()
+    }
+  })
+
+  it('gives up on a Qdrant that does not answer after timeout_ms, and starts without the semantic layer', async () => {
+    const silent = createServer(() => {})
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+    const logs: string[] = []
+    const started = performance.now()
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`
+    const gw = await startTestGateway({
+      openaiUrl: fake.url,
+      openaiKey: fake.apiKey,
+      policies: semanticOnly,
+      config: { semantic_cache: { index: { kind: 'qdrant', url, timeout_ms: 300 } } },
+      server: { log: (level, msg) => logs.push(`${level}: ${msg}`) }
+    })
+    try {
+      expect(performance.now() - started).toBeLessThan(4000)
+      expect(gw.gateway.runtime.semanticCache!.current()).toBeUndefined()
+      expect(logs.some((l) => /^error: semantic cache disabled: .*(timeout|abort)/i.test(l))).toBe(true)
+    } finally {
+      await gw.close(0)
+      silent.closeAllConnections()
+      silent.close()
     }
   })
 })

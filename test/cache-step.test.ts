@@ -272,6 +272,33 @@ describe('semantic cache', () => {
     expect(h.calls).toHaveLength(2)
   })
 
+  it('lets a team turn the meaning-flip guard off (the threshold alone decides)', async () => {
+    const h = harness()
+    const loose = (guard?: boolean) => ({ semantic: { enabled: true, threshold: 0.5, ...(guard === undefined ? {} : { guard }) } })
+    const readOnly = { 'cache-control': 'no-store' }
+    const first = await h.send({ text: 'How do I enable two-factor authentication on my account?', policy: loose() })
+    const flipped = 'How do I disable two-factor authentication on my account?'
+    expect(header((await h.send({ text: flipped, policy: loose(), headers: readOnly })).ctx)).toBe('miss')
+    expect(header((await h.send({ text: flipped, policy: loose(true), headers: readOnly })).ctx)).toBe('miss')
+    const off = await h.send({ text: flipped, policy: loose(false), headers: readOnly })
+    expect(header(off.ctx)).toBe('semantic-hit')
+    expect(off.body.content).toBe(first.body.content)
+  })
+
+  it('checks at most max_candidates neighbours', async () => {
+    const policy = (max: number) => ({ exact: { enabled: false }, semantic: { enabled: true, threshold: 0.3, max_candidates: max } })
+    const h = harness()
+    // the nearest entry flips the meaning; a farther one asks the same thing
+    await h.send({ text: 'Should I disable dark mode in the settings page?', policy: policy(5) })
+    const same = await h.send({ text: 'could you tell me whether I should enable dark mode', policy: policy(5) })
+    const asked = 'Should I enable dark mode in the settings page?'
+    const readOnly = { 'cache-control': 'no-store' }
+    expect(header((await h.send({ text: asked, policy: policy(1), headers: readOnly })).ctx)).toBe('miss')
+    const r = await h.send({ text: asked, policy: policy(5), headers: readOnly })
+    expect(header(r.ctx)).toBe('semantic-hit')
+    expect(r.body.content).toBe(same.body.content)
+  })
+
   it('never hits across teams, system prompts or parameters', async () => {
     const h = harness()
     await h.send({ text: 'How do I reset my password?', system: 'You are support for Acme.' })

@@ -89,7 +89,7 @@ export function createSemanticEngine(deps: SemanticEngineDeps): SemanticEngine {
   const indexFor = (cfg: SemanticCacheConfig['index'], dimensions: number): VectorIndex =>
     cfg.kind === 'memory'
       ? createMemoryIndex({ dimensions, maxEntries: cfg.max_entries })
-      : createQdrantIndex({ url: cfg.url, apiKey: cfg.api_key, collection: cfg.collection, dimensions })
+      : createQdrantIndex({ url: cfg.url, apiKey: cfg.api_key, collection: cfg.collection, dimensions, timeoutMs: cfg.timeout_ms, pruneEvery: cfg.prune_every })
 
   const build = async (config: GatewayConfig): Promise<void> => {
     if (!semanticCacheWanted(config)) return

@@ -18,7 +18,14 @@ const semanticPolicySchema = z.strictObject({
   /** Overrides the section's ttl_s for semantic entries. */
   ttl_s: z.number().int().positive().optional(),
   /** Longer last user turns are not embedded (a long prompt is rarely re-asked in other words). */
-  max_query_chars: z.number().int().positive().default(4000)
+  max_query_chars: z.number().int().positive().default(4000),
+  /** Nearest entries fetched per lookup (above the threshold), checked best first by the guard. */
+  max_candidates: z.number().int().min(1).max(100).default(5),
+  /**
+   * The meaning-flip guard (negations, numbers, polar words, identifiers, word order). Turning it off lets
+   * the threshold alone decide: more hits, and some that answer the opposite question.
+   */
+  guard: z.boolean().default(true)
 })
 
 const providerPolicySchema = z.strictObject({
@@ -40,7 +47,7 @@ const providerPolicySchema = z.strictObject({
  * cache:
  *   when: temperature_zero
  *   ttl_s: 600
- *   semantic: { enabled: true, threshold: 0.9 }
+ *   semantic: { enabled: true, threshold: 0.9, max_candidates: 5, guard: true }
  */
 export const cachePolicySchema = z.strictObject({
   /** Master switch for the exact and semantic layers. */
@@ -98,7 +105,11 @@ export const semanticCacheConfigSchema = z.strictObject({
         kind: z.literal('qdrant'),
         url: z.string(),
         api_key: z.string().optional(),
-        collection: z.string().default('sluice_semantic_cache')
+        collection: z.string().default('sluice_semantic_cache'),
+        /** Per request to Qdrant; a lookup that times out is a miss, an upsert that times out is logged. */
+        timeout_ms: z.number().int().positive().default(5_000),
+        /** Expired points are deleted every this many upserts (Qdrant has no TTL of its own). */
+        prune_every: z.number().int().positive().default(500)
       })
     ])
     .prefault({ kind: 'memory' })

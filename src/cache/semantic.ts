@@ -19,10 +19,20 @@ export interface SemanticLookup {
   vector: Float32Array
 }
 
+export interface SemanticLookupOptions {
+  threshold: number
+  now: number
+  signal?: AbortSignal
+  /** Nearest entries fetched (default: the cache's `maxCandidates`). */
+  limit?: number
+  /** Reject candidates whose text flips the meaning (default true). */
+  guard?: boolean
+}
+
 export interface SemanticCache {
   readonly embedder: Embedder
   readonly index: VectorIndex
-  lookup(query: SemanticQuery, opts: { threshold: number; now: number; signal?: AbortSignal }): Promise<SemanticLookup>
+  lookup(query: SemanticQuery, opts: SemanticLookupOptions): Promise<SemanticLookup>
   /** Adds the query to the index; returns the new entry's id. */
   remember(query: SemanticQuery, vector: Float32Array, expiresAt: number): Promise<string>
 }
@@ -34,7 +44,8 @@ export function semanticEntryKey(id: string): string {
 
 /**
  * The semantic layer: embed the last user turn, search its scope, keep the candidates above the threshold
- * whose text asks the same thing (no negation, number or polar-word flip).
+ * whose text asks the same thing (no negation, number, polar-word, identifier or word-order flip; the guard
+ * can be turned off per lookup).
  *
  * @example
  * const semantic = createSemanticCache({ embedder: createBuiltinEmbedder(), index: createMemoryIndex({ dimensions: 256 }) })
@@ -48,12 +59,12 @@ export function createSemanticCache(deps: { embedder: Embedder; index: VectorInd
     index,
     async lookup(query, opts) {
       const [vector] = await embedder.embed([query.text], opts.signal)
-      const found = await index.search(vector!, { scope: query.scope, minScore: opts.threshold, limit, now: opts.now })
+      const found = await index.search(vector!, { scope: query.scope, minScore: opts.threshold, limit: opts.limit ?? limit, now: opts.now })
       const candidates: SemanticCandidate[] = []
       const rejected: SemanticLookup['rejected'] = []
       for (const m of found) {
         const c = { id: m.id, similarity: m.score, text: m.text }
-        const flip = meaningFlip(query.text, m.text)
+        const flip = opts.guard === false ? undefined : meaningFlip(query.text, m.text)
         if (flip) rejected.push({ ...c, flip })
         else candidates.push(c)
       }

@@ -184,7 +184,13 @@ export function createCacheStep(deps: CacheStepDeps): Step {
         const started = performance.now()
         try {
           const threshold = policy.semantic.threshold ?? semantic!.embedder.defaultThreshold
-          const found = await semantic!.lookup(sem.query, { threshold, now: now(), signal: ctx.signal })
+          const found = await semantic!.lookup(sem.query, {
+            threshold,
+            now: now(),
+            signal: ctx.signal,
+            limit: policy.semantic.max_candidates,
+            guard: policy.semantic.guard
+          })
           sem.vector = found.vector
           for (const c of found.candidates) {
             const hit = await read(semanticEntryKey(c.id))
