@@ -9,8 +9,9 @@ import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { writeTinyLlamaGguf } from './gguf/tinyLlama.js'
 import { routingModels, startRoutingGateway, user } from './helpers/routing.js'
 
-// The real local model as cascade tier 0. Its weights are random, so its logprobs decide nothing we can
-// predict: these tests check the mechanics (a local attempt with real usage, then acceptance or escalation).
+// The real local model as cascade tier 0. Its weights are random but fixed by the writer's seed, and the
+// requests are greedy (temperature 0), so its answer and logprobs are fixed too: the tiny model's greedy
+// answer to "hello there" has a mean token logprob of about -2.2, between the two thresholds below.
 let dir: string
 let fake: FakeOpenAI
 let env: Awaited<ReturnType<typeof startRoutingGateway>>
@@ -27,6 +28,7 @@ beforeAll(async () => {
       retry: { retries: 0 },
       routes: {
         'local-first': { cascade: [{ route: 'tiny', checks: { min_mean_logprob: -1.5 } }, { route: 'strong' }] },
+        'local-lenient': { cascade: [{ route: 'tiny', checks: { min_mean_logprob: -3 } }, { route: 'strong' }] },
         'local-accept': { cascade: [{ route: 'tiny', checks: { min_mean_logprob: -1000, refusal: false } }, { route: 'strong' }] }
       }
     },
@@ -43,30 +45,43 @@ afterAll(async () => {
 })
 
 describe('cascade with the real local model as tier 1', () => {
+  const ask = async (model: string, stream: boolean) => {
+    const res = await env.client.chat.completions.create({ model, messages: user('hello there'), max_tokens: 8, temperature: 0, stream }).withResponse()
+    let text = ''
+    if (stream) for await (const c of res.data as AsyncIterable<any>) text += c.choices[0]?.delta?.content ?? ''
+    else text = (res.data as any).choices[0].message.content
+    const entries = await env.attemptsOf(res.response.headers.get('x-sluice-request-id'))
+    // the local tier ran whole (not streamed) with real usage, whatever the client asked
+    expect(entries[0]).toMatchObject({ model: 'local/tiny', stream: false, estimated: false })
+    expect(entries[0]!.tokens.output).toBe(8)
+    expect(res.response.headers.get('x-sluice-attempts')).toBe(String(entries.length))
+    return { headers: res.response.headers, text, entries }
+  }
+
   for (const stream of [false, true]) {
-    it(`${stream ? 'streaming' : 'non-streaming'}: the local tier runs whole with logprobs, then is accepted or escalated`, async () => {
-      const res = await env.client.chat.completions.create({ model: 'local-first', messages: user('hello there'), max_tokens: 8, stream }).withResponse()
-      let text = ''
-      if (stream) for await (const c of res.data as AsyncIterable<any>) text += c.choices[0]?.delta?.content ?? ''
-      else text = (res.data as any).choices[0].message.content
-      const route = res.response.headers.get('x-sluice-route')
-      const entries = await env.attemptsOf(res.response.headers.get('x-sluice-request-id'))
-      expect(entries[0]!.model).toBe('local/tiny')
-      expect(entries[0]!.stream).toBe(false)
-      expect(entries[0]!.estimated).toBe(false)
-      expect(entries[0]!.tokens.output).toBeGreaterThan(0)
-      expect(entries[0]!.tokens.output).toBeLessThanOrEqual(8)
-      if (route === 'tiny') {
-        expect(entries.map((e) => e.status)).toEqual(['ok'])
-        expect(text.length).toBeGreaterThan(0)
-      } else {
-        expect(route).toBe('strong')
-        expect(entries.map((e) => e.status)).toEqual(['rejected', 'ok'])
-        expect(entries[0]!.error).toMatch(/logprob|refusal|empty/)
-        expect(text).toBe('You said: hello there')
-        expect(fake.requests.at(-1)!.body.stream ?? false).toBe(stream)
-      }
-      expect(res.response.headers.get('x-sluice-attempts')).toBe(String(entries.length))
+    it(`${stream ? 'streaming' : 'non-streaming'}: a mean logprob below the threshold escalates to the strong tier`, async () => {
+      const before = fake.requests.length
+      const { headers, text, entries } = await ask('local-first', stream)
+      expect(headers.get('x-sluice-route')).toBe('strong')
+      expect(headers.get('x-sluice-escalations')).toBe('0:low_mean_logprob')
+      expect(entries.map((e) => e.status)).toEqual(['rejected', 'ok'])
+      const mean = Number(/mean logprob (-?[0-9.]+) < -1.5/.exec(entries[0]!.error ?? '')?.[1])
+      expect(mean).toBeLessThan(-1.5)
+      expect(mean).toBeGreaterThan(-3)
+      expect(text).toBe('You said: hello there')
+      expect(fake.requests.length).toBe(before + 1)
+      expect(fake.requests.at(-1)!.body.stream ?? false).toBe(stream)
+    }, 60_000)
+
+    it(`${stream ? 'streaming' : 'non-streaming'}: the same answer is accepted under a lower threshold, without calling the strong tier`, async () => {
+      const before = fake.requests.length
+      const { headers, text, entries } = await ask('local-lenient', stream)
+      expect(headers.get('x-sluice-route')).toBe('tiny')
+      expect(headers.get('x-sluice-cascade-tier')).toBe('0')
+      expect(headers.get('x-sluice-escalations')).toBeNull()
+      expect(entries.map((e) => e.status)).toEqual(['ok'])
+      expect(text.length).toBeGreaterThan(0)
+      expect(fake.requests.length).toBe(before)
     }, 60_000)
   }
 
@@ -86,9 +101,25 @@ describe('cascade with the real local model as tier 1', () => {
     expect(fake.requests.length).toBe(before)
   }, 60_000)
 
-  it('exports the local model queue depth and decode speed', async () => {
+  it('exports the local model queue depth while requests wait, and the decode speed', async () => {
+    const gauge = (text: string, name: string) => Number(new RegExp(`${name}\\{provider="local"\\} ([0-9.e+-]+)`).exec(text)![1])
+    // five long requests on two sequences: two generate, three wait
+    const all = Promise.all(Array.from({ length: 5 }, (_, i) => env.client.chat.completions.create({ model: 'tiny', messages: user(`wait ${i}`), max_tokens: 300, temperature: 0 })))
+    let queued = 0
+    let active = 0
+    const deadline = Date.now() + 10_000
+    while (queued === 0 && Date.now() < deadline) {
+      const text = await (await fetch(`${env.gw.url}/metrics`)).text()
+      queued = gauge(text, 'sluice_local_queue_depth')
+      active = gauge(text, 'sluice_local_active_sequences')
+    }
+    expect(queued).toBeGreaterThan(0)
+    expect(queued).toBeLessThanOrEqual(3)
+    expect(active).toBe(2)
+    for (const r of await all) expect(r.usage!.completion_tokens).toBeGreaterThan(0)
     const text = await (await fetch(`${env.gw.url}/metrics`)).text()
-    expect(text).toMatch(/sluice_local_queue_depth\{provider="local"\} 0/)
+    expect(gauge(text, 'sluice_local_queue_depth')).toBe(0)
+    expect(gauge(text, 'sluice_local_active_sequences')).toBe(0)
     expect(text).toMatch(/sluice_local_tokens_per_second\{provider="local"\} [0-9.e+-]+/)
     const tps = Number(/sluice_local_tokens_per_second\{provider="local"\} ([0-9.e+-]+)/.exec(text)![1])
     expect(tps).toBeGreaterThan(0)

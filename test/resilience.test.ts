@@ -49,7 +49,28 @@ describe('circuit breaker (unit)', () => {
     expect(b.state('t', s)).toBe('closed')
     expect(changes).toEqual(['t:open', 't:half_open', 't:open', 't:half_open', 't:closed'])
   })
+
+  it('reads as half-open once the cooldown has passed, before any probe, with or without the settings at hand', () => {
+    let now = 0
+    const b = createBreakers({ now: () => now })
+    const s = { failures: 1, cooldown_ms: 1000 }
+    b.acquire('x', s).failure()
+    b.acquire('y', s).success()
+    expect(b.states()).toEqual([['x', 'open'], ['y', 'closed']])
+    now = 999
+    expect(b.state('x')).toBe('open')
+    now = 1000
+    expect(b.state('x')).toBe('half_open')
+    expect(b.state('x', s)).toBe('half_open')
+    expect(b.states()).toEqual([['x', 'half_open'], ['y', 'closed']])
+  })
 })
+
+/** A sample of a Prometheus text exposition, 0 when absent. */
+function sample(text: string, name: string, labels: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}} `))
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0
+}
 
 let fake: FakeOpenAI
 let env: Awaited<ReturnType<typeof startRoutingGateway>>
@@ -121,6 +142,25 @@ describe('retries through the gateway', () => {
     expect(countOf('judge-model', since)).toBe(3)
   })
 
+  it('counts retries in sluice_retries_total by target and failure kind', async () => {
+    const metricsText = async () => (await fetch(`${env.gw.url}/metrics`)).text()
+    const before = await metricsText()
+    let n = 0
+    fake.script = (body) => (body.model !== 'cheap-model' ? undefined : ++n === 1 ? { error: { status: 429, message: 'slow down' } } : n === 2 ? { error: { status: 503, message: 'overloaded' } } : undefined)
+    const { response } = await env.client.chat.completions.create({ model: 'retried', messages: user('hi') }).withResponse()
+    expect(response.headers.get('x-sluice-attempts')).toBe('3')
+    const after = await metricsText()
+    const delta = (kind: string) => sample(after, 'sluice_retries_total', `target="cheap",kind="${kind}"`) - sample(before, 'sluice_retries_total', `target="cheap",kind="${kind}"`)
+    expect(delta('rate_limit')).toBe(1)
+    expect(delta('error')).toBe(1)
+    expect(delta('timeout')).toBe(0)
+    // a bad request is not retried, so not counted
+    fake.script = (body) => (body.model === 'cheap-model' ? { error: { status: 400, message: 'bad' } } : undefined)
+    await env.client.chat.completions.create({ model: 'retried', messages: user('hi') }).catch((e) => e)
+    const last = await metricsText()
+    expect(sample(last, 'sluice_retries_total', 'target="cheap",kind="error"')).toBe(sample(after, 'sluice_retries_total', 'target="cheap",kind="error"'))
+  })
+
   it('does not retry a bad request', async () => {
     fake.script = (body) => (body.model === 'cheap-model' ? { error: { status: 400, message: 'bad' } } : undefined)
     const since = fake.requests.length
@@ -146,9 +186,10 @@ describe('circuit breaker through the gateway', () => {
     expect(response.headers.get('x-sluice-route')).toBe('strong')
     expect(response.headers.get('x-sluice-attempts')).toBe('1')
     expect(countOf('mid-model', since)).toBe(3)
-    // after the cooldown one probe goes through; it succeeds and the circuit closes
+    // after the cooldown the gauge reads half-open before any probe ran; one probe goes through, succeeds, closes it
     midDown = false
     await new Promise((r) => setTimeout(r, 450))
+    expect(await metricsText()).toMatch(/sluice_breaker_state\{target="mid"\} 1/)
     const probe = await env.client.chat.completions.create({ model: 'guarded', messages: user('hi') }).withResponse()
     expect(probe.response.headers.get('x-sluice-route')).toBe('mid')
     expect(await metricsText()).toMatch(/sluice_breaker_state\{target="mid"\} 0/)

@@ -13,6 +13,8 @@ interface Circuit {
   state: BreakerState
   failures: number
   openedAt: number
+  /** The cooldown of the settings that opened it, so its state can be read without them. */
+  cooldownMs: number
   /** A half-open probe is in flight: other calls are still refused. */
   probing: boolean
 }
@@ -33,7 +35,7 @@ export function createBreakers(opts: { now?: () => number; onChange?: (target: s
 
   const circuitOf = (target: string): Circuit => {
     let c = circuits.get(target)
-    if (!c) circuits.set(target, (c = { state: 'closed', failures: 0, openedAt: 0, probing: false }))
+    if (!c) circuits.set(target, (c = { state: 'closed', failures: 0, openedAt: 0, cooldownMs: 0, probing: false }))
     return c
   }
   const move = (target: string, c: Circuit, state: BreakerState) => {
@@ -42,13 +44,20 @@ export function createBreakers(opts: { now?: () => number; onChange?: (target: s
     opts.onChange?.(target, state)
   }
 
+  /** An open circuit whose cooldown has passed reads as half-open: the next call is the probe. */
+  const stateOf = (c: Circuit, cooldownMs = c.cooldownMs): BreakerState =>
+    c.state === 'open' && now() - c.openedAt >= cooldownMs ? 'half_open' : c.state
+
   return {
     /** The state a call would meet now (an expired open circuit reads as half-open). */
     state(target: string, settings?: BreakerSettings): BreakerState {
       const c = circuits.get(target)
-      if (!c) return 'closed'
-      if (c.state === 'open' && settings && now() - c.openedAt >= settings.cooldown_ms) return 'half_open'
-      return c.state
+      return c ? stateOf(c, settings?.cooldown_ms) : 'closed'
+    },
+
+    /** Every target's state as a call would meet it now (for a gauge read at scrape time). */
+    states(): [target: string, state: BreakerState][] {
+      return [...circuits].map(([target, c]) => [target, stateOf(c)])
     },
 
     /**
@@ -83,6 +92,7 @@ export function createBreakers(opts: { now?: () => number; onChange?: (target: s
           c.failures++
           if (probe || c.failures >= settings.failures) {
             c.openedAt = now()
+            c.cooldownMs = settings.cooldown_ms
             move(target, c, 'open')
           }
         },

@@ -1,6 +1,6 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
 import type { Provider } from '../providers/types.js'
-import type { BreakerState } from '../providers/breaker.js'
+import type { BreakerState, Breakers } from '../providers/breaker.js'
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 }
 
@@ -19,6 +19,8 @@ interface ProviderWithStats extends Provider {
  */
 export function createRoutingMetrics(registry: Registry, providers: () => Map<string, Provider>) {
   const registers = [registry]
+  // the breakers whose state the gauge reports, read at scrape time (an open circuit past its cooldown is half-open)
+  let breakers: Pick<Breakers, 'states'> | undefined
   const local = () => [...providers().values()].filter((p): p is ProviderWithStats => typeof (p as Partial<ProviderWithStats>).stats === 'function')
   return {
     decisions: new Counter({
@@ -53,9 +55,13 @@ export function createRoutingMetrics(registry: Registry, providers: () => Map<st
     }),
     breakerState: new Gauge({
       name: 'sluice_breaker_state',
-      help: 'Circuit breaker state per target: 0 closed, 1 half-open, 2 open.',
+      help: 'Circuit breaker state per target: 0 closed, 1 half-open (cooldown over: the next call is the probe), 2 open.',
       labelNames: ['target'] as const,
-      registers
+      registers,
+      collect() {
+        if (!breakers) return
+        for (const [target, state] of breakers.states()) this.set({ target }, BREAKER_VALUE[state])
+      }
     }),
     breakerTransitions: new Counter({
       name: 'sluice_breaker_transitions_total',
@@ -93,6 +99,10 @@ export function createRoutingMetrics(registry: Registry, providers: () => Map<st
         for (const p of local()) this.set({ provider: p.name }, p.stats().tokensPerSecond)
       }
     }),
+    /** Report these breakers' states in `sluice_breaker_state`. */
+    watchBreakers(source: Pick<Breakers, 'states'>) {
+      breakers = source
+    },
     setBreaker(target: string, state: BreakerState) {
       this.breakerState.set({ target }, BREAKER_VALUE[state])
       this.breakerTransitions.inc({ target, state })

@@ -13,6 +13,7 @@ export function createRoutingState(opts: { metrics?: RoutingMetrics; random?: ()
   const latencyMs = new Map<string, { ms: number; at: number }>()
   const now = opts.now ?? Date.now
   const breakers: Breakers = createBreakers({ now: opts.now, onChange: (target, state) => opts.metrics?.setBreaker(target, state) })
+  opts.metrics?.watchBreakers(breakers)
   return {
     breakers,
     metrics: opts.metrics,
