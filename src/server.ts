@@ -29,10 +29,21 @@ export interface ServerOptions {
   log?: Logger
 }
 
-/** Create the store a config names: memory by default, Redis (single node or Cluster) for many instances. */
-export async function createStore(config: StoreConfig): Promise<Store> {
+/**
+ * Create the store a config names: memory by default, Redis (single node or Cluster) for many instances.
+ * A Redis that cannot be reached at start does not stop the gateway: it starts not ready (/readyz says where it
+ * cannot connect), admission follows `store.on_store_error`, and ioredis keeps reconnecting.
+ */
+export async function createStore(config: StoreConfig, log?: Logger): Promise<Store> {
   if (config.kind === 'memory') return createMemoryStore({ maxLedgerEntries: config.max_ledger_entries })
-  return createRedisStore({ url: config.url, urls: config.urls, prefix: config.prefix, maxLedgerEntries: config.max_ledger_entries })
+  return createRedisStore({
+    url: config.url,
+    urls: config.urls,
+    prefix: config.prefix,
+    maxLedgerEntries: config.max_ledger_entries,
+    onUnreachableAtStart: (err, where) =>
+      log?.('error', `store: cannot connect to Redis at ${where} (store.url${config.urls?.length ? 's' : ''}): ${err.message}; starting not ready, reconnecting in the background (store.on_store_error: ${config.on_store_error})`)
+  })
 }
 
 /**
@@ -43,7 +54,7 @@ export async function createStore(config: StoreConfig): Promise<Store> {
  * serve({ fetch: app.fetch, port: 8080 })
  */
 export async function createApp(config: GatewayConfig, opts: ServerOptions = {}) {
-  const store = opts.store ?? (await createStore(config.store))
+  const store = opts.store ?? (await createStore(config.store, opts.log))
   const gateway = await createGateway(config, { store, steps: opts.steps ?? pipelineSteps, log: opts.log })
   const app = new Hono()
 

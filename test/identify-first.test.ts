@@ -27,7 +27,7 @@ const post = (path: string, body: string, headers: Record<string, string>) =>
 describe('identify before reading the body', () => {
   it('answers {} and malformed JSON with 401 when the key is missing or wrong', async () => {
     for (const path of surfaces) {
-      for (const headers of [{}, { authorization: 'Bearer sk-wrong' }, { 'x-api-key': 'sk-wrong' }]) {
+      for (const headers of [{}, { authorization: 'Bearer sk-wrong' }, { 'x-api-key': 'sk-wrong' }] as Record<string, string>[]) {
         for (const body of ['{}', '{not json']) {
           const res = await post(path, body, headers)
           const json = (await res.json()) as { error: { type: string; message: string } }

@@ -10,6 +10,12 @@ export interface RedisStoreOptions {
   urls?: string[]
   prefix?: string
   maxLedgerEntries?: number
+  /**
+   * When given, a Redis that cannot be reached at start is reported here instead of failing the start: the store
+   * is returned not connected (commands fail fast, `ping` says where it cannot connect) and ioredis keeps
+   * reconnecting, so a gateway restarted during a Redis blip comes up not ready instead of crash-looping.
+   */
+  onUnreachableAtStart?: (err: Error, where: string) => void
 }
 
 export type RedisClient = Redis | Cluster
@@ -35,10 +41,22 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
   const client: RedisClient = opts.urls?.length
     ? new Cluster(opts.urls.map(parseNode), { redisOptions: common, enableOfflineQueue: false })
     : new Redis(opts.url ?? 'redis://127.0.0.1:6379', { ...common, retryStrategy: (n) => Math.min(50 * n, 1000) })
-  client.on('error', () => {
+  const where = redactedLocation(opts)
+  let lastError: string | undefined
+  client.on('error', (err: Error) => {
     // surfaced through failing commands and ping(); an unhandled 'error' event would crash the process
+    lastError = err.message
   })
-  await client.connect()
+  client.on('ready', () => (lastError = undefined))
+  try {
+    await client.connect()
+  } catch (err) {
+    if (!opts.onUnreachableAtStart) {
+      client.disconnect()
+      throw new Error(`cannot connect to Redis at ${where}: ${lastError ?? (err as Error).message}`)
+    }
+    opts.onUnreachableAtStart(new Error(lastError ?? (err as Error).message), where)
+  }
   client.defineCommand('sluiceIncr', { numberOfKeys: 1, lua: INCR_WITH_TTL })
   // budget and rate-limit scripts: one atomic round trip each (EVALSHA, EVAL on a script-cache miss)
   const scripts = { sluiceReserve: RESERVE_LUA, sluiceSettle: SETTLE_LUA, sluiceBudgetRead: READ_LUA, sluiceBudgetReset: RESET_LUA, sluiceRateLimit: RATE_LIMIT_LUA }
@@ -139,12 +157,29 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
       return { allowed: denied === 0, denied: denied > 0 ? denied - 1 : undefined, retryAfterMs: denied > 0 ? wait : undefined, remaining: levels.map(Number) }
     },
     async ping() {
+      // not connected: say where and why, not ioredis's "Stream isn't writeable"
+      if (client.status !== 'ready') throw new Error(`cannot connect to Redis at ${where}${lastError ? `: ${lastError}` : ` (${client.status})`}`)
       await client.ping()
     },
     async close() {
       client.disconnect()
     }
   }
+}
+
+/** The Redis URL(s) without credentials, for logs and /readyz. */
+export function redactedLocation(opts: { url?: string; urls?: string[] }): string {
+  const redact = (url: string) => {
+    try {
+      const u = new URL(url.includes('://') ? url : `redis://${url}`)
+      u.username = ''
+      u.password = ''
+      return u.toString().replace(/\/$/, '')
+    } catch {
+      return '(unparseable url)'
+    }
+  }
+  return opts.urls?.length ? opts.urls.map(redact).join(', ') : redact(opts.url ?? 'redis://127.0.0.1:6379')
 }
 
 /** Integer nano-USD as a string for Lua (never exponent form). */
