@@ -113,7 +113,8 @@ async function readYaml(path: string): Promise<unknown> {
 }
 
 function validate<T extends z.ZodType>(schema: T, value: unknown, file: string): z.infer<T> {
-  const result = schema.safeParse(value)
+  // reportInput: zod 4 leaves issue.input out otherwise, and fixFor tells "missing" from "wrong type" by it
+  const result = schema.safeParse(value, { reportInput: true })
   if (result.success) return result.data
   const lines = result.error.issues.slice(0, 8).map((issue) => `  at ${issue.path.join('.') || '(top level)'}: ${issue.message}. Fix: ${fixFor(issue)}`)
   throw new ConfigError(`${file}: invalid config\n${lines.join('\n')}`)
