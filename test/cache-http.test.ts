@@ -341,6 +341,48 @@ describe('semantic cache over HTTP', () => {
   })
 })
 
+describe('cache keys follow the route an alias resolves to', () => {
+  it('stops serving an alias’s old answers (exact and semantic) once a reload points it at another target', async () => {
+    const own = await startTestGateway({
+      openaiUrl: openai.url,
+      openaiKey: openai.apiKey,
+      policies: { a: { cache: { semantic: { enabled: true } }, routing: { routes: { smart: 'gpt-4o-mini' } } } }
+    })
+    try {
+      const client = new OpenAI({ baseURL: `${own.url}/v1`, apiKey: KEYS.a, maxRetries: 0 })
+      const ask = async (content: string) => {
+        const { response } = await client.chat.completions.create({ model: 'smart', messages: [{ role: 'user', content }] }).withResponse()
+        return response.headers.get('x-sluice-cache')
+      }
+      const q = fresh('Which region hosts the primary database of')
+      expect(await ask(q)).toBe('miss')
+      expect(await ask(q)).toBe('hit')
+      expect(await ask(q.toLowerCase())).toBe('semantic-hit')
+
+      // a reload that changes only prices keeps the entries
+      const config = own.gateway.config
+      const repriced = { ...config.models['gpt-4o-mini']!, price: { input: 9, output: 9 } }
+      own.gateway.reload({ ...config, models: { ...config.models, 'gpt-4o-mini': repriced } })
+      expect(await ask(q)).toBe('hit')
+
+      // the alias now routes to gpt-4o: what gpt-4o-mini said is not its answer
+      const policy = config.policies.a!
+      own.gateway.reload({ ...config, policies: { ...config.policies, a: { ...policy, routing: { ...policy.routing!, routes: { smart: 'gpt-4o' } } } } })
+      expect(await ask(q)).toBe('miss')
+      expect(openai.requests.at(-1)!.body.model).toBe('gpt-4o')
+      expect(await ask(q.toLowerCase())).toBe('semantic-hit') // the new route's own entry
+      expect(await ask(q)).toBe('hit')
+
+      // the model behind a plain alias moves too
+      own.gateway.reload({ ...config, models: { ...config.models, 'gpt-4o-mini': { ...config.models['gpt-4o-mini']!, model: 'gpt-4.1-mini' } } })
+      expect(await ask(q)).toBe('miss')
+      expect(openai.requests.at(-1)!.body.model).toBe('gpt-4.1-mini')
+    } finally {
+      await own.close(0)
+    }
+  })
+})
+
 describe('provider prompt caching: token accounting', () => {
   it('OpenAI: prices cached_tokens at the cached rate, never twice, and records the saving', async () => {
     openai.script = () => ({ content: 'cached answer', promptTokens: 2000, cachedTokens: 1536, completionTokens: 10 })

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { createContext } from '../src/auth/context.js'
 import { teamPolicySchema } from '../src/config/schema.js'
 import type { PipelineResult, RequestContext, Step } from '../src/context.js'
-import { exactCacheKey, tenantScope } from '../src/cache/key.js'
+import { exactCacheKey, routeFingerprint, tenantScope } from '../src/cache/key.js'
 import { createChunkAssembler } from '../src/cache/replay.js'
 import { createSemanticCache } from '../src/cache/semantic.js'
 import { createCacheStep, type CacheStepDeps } from '../src/cache/step.js'
@@ -179,6 +179,48 @@ describe('exact cache', () => {
     const h = harness({ semantic: undefined })
     await h.send({ policy: { max_entry_bytes: 100 } })
     expect(header((await h.send({ policy: { max_entry_bytes: 100 } })).ctx)).toBe('miss')
+  })
+})
+
+describe('route fingerprint', () => {
+  const config = {
+    providers: {
+      openai: { kind: 'openai', base_url: 'https://api.openai.com/v1' },
+      proxy: { kind: 'openai', base_url: 'https://proxy.internal/v1' },
+      local: { kind: 'llama', model_path: '/models/qwen.gguf' }
+    },
+    models: {
+      mini: { provider: 'openai', model: 'gpt-4o-mini', type: 'chat', price: { input: 0.15, output: 0.6 } },
+      big: { provider: 'openai', model: 'gpt-4o', type: 'chat', price: { input: 2.5, output: 10 } },
+      qwen: { provider: 'local', model: 'qwen', type: 'chat', price: { input: 0, output: 0 } }
+    }
+  } as unknown as Parameters<typeof routeFingerprint>[0]
+  const policy = teamPolicySchema.parse({
+    routing: { routes: { smart: { cascade: [{ route: 'qwen', checks: { judge: { target: 'mini' } } }, { route: 'big' }] }, fast: 'mini' } }
+  })
+  const fp = (c = config, p = policy, alias = 'smart') => routeFingerprint(c, p, alias)
+  const withModel = (name: string, patch: object) => ({ ...config, models: { ...config.models, [name]: { ...config.models[name]!, ...patch } } })
+
+  it('changes with the route and with every model or endpoint it can reach, judges included', () => {
+    expect(fp()).toMatch(/^r:[0-9a-f]{32}$/)
+    expect(fp()).toBe(fp())
+    expect(fp(config, policy, 'fast')).not.toBe(fp())
+    expect(fp(config, policy, 'mini')).toBeDefined() // a plain model alias
+    expect(fp(withModel('big', { model: 'gpt-4.1' }))).not.toBe(fp())
+    expect(fp(withModel('mini', { provider: 'proxy' }))).not.toBe(fp()) // the judge's endpoint
+    expect(fp({ ...config, providers: { ...config.providers, local: { kind: 'llama', model_path: '/models/other.gguf' } } } as never)).not.toBe(fp())
+    const rerouted = teamPolicySchema.parse({ routing: { routes: { smart: { cascade: [{ route: 'qwen' }, { route: 'mini' }] } } } })
+    expect(fp(config, rerouted)).not.toBe(fp())
+  })
+
+  it('ignores prices, and is undefined for an alias that resolves to nothing', () => {
+    expect(fp(withModel('big', { price: { input: 1, output: 1 } }))).toBe(fp())
+    expect(fp(config, policy, 'nope')).toBeUndefined()
+  })
+
+  it('splits exact keys', () => {
+    const request = { model: 'smart', messages: [{ role: 'user' as const, content: 'hi' }] }
+    expect(exactCacheKey({ tenant: 't', alias: 'smart', route: fp(), request })).not.toBe(exactCacheKey({ tenant: 't', alias: 'smart', route: fp(withModel('big', { model: 'o3' })), request }))
   })
 })
 

@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto'
+import type { GatewayConfig } from '../config/load.js'
+import type { TeamPolicy } from '../config/schema.js'
 import type { RequestContext } from '../context.js'
+import type { RouteNode } from '../routing/schema.js'
 import type { ChatMessage, ChatRequest } from '../types.js'
 import type { CachePolicy } from './schema.js'
 
@@ -55,18 +58,65 @@ function answerFields(req: ChatRequest): Record<string, unknown> {
 }
 
 /**
- * Store key of the exact cache: a hash of the tenant scope, the public model alias and every
- * answer-changing request field. Streaming and non-streaming requests share entries.
+ * Store key of the exact cache: a hash of the tenant scope, the public model alias, what the alias resolves
+ * to (`routeFingerprint`) and every answer-changing request field. Streaming and non-streaming requests
+ * share entries.
  *
  * @example
  * exactCacheKey({ tenant: 'team:research', alias: 'fast', request }) // 'cache:x:3f9a…'
  */
-export function exactCacheKey(input: { tenant: string; alias: string; request: ChatRequest }): string {
-  return 'cache:x:' + sha256(canonicalJson({ v: 1, tenant: input.tenant, alias: input.alias, req: answerFields(input.request) }))
+export function exactCacheKey(input: { tenant: string; alias: string; route?: string; request: ChatRequest }): string {
+  return 'cache:x:' + sha256(canonicalJson({ v: 1, tenant: input.tenant, alias: input.alias, route: input.route, req: answerFields(input.request) }))
+}
+
+/**
+ * A hash of what a public alias resolves to for a team: its route (the policy's `routing.routes` entry, or
+ * the configured model of that name) and, for every model the route can reach, the model, its provider's
+ * kind and endpoint (`base_url`, or `model_path` for llama). Part of every cache key and semantic scope, so
+ * a config reload that points an alias somewhere else stops serving the old target's answers at once.
+ * Prices, keys, timeouts, retries and breakers are left out: they do not change an answer. Undefined for an
+ * alias that resolves to nothing (the request fails later with a 404).
+ *
+ * @example
+ * routeFingerprint(config, policy, 'smart') // 'r:9c1e…'
+ */
+export function routeFingerprint(config: Pick<GatewayConfig, 'models' | 'providers'>, policy: TeamPolicy, alias: string): string | undefined {
+  const node: RouteNode | undefined = Object.hasOwn(policy.routing?.routes ?? {}, alias) ? policy.routing!.routes[alias] : config.models[alias] ? alias : undefined
+  if (node === undefined) return undefined
+  const targets: Record<string, unknown> = {}
+  for (const name of targetsOf(node)) {
+    const model = config.models[name]
+    const provider = model ? config.providers[model.provider] : undefined
+    targets[name] = model && {
+      model: model.model,
+      provider: model.provider,
+      kind: provider?.kind,
+      endpoint: provider ? ('base_url' in provider ? provider.base_url : provider.model_path) : undefined
+    }
+  }
+  return 'r:' + sha256(canonicalJson({ node, targets })).slice(0, 32)
+}
+
+/** Every model name a route can call, judges included. */
+function targetsOf(node: RouteNode, out = new Set<string>()): Set<string> {
+  if (typeof node === 'string') out.add(node)
+  else if ('single' in node) out.add(node.single)
+  else if ('fallback' in node) node.fallback.forEach((n) => targetsOf(n, out))
+  else if ('loadbalance' in node) node.loadbalance.forEach((m) => targetsOf(m.route, out))
+  else if ('conditional' in node) {
+    node.conditional.forEach((r) => targetsOf(r.route, out))
+    if (node.default !== undefined) targetsOf(node.default, out)
+  } else {
+    for (const tier of node.cascade) {
+      targetsOf(tier.route, out)
+      if (tier.checks?.judge) out.add(tier.checks.judge.target)
+    }
+  }
+  return out
 }
 
 export interface SemanticQuery {
-  /** The tenant, alias, conversation before the last user turn, system prompt, tools and parameters, hashed. */
+  /** The tenant, alias and its route, conversation before the last user turn, system prompt, tools and parameters, hashed. */
   scope: string
   /** The last user turn: what gets embedded. */
   text: string
@@ -81,7 +131,7 @@ export interface SemanticQuery {
  * semanticQuery({ tenant: 'team:a', alias: 'fast', request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] } })
  * // { scope: 'sem:…', text: 'hi' }
  */
-export function semanticQuery(input: { tenant: string; alias: string; request: ChatRequest }): SemanticQuery | undefined {
+export function semanticQuery(input: { tenant: string; alias: string; route?: string; request: ChatRequest }): SemanticQuery | undefined {
   const messages = input.request.messages
   const last = messages.at(-1)
   if (!last || last.role !== 'user') return undefined
@@ -89,7 +139,7 @@ export function semanticQuery(input: { tenant: string; alias: string; request: C
   if (text === undefined || text.trim() === '') return undefined
   const { messages: _omit, ...rest } = answerFields(input.request)
   const scope = sha256(
-    canonicalJson({ v: 1, tenant: input.tenant, alias: input.alias, req: rest, context: messages.slice(0, -1), last: withoutContent(last) })
+    canonicalJson({ v: 1, tenant: input.tenant, alias: input.alias, route: input.route, req: rest, context: messages.slice(0, -1), last: withoutContent(last) })
   )
   return { scope: 'sem:' + scope, text }
 }

@@ -37,6 +37,11 @@ export interface CacheStepDeps {
   ledger?: { record(entry: LedgerEntry): void }
   /** Price of an attempt's model, for the provider layer's saved USD. */
   priceFor?: (attempt: Attempt) => Price | undefined
+  /**
+   * What the request's alias resolves to (`routeFingerprint`), added to every key so a reload that reroutes
+   * the alias does not serve the old target's answers. Called per request: memoise it (see `cacheStep`).
+   */
+  routeOf?: (ctx: RequestContext) => string | undefined
   /** Cache failures never fail a request; they are reported here. */
   onError?: (err: unknown, where: string) => void
   /** Epoch milliseconds (tests). */
@@ -167,10 +172,11 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     }
 
     const tenant = tenantScope(team, policy.scope)
-    const key = exactCacheKey({ tenant, alias: ctx.alias, request: ctx.request })
+    const route = deps.routeOf?.(ctx)
+    const key = exactCacheKey({ tenant, alias: ctx.alias, route, request: ctx.request })
     let sem: { query: SemanticQuery; vector?: Float32Array } | undefined
     if (semanticOn) {
-      const query = semanticQuery({ tenant, alias: ctx.alias, request: ctx.request })
+      const query = semanticQuery({ tenant, alias: ctx.alias, route, request: ctx.request })
       if (query && query.text.length <= policy.semantic.max_query_chars) sem = { query }
     }
 
