@@ -16,8 +16,11 @@ export interface MemoryIndexOptions {
 
 interface Partition {
   slots: Set<number>
-  /** One bucket map per table: key → slots. Built for every entry so a scope can outgrow the exact scan. */
-  buckets: Map<number, number[]>[]
+  /**
+   * One bucket map per table: key → slots. Built for every entry so a scope can outgrow the exact scan.
+   * Most buckets hold one slot, kept as the number itself (an array per bucket was half of an entry's memory).
+   */
+  buckets: Map<number, number | number[]>[]
 }
 
 /**
@@ -58,7 +61,8 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   let seenAt = new Uint32Array(1024)
   let generation = 0
   const scales: number[] = []
-  const keys: Uint32Array[] = []
+  /** Each slot's LSH keys, `tables` per slot, in one array like the vectors. */
+  let keySlab = new Uint32Array(tables * 1024)
   const free: number[] = []
   /** id → slot, in insertion order (the eviction order). */
   const byId = new Map<string, number>()
@@ -95,16 +99,22 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
     const part = partitions.get(scope)
     if (part) {
       part.slots.delete(slot)
-      const k = keys[slot]!
+      const at0 = slot * tables
       for (let t = 0; t < tables; t++) {
-        const bucket = part.buckets[t]!.get(k[t]!)
-        if (!bucket) continue
+        const map = part.buckets[t]!
+        const key = keySlab[at0 + t]!
+        const bucket = map.get(key)
+        if (bucket === undefined) continue
+        if (typeof bucket === 'number') {
+          if (bucket === slot) map.delete(key)
+          continue
+        }
         const at = bucket.indexOf(slot)
         if (at >= 0) {
           bucket[at] = bucket[bucket.length - 1]!
           bucket.pop()
         }
-        if (bucket.length === 0) part.buckets[t]!.delete(k[t]!)
+        if (bucket.length === 0) map.delete(key)
       }
       if (part.slots.size === 0) partitions.delete(scope)
     }
@@ -161,7 +171,14 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       for (let b = -1; b < bits; b++) {
         const key = b < 0 ? qk[t]! : (qk[t]! ^ (1 << b)) >>> 0
         const bucket = map.get(key)
-        if (!bucket) continue
+        if (bucket === undefined) continue
+        if (typeof bucket === 'number') {
+          if (seenAt[bucket] !== generation) {
+            seenAt[bucket] = generation
+            visit(bucket)
+          }
+          continue
+        }
         for (const s of bucket) {
           if (seenAt[s] === generation) continue
           seenAt[s] = generation
@@ -193,6 +210,9 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
         const seen = new Uint32Array(grown.length / dims)
         seen.set(seenAt)
         seenAt = seen
+        const keyed = new Uint32Array((grown.length / dims) * tables)
+        keyed.set(keySlab)
+        keySlab = keyed
       }
       const scale = quantize(entry.vector, slab, slot * dims)
       ids[slot] = entry.id
@@ -201,7 +221,7 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       expires[slot] = entry.expiresAt
       scales[slot] = scale
       const k = hashKeys(entry.vector)
-      keys[slot] = k
+      keySlab.set(k, slot * tables)
       byId.set(entry.id, slot)
       let part = partitions.get(entry.scope)
       if (!part) {
@@ -210,9 +230,11 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       }
       part.slots.add(slot)
       for (let t = 0; t < tables; t++) {
-        const bucket = part.buckets[t]!.get(k[t]!)
-        if (bucket) bucket.push(slot)
-        else part.buckets[t]!.set(k[t]!, [slot])
+        const map = part.buckets[t]!
+        const bucket = map.get(k[t]!)
+        if (bucket === undefined) map.set(k[t]!, slot)
+        else if (typeof bucket === 'number') map.set(k[t]!, [bucket, slot])
+        else bucket.push(slot)
       }
     },
 
