@@ -33,7 +33,7 @@ beforeAll(async () => {
       }
     },
     {
-      providers: { local: { kind: 'llama', model_path: info.path, load: 'start', context_size: 512, concurrency: 2, threads: 1 } },
+      providers: { local: { kind: 'llama', model_path: info.path, load: 'start', context_size: 1024, concurrency: 2, threads: 1 } },
       models: routingModels({ tiny: { provider: 'local', model: 'tiny' } })
     }
   )
@@ -84,6 +84,15 @@ describe('cascade with the real local model as tier 1', () => {
       expect(fake.requests.length).toBe(before)
     }, 60_000)
   }
+
+  it('with tools, a logprob-checked local tier escalates a text answer as no_logprobs (the tools path has no logprobs)', async () => {
+    const tools = [{ type: 'function' as const, function: { name: 'lookup', description: 'Look a word up', parameters: { type: 'object', properties: { word: { type: 'string' } }, required: ['word'] } } }]
+    const res = await env.client.chat.completions.create({ model: 'local-lenient', messages: user('hello there'), tools, max_tokens: 8, temperature: 0 }).withResponse()
+    const entries = await env.attemptsOf(res.response.headers.get('x-sluice-request-id'))
+    expect(entries[0]).toMatchObject({ model: 'local/tiny', status: 'rejected' })
+    expect(res.response.headers.get('x-sluice-escalations')).toBe('0:no_logprobs')
+    expect(res.response.headers.get('x-sluice-route')).toBe('strong')
+  }, 60_000)
 
   it('a permissive tier is accepted and its answer streamed from the local model', async () => {
     const before = fake.requests.length

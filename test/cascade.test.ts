@@ -27,7 +27,7 @@ const routing = {
 
 // team b: the same plain cascade with its own bounds for cheap tiers
 const routingB = {
-  retry: { retries: 0 },
+  retry: { retries: 3, base_ms: 10, max_ms: 20 },
   cascade_defaults: { max_tokens: 64, timeout_ms: 1000 },
   routes: { plain: { cascade: [{ route: 'cheap' }, { route: 'strong' }] } }
 }
@@ -177,15 +177,18 @@ describe('cascade', () => {
     expect(sent('strong-model').max_tokens).toBeUndefined()
   })
 
-  it("applies the policy's cascade_defaults: a cheap tier is capped and timed out by them, then escalates", async () => {
+  it("applies the policy's cascade_defaults: a cheap tier is capped and timed out by them (retries included), then escalates", async () => {
     await env.clientB.chat.completions.create({ model: 'plain', messages: user('q') })
     expect(sent('cheap-model').max_tokens).toBe(64)
     fake.script = by({ 'cheap-model': { content: 'too slow', delayMs: 4000 } })
+    const since = fake.requests.length
     const started = Date.now()
     const { data, response } = await env.clientB.chat.completions.create({ model: 'plain', messages: user('q') }).withResponse()
     expect(Date.now() - started).toBeLessThan(3500)
     expect(data.choices[0]!.message.content).toBe('You said: q')
     expect(response.headers.get('x-sluice-escalations')).toBe('0:error')
+    // the timeout bounds the tier, not each try: no retry of the timed-out cheap call (3 are configured)
+    expect(fake.requests.slice(since).map((r) => r.body.model)).toEqual(['cheap-model', 'strong-model'])
     await env.gw.gateway.ledger.flush()
     const entries = (await env.gw.gateway.store.queryLedger({ team: 'b' })).filter((e) => e.request_id === response.headers.get('x-sluice-request-id')).sort((x, y) => x.attempt - y.attempt)
     expect(entries.map((e) => [e.model, e.status])).toEqual([

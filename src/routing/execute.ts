@@ -28,7 +28,11 @@ interface RunOptions {
   forceNonStream?: boolean
   request?: Partial<ChatRequest>
   review?: CallOverrides['review']
-  totalTimeoutMs?: number
+  /**
+   * `performance.now()` by which this branch must be done: a cascade tier's `timeout_ms` covers the tier as a
+   * whole (its retries and fallbacks too), not each try.
+   */
+  deadline?: number
 }
 
 export interface ExecutorDeps {
@@ -132,13 +136,14 @@ export function createExecutor(deps: ExecutorDeps) {
       const last = t === tiers.length - 1
       // a cheap tier is generated whole before the client sees anything: bounded even when the tier sets no bounds
       const cap = last ? tier.max_tokens : (tier.max_tokens ?? policy.cascade_defaults.max_tokens)
-      const timeoutMs = (last ? tier.timeout_ms : (tier.timeout_ms ?? policy.cascade_defaults.timeout_ms)) ?? opts.totalTimeoutMs
+      const timeoutMs = last ? tier.timeout_ms : (tier.timeout_ms ?? policy.cascade_defaults.timeout_ms)
+      const deadline = timeoutMs === undefined ? opts.deadline : Math.min(performance.now() + timeoutMs, opts.deadline ?? Infinity)
       const request = { ...opts.request, ...capTokens(ctx.request, cap) }
       if (last) {
         ctx.responseHeaders['x-sluice-cascade-tier'] = String(t)
         if (escalations.length) ctx.responseHeaders['x-sluice-escalations'] = escalations.join(',')
         // the last tier's answer is taken as it is, streamed live when the client streams
-        return run(ctx, tier.route, { ...opts, why, reason, request, totalTimeoutMs: timeoutMs })
+        return run(ctx, tier.route, { ...opts, why, reason, request, deadline })
       }
       const checks = tier.checks ?? DEFAULT_CHECKS
       const wantsLogprobs = checks.min_mean_logprob !== undefined || checks.min_token_logprob !== undefined
@@ -150,7 +155,7 @@ export function createExecutor(deps: ExecutorDeps) {
       }
       let answer: Answer
       try {
-        answer = await run(ctx, tier.route, { ...opts, why, reason, request, review, forceNonStream: true, totalTimeoutMs: timeoutMs })
+        answer = await run(ctx, tier.route, { ...opts, why, reason, request, review, forceNonStream: true, deadline })
       } catch (err) {
         if (ctx.signal.aborted) throw err
         // a cheap tier that fails (down, or unable to serve this request: images, n > 1) escalates
@@ -213,10 +218,12 @@ export function createExecutor(deps: ExecutorDeps) {
     if (!target) throw new GatewayError(500, `Routing of "${ctx.alias}" names model "${name}", which is not configured.`, { type: 'api_error', code: 'config_error' })
     const settings = policy.targets[name]
     const retry = { ...policy.retry, ...settings?.retry }
-    // a tier's bound and the target's own total timeout both hold: the shorter wins
-    const totalTimeoutMs = opts.totalTimeoutMs !== undefined && settings?.timeouts?.total_ms !== undefined ? Math.min(opts.totalTimeoutMs, settings.timeouts.total_ms) : (opts.totalTimeoutMs ?? settings?.timeouts?.total_ms)
-    const timeouts = dropUndefined({ firstByteTimeoutMs: settings?.timeouts?.first_byte_ms, totalTimeoutMs })
     for (let i = 0; ; i++) {
+      // what is left of a tier's time bound and the target's own total timeout both hold: the shorter wins
+      const left = opts.deadline === undefined ? undefined : Math.ceil(opts.deadline - performance.now())
+      if (left !== undefined && left <= 0) throw new UpstreamError(504, `The cascade tier's timeout_ms ran out before "${name}" could be called.`, { kind: 'timeout', code: 'upstream_timeout', retryable: false })
+      const totalTimeoutMs = left !== undefined && settings?.timeouts?.total_ms !== undefined ? Math.min(left, settings.timeouts.total_ms) : (left ?? settings?.timeouts?.total_ms)
+      const timeouts = dropUndefined({ firstByteTimeoutMs: settings?.timeouts?.first_byte_ms, totalTimeoutMs })
       const permit = policy.breaker ? state.breakers.acquire(name, policy.breaker) : undefined
       metrics?.decisions.inc({ alias: ctx.alias, target: name, reason: i === 0 ? opts.why : 'retry' })
       try {
@@ -240,7 +247,8 @@ export function createExecutor(deps: ExecutorDeps) {
         else permit?.release()
         if (!isRetryable(err) || i >= retry.retries || ctx.signal.aborted) throw err
         const delay = backoffDelay(i, retry, retryAfterOf(err), state.random)
-        if (delay === undefined) throw err
+        // no retry that could not start before the tier's time is up
+        if (delay === undefined || (opts.deadline !== undefined && performance.now() + delay >= opts.deadline)) throw err
         metrics?.retries.inc({ target: name, kind: failureKind(err) ?? 'error' })
         await sleepUnlessAborted(delay, ctx.signal)
       }
