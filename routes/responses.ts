@@ -1,8 +1,23 @@
 import { Hono } from 'hono'
 import { z } from 'zod'
+import type { RequestContext } from '../src/context.js'
+import { GatewayError, toGatewayError } from '../src/errors.js'
 import type { Gateway } from '../src/gateway.js'
-import { chunksToResponseEvents, formatResponseSSE, fromResponsesRequest, newId, toResponse, type ResponsesRequest } from '../src/responses/index.js'
+import { NATIVE_REQUEST_KEY, hasNativeAnswer, nativeAnswer, requestFingerprint, type NativeRequest } from '../src/providers/native.js'
+import type { OpenAIProvider } from '../src/providers/openai/index.js'
+import {
+  chunksToResponseEvents,
+  formatResponseSSE,
+  fromResponsesPassThrough,
+  fromResponsesRequest,
+  newId,
+  toResponse,
+  type ResponseNativeEvent,
+  type ResponseObject,
+  type ResponsesRequest
+} from '../src/responses/index.js'
 import { observeStream } from '../src/stream.js'
+import type { ChatChunk, ChatRequest } from '../src/types.js'
 import { costHeaders } from './openai.js'
 import { SSE_HEADERS, sseBody } from './sse.js'
 import { requestIdOf } from './request-id.js'
@@ -25,8 +40,10 @@ const responsesSchema = z.looseObject({
 })
 
 /**
- * The OpenAI Responses surface: `POST /v1/responses`, translated to chat completions for every target (stateless:
- * no stored responses, function tools only; see docs/notes/surfaces.md). Errors are OpenAI-shaped, as the API's.
+ * The OpenAI Responses surface: `POST /v1/responses`. For an OpenAI target the client's body goes to the upstream's
+ * `/responses` as sent (model replaced) and its answer comes back as sent, usage settled in the ledger; other
+ * targets get a translation to chat completions (stateless, function tools only). The pipeline works on the
+ * canonical view either way. See docs/notes/surfaces.md. Errors are OpenAI-shaped, as the API's.
  *
  * @example
  * app.route('/v1', responsesRoutes(gateway))
@@ -39,28 +56,92 @@ export function responsesRoutes(gateway: Gateway) {
     const incoming = c.req.header()
     const principal = await gateway.identify(incoming)
     const body = (await readBody(c, responsesSchema)) as ResponsesRequest
-    const canonical = fromResponsesRequest(body)
-    const { ctx, result } = await gateway.chat({ headers: incoming, principal, body: canonical, signal: c.req.raw.signal, surface: 'responses', id: requestIdOf(c) })
+    let headers = incoming
+    let canonical: ChatRequest
+    let state: Record<string, unknown> | undefined
+    if (passesThrough(gateway, body.model)) {
+      const { request, lossy } = fromResponsesPassThrough(body)
+      canonical = request
+      const native: NativeRequest = { format: 'responses', body, fingerprint: requestFingerprint(request), lossy }
+      state = { [NATIVE_REQUEST_KEY]: native }
+      // the cache keeps canonical answers, which cannot replay custom tool calls or upstream state
+      if (lossy) headers = { ...incoming, 'x-sluice-cache': 'bypass' }
+    } else canonical = fromResponsesRequest(body)
+    const { ctx, result } = await gateway.chat({ headers, principal, body: canonical, signal: c.req.raw.signal, surface: 'responses', id: requestIdOf(c), state })
     if (result.type === 'json') {
-      return c.json(toResponse(result.body, body), 200, await costHeaders(gateway, ctx))
+      const response = nativeAnswer<ResponseObject>(result.body, 'responses') ?? toResponse(result.body, body)
+      return c.json(response, 200, await costHeaders(gateway, ctx))
     }
-    const headers: Record<string, string> = { ...SSE_HEADERS, ...ctx.responseHeaders }
-    if (ctx.guardrails.length) headers['x-sluice-guardrails'] = ctx.guardrails.join(',')
-    const source = result.stream[Symbol.asyncIterator]()
-    const model = ctx.attempts[ctx.attempts.length - 1]?.model ?? ctx.alias
-    const events = chunksToResponseEvents({ [Symbol.asyncIterator]: () => source }, body, { id: newId('resp'), model })
-    // a client that leaves before the first pull must still close the pipeline's stream (settling its cost)
-    const text = observeStream(events, {
-      map: formatResponseSSE,
-      onEnd: async ({ closedEarly }) => {
-        if (closedEarly) await source.return?.()
-      }
-    })
-    return new Response(
-      sseBody(text, (s) => s, () => '', (err) => `event: error\ndata: ${JSON.stringify({ type: 'error', code: err.code ?? err.type, message: err.message, param: err.param })}\n\n`),
-      { status: 200, headers }
-    )
+    const out: Record<string, string> = { ...SSE_HEADERS, ...ctx.responseHeaders }
+    if (ctx.guardrails.length) out['x-sluice-guardrails'] = ctx.guardrails.join(',')
+    // with guardrails on, the canonical (guarded) chunks are what the client gets, as on /v1/messages
+    const text = responseEventStream(result.stream, body, { relayNative: !ctx.policy.guardrails, model: lastModel(ctx) })
+    return new Response(sseBody(text, (s) => s, () => '', errorEvent), { status: 200, headers: out })
   })
 
   return app
+}
+
+/** Whether the alias's target takes the Responses body as sent: an OpenAI provider that speaks the Responses API. */
+function passesThrough(gateway: Gateway, alias: string): boolean {
+  const provider = gateway.runtime.targets.get(alias)?.provider
+  return provider?.kind === 'openai' && (provider as OpenAIProvider).responsesApi !== false
+}
+
+function lastModel(ctx: RequestContext): string {
+  return ctx.attempts[ctx.attempts.length - 1]?.model ?? ctx.alias
+}
+
+function errorEvent(err: GatewayError): string {
+  return `event: error\ndata: ${JSON.stringify({ type: 'error', code: err.code ?? err.type, message: err.message, param: err.param })}\n\n`
+}
+
+/**
+ * Canonical chunks → Responses SSE text. When the first chunk carries the upstream's own events (an OpenAI target
+ * reached through the pass-through) and `relayNative` allows, those are relayed as sent: reasoning items, custom
+ * tool calls and the upstream's ids survive. Otherwise the events are rebuilt from the canonical chunks.
+ */
+function responseEventStream(stream: AsyncIterable<ChatChunk>, body: ResponsesRequest, opts: { relayNative: boolean; model: string }): AsyncIterable<string> {
+  const source = stream[Symbol.asyncIterator]()
+  async function* render(): AsyncGenerator<string> {
+    let first: IteratorResult<ChatChunk>
+    try {
+      first = await source.next()
+    } catch (err) {
+      yield errorEvent(toGatewayError(err))
+      return
+    }
+    // the first chunk decides the mode; then it is read again as part of the stream
+    let pending: IteratorResult<ChatChunk> | undefined = first
+    const rest: AsyncIterable<ChatChunk> = {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => {
+          const r = pending ?? (await source.next())
+          pending = undefined
+          return r
+        },
+        return: async () => (await source.return?.()) ?? { done: true, value: undefined }
+      })
+    }
+    if (!first.done && opts.relayNative && hasNativeAnswer(first.value)) {
+      try {
+        for await (const chunk of rest) {
+          const events = nativeAnswer<ResponseNativeEvent[]>(chunk, 'responses')
+          // fail closed: a chunk changed after the upstream sent it must not be relayed as the upstream's bytes
+          if (!events) throw new GatewayError(500, 'The answer was changed inside the gateway after the upstream stream began.', { code: 'stream_changed' })
+          for (const e of events) yield `event: ${e.event}\ndata: ${e.data}\n\n`
+        }
+      } catch (err) {
+        yield errorEvent(toGatewayError(err))
+      }
+      return
+    }
+    for await (const ev of chunksToResponseEvents(rest, body, { id: newId('resp'), model: opts.model })) yield formatResponseSSE(ev)
+  }
+  // a client that leaves before the first pull must still close the pipeline's stream (settling its cost)
+  return observeStream(render(), {
+    onEnd: async ({ closedEarly }) => {
+      if (closedEarly) await source.return?.()
+    }
+  })
 }

@@ -12,7 +12,21 @@ let client: OpenAI
 beforeAll(async () => {
   openai = await startFakeOpenAI()
   anthropic = await startFakeAnthropic()
-  gw = await startTestGateway({ openaiUrl: openai.url, openaiKey: openai.apiKey, anthropicUrl: anthropic.url, anthropicKey: anthropic.apiKey })
+  // gpt-4o-mini goes through the pass-through (test/responses-passthrough.test.ts); these tests use the same fake
+  // as a chat-only OpenAI-compatible server (`responses_api: false`), which gets the translation
+  gw = await startTestGateway({
+    openaiUrl: openai.url,
+    openaiKey: openai.apiKey,
+    anthropicUrl: anthropic.url,
+    anthropicKey: anthropic.apiKey,
+    config: {
+      providers: {
+        openai: { kind: 'openai', base_url: openai.url, api_key: openai.apiKey, responses_api: false },
+        anthropic: { kind: 'anthropic', base_url: anthropic.url, api_key: anthropic.apiKey }
+      },
+      models: { 'gpt-4o-mini': { provider: 'openai', model: 'gpt-4o-mini' }, 'claude-sonnet': { provider: 'anthropic', model: 'claude-sonnet-4-5' } }
+    }
+  })
   client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: TEAM_A_KEY, maxRetries: 0 })
 })
 afterAll(async () => {
@@ -38,7 +52,7 @@ const weatherTool: OpenAI.Responses.FunctionTool = {
   strict: true
 }
 
-describe('POST /v1/responses through the openai SDK', () => {
+describe('POST /v1/responses translated for chat-only targets, through the openai SDK', () => {
   it('answers text with instructions, usage and output_text', async () => {
     const { data, response } = await client.responses
       .create({ model: 'gpt-4o-mini', instructions: 'Be brief.', input: 'hello there', max_output_tokens: 40, temperature: 0 }, { headers: { 'x-sluice-session': 'resp-sess' } })
@@ -140,12 +154,13 @@ describe('POST /v1/responses through the openai SDK', () => {
     expect(res).toMatchObject({ status: 'incomplete', incomplete_details: { reason: 'max_output_tokens' } })
   })
 
-  it('answers 400 for what needs stored state or built-in tools', async () => {
+  it('answers 400 for what needs stored state or built-in tools on a chat-only target', async () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ previous_response_id: 'resp_123' }, 'previous_response_id'],
       [{ store: true }, 'store'],
       [{ background: true }, 'background'],
       [{ tools: [{ type: 'web_search_preview' }] }, 'tools[0].type'],
+      [{ tools: [{ type: 'custom', name: 'apply_patch' }] }, 'tools[0].type'],
       [{ input: [{ type: 'item_reference', id: 'msg_1' }] }, 'input[0]']
     ]
     for (const [extra, param] of cases) {

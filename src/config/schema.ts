@@ -28,7 +28,13 @@ const httpProviderBase = {
 }
 
 export const providerSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('openai'), base_url: z.url(), ...httpProviderBase }),
+  z.strictObject({
+    kind: z.literal('openai'),
+    base_url: z.url(),
+    /** Whether the upstream speaks the Responses API: /v1/responses is passed through to it, else translated to chat. */
+    responses_api: z.boolean().default(true),
+    ...httpProviderBase
+  }),
   z.strictObject({
     kind: z.literal('anthropic'),
     base_url: z.url().default('https://api.anthropic.com'),

@@ -2,8 +2,8 @@ import type { ChatRequest } from '../types.js'
 
 /**
  * Native pass-through: a surface whose wire format is a provider's own (the Anthropic Messages API on
- * /v1/messages) keeps the client's original body so a target of that provider kind receives the client's bytes
- * (thinking blocks, signatures, cache_control) with only `model` and `max_tokens` replaced, and provider prompt
+ * /v1/messages, the OpenAI Responses API on /v1/responses) keeps the client's original body so a target of that provider kind receives the client's bytes
+ * (thinking blocks, signatures, cache_control; custom tools, reasoning items) with only the model and the output cap replaced, and provider prompt
  * caching keeps hitting. The pipeline still works on the canonical translation of the same body.
  *
  * The surface puts a NativeRequest in `ctx.state[NATIVE_REQUEST_KEY]`; `createTargetCaller` hands it to the
@@ -13,13 +13,21 @@ import type { ChatRequest } from '../types.js'
  */
 export const NATIVE_REQUEST_KEY = 'nativeRequest'
 
+/** Wire formats with a pass-through: Anthropic Messages (/v1/messages), OpenAI Responses (/v1/responses). */
+export type NativeFormat = 'anthropic' | 'responses'
+
 export interface NativeRequest {
   /** The wire format of `body`; a provider uses only the format it speaks. */
-  format: 'anthropic'
+  format: NativeFormat
   /** The client's request body as received (parsed JSON). */
   body: Record<string, unknown>
   /** `requestFingerprint` of the canonical translation of `body`. */
   fingerprint: string
+  /**
+   * True when the canonical translation left out parts of `body` it has no form for (custom and built-in tools on
+   * /v1/responses): if a step changed the request, the provider must refuse rather than send the lossy translation.
+   */
+  lossy?: boolean
   /** Client headers that shape the upstream request (`anthropic-beta`). */
   headers?: Record<string, string>
 }
@@ -47,7 +55,7 @@ export function requestFingerprint(req: ChatRequest): string {
  * an output guard that masked text always wins over the raw upstream bytes.
  */
 export interface NativeAnswer<T> {
-  format: 'anthropic'
+  format: NativeFormat
   value: T
   fingerprint: string
 }

@@ -1,7 +1,9 @@
 /**
  * A loopback fake of an OpenAI-compatible upstream for tests: chat completions (JSON and SSE with the
  * usage chunk when `stream_options.include_usage`), tool calls, json mode, logprobs, embeddings
- * (float and base64), OpenAI error bodies, and a record of every request and of the tokens it served.
+ * (float and base64), the Responses API (`/v1/responses`: JSON and SSE with `event:` lines, function and
+ * custom tool calls, reasoning items), OpenAI error bodies, and a record of every request and of the tokens
+ * it served.
  *
  * @example
  * const fake = await startFakeOpenAI()
@@ -21,6 +23,10 @@ export interface FakeOpenAIReply {
   promptTokens?: number
   cachedTokens?: number
   toolCalls?: { name: string; arguments: string }[]
+  /** /v1/responses only: custom (freeform) tool calls, e.g. Codex's apply_patch. */
+  customToolCalls?: { name: string; input: string }[]
+  /** /v1/responses only: a reasoning item first (with encrypted_content when `include` asks for it). */
+  reasoning?: string
   /** Logprob reported for every token (when the request asks for logprobs). */
   logprob?: number
   finishReason?: string
@@ -109,6 +115,7 @@ export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<F
       return res.end(reply.raw)
     }
     if (rec.path.endsWith('/embeddings')) return embeddings(res, body)
+    if (rec.path.endsWith('/responses')) return responses(res, req, body, reply, fake)
     if (!rec.path.endsWith('/chat/completions')) return sendError(res, 404, { message: `Unknown path ${rec.path}` })
     const content = reply.chunks?.join('') ?? reply.content ?? defaultContent(body)
     const prompt = reply.promptTokens ?? promptTokens(body)
@@ -206,6 +213,115 @@ function embeddings(res: ServerResponse, body: any) {
   const tokens = inputs.reduce<number>((s, t) => s + String(t).split(/\s+/).length, 0)
   res.writeHead(200, { 'content-type': 'application/json' })
   res.end(JSON.stringify({ object: 'list', data, model: body.model, usage: { prompt_tokens: tokens, total_tokens: tokens } }))
+}
+
+/**
+ * `POST /v1/responses` as OpenAI answers it: a Response object, or its SSE events (`event:` line = `type`,
+ * `sequence_number` from 0): created, in_progress, per output item added → deltas → done, then
+ * `response.completed` (or `response.incomplete` for a max_output_tokens cut) carrying the usage.
+ */
+async function responses(res: ServerResponse, req: { socket: Socket }, body: any, reply: FakeOpenAIReply, fake: FakeOpenAI) {
+  const n = fake.requests.length
+  const inputText = typeof body.input === 'string' ? body.input : [...(body.input ?? [])].reverse().find((i: any) => (i.type ?? 'message') === 'message' && i.role === 'user')
+  const lastUser = typeof inputText === 'string' ? inputText : typeof inputText?.content === 'string' ? inputText.content : (inputText?.content ?? []).map((p: any) => p.text ?? '').join('')
+  const calls = (reply.toolCalls?.length ?? 0) + (reply.customToolCalls?.length ?? 0) > 0
+  const content = reply.chunks?.join('') ?? reply.content ?? (calls ? '' : `You said: ${String(lastUser || 'your message').slice(0, 200)}`)
+  const input = reply.promptTokens ?? Math.max(1, Math.ceil((JSON.stringify(body.input ?? '') + (body.instructions ?? '') + JSON.stringify(body.tools ?? [])).length / 4))
+  const reasoningTokens = reply.reasoning ? 8 : 0
+  const output = reply.completionTokens ?? (calls ? 12 : content.split(/\s+/).filter(Boolean).length) + reasoningTokens
+  const usage = {
+    input_tokens: input,
+    input_tokens_details: { cached_tokens: reply.cachedTokens ?? 0 },
+    output_tokens: output,
+    output_tokens_details: { reasoning_tokens: reasoningTokens },
+    total_tokens: input + output
+  }
+  const incomplete = reply.finishReason === 'length'
+  const items: any[] = []
+  if (reply.reasoning) {
+    const encrypted = (body.include ?? []).includes('reasoning.encrypted_content') ? { encrypted_content: `enc_${Buffer.from(reply.reasoning).toString('base64')}` } : {}
+    items.push({ type: 'reasoning', id: `rs_fake${n}`, summary: [{ type: 'summary_text', text: reply.reasoning }], ...encrypted })
+  }
+  if (content) items.push({ type: 'message', id: `msg_fake${n}`, status: incomplete ? 'incomplete' : 'completed', role: 'assistant', content: [{ type: 'output_text', text: content, annotations: [], logprobs: [] }] })
+  reply.toolCalls?.forEach((t, i) => items.push({ type: 'function_call', id: `fc_fake${n}_${i}`, call_id: `call_${n}_${i}`, name: t.name, arguments: t.arguments, status: 'completed' }))
+  reply.customToolCalls?.forEach((t, i) => items.push({ type: 'custom_tool_call', id: `ctc_fake${n}_${i}`, call_id: `call_c${n}_${i}`, name: t.name, input: t.input, status: 'completed' }))
+  const response = (status: string, out: any[], u: unknown) => ({
+    id: `resp_fake${n}`,
+    object: 'response',
+    created_at: Math.floor(Date.now() / 1000),
+    status,
+    error: null,
+    incomplete_details: status === 'incomplete' ? { reason: 'max_output_tokens' } : null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: body.max_output_tokens ?? null,
+    model: body.model,
+    output: out,
+    parallel_tool_calls: body.parallel_tool_calls ?? true,
+    previous_response_id: body.previous_response_id ?? null,
+    reasoning: { effort: body.reasoning?.effort ?? null, summary: body.reasoning?.summary ?? null },
+    store: body.store ?? true,
+    temperature: body.temperature ?? 1,
+    text: body.text ?? { format: { type: 'text' } },
+    tool_choice: body.tool_choice ?? 'auto',
+    tools: body.tools ?? [],
+    top_p: body.top_p ?? 1,
+    truncation: 'disabled',
+    usage: u,
+    user: body.user ?? null,
+    metadata: body.metadata ?? {}
+  })
+  const final = incomplete ? 'incomplete' : 'completed'
+  fake.served.requests++
+  fake.served.prompt += input
+  if (!body.stream) {
+    fake.served.completion += output
+    res.writeHead(200, { 'content-type': 'application/json' })
+    return res.end(JSON.stringify(response(final, items, usage)))
+  }
+
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+  let seq = 0
+  const events: any[] = []
+  const ev = (type: string, fields: Record<string, unknown>) => events.push({ type, sequence_number: seq++, ...fields })
+  ev('response.created', { response: response('in_progress', [], null) })
+  ev('response.in_progress', { response: response('in_progress', [], null) })
+  items.forEach((item, index) => {
+    const pieces = (s: string) => (s ? s.match(/.{1,8}/gs)! : [])
+    if (item.type === 'message') {
+      ev('response.output_item.added', { output_index: index, item: { ...item, status: 'in_progress', content: [] } })
+      const part = { type: 'output_text', text: '', annotations: [], logprobs: [] }
+      ev('response.content_part.added', { item_id: item.id, output_index: index, content_index: 0, part })
+      for (const d of reply.chunks ?? content.split(/(?<= )/)) ev('response.output_text.delta', { item_id: item.id, output_index: index, content_index: 0, delta: d, logprobs: [] })
+      ev('response.output_text.done', { item_id: item.id, output_index: index, content_index: 0, text: content, logprobs: [] })
+      ev('response.content_part.done', { item_id: item.id, output_index: index, content_index: 0, part: item.content[0] })
+    } else if (item.type === 'function_call') {
+      ev('response.output_item.added', { output_index: index, item: { ...item, arguments: '', status: 'in_progress' } })
+      for (const d of pieces(item.arguments)) ev('response.function_call_arguments.delta', { item_id: item.id, output_index: index, delta: d })
+      ev('response.function_call_arguments.done', { item_id: item.id, output_index: index, arguments: item.arguments })
+    } else if (item.type === 'custom_tool_call') {
+      ev('response.output_item.added', { output_index: index, item: { ...item, input: '', status: 'in_progress' } })
+      for (const d of pieces(item.input)) ev('response.custom_tool_call_input.delta', { item_id: item.id, output_index: index, delta: d })
+      ev('response.custom_tool_call_input.done', { item_id: item.id, output_index: index, input: item.input })
+    } else {
+      ev('response.output_item.added', { output_index: index, item })
+    }
+    ev('response.output_item.done', { output_index: index, item })
+  })
+  ev(`response.${final}`, { response: response(final, items, usage) })
+  let sent = 0
+  for (const e of events) {
+    if (res.destroyed) break
+    if (reply.resetAfterChunks !== undefined && sent >= reply.resetAfterChunks) {
+      req.socket.destroy()
+      break
+    }
+    res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`)
+    sent++
+    if (reply.chunkDelayMs) await sleep(reply.chunkDelayMs)
+  }
+  if (res.destroyed || req.socket.destroyed) return
+  fake.served.completion += output
+  res.end()
 }
 
 function sendError(res: ServerResponse, status: number, err: { message: string; type?: string; code?: string }, headers: Record<string, string> = {}) {

@@ -1,20 +1,27 @@
 import type { ProviderConfig } from '../../config/schema.js'
-import { UpstreamError } from '../../errors.js'
+import { GatewayError, UpstreamError } from '../../errors.js'
+import { responseEventsToChunks, responseToCompletion, type ResponseObject } from '../../responses/index.js'
 import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse } from '../../types.js'
 import { createUpstream, readJson, sseEvents } from '../http.js'
-import type { Provider } from '../types.js'
+import { attachNative, requestFingerprint } from '../native.js'
+import type { CallOptions, Provider } from '../types.js'
 
 type OpenAIConfig = Extract<ProviderConfig, { kind: 'openai' }>
 
+/** An OpenAI-compatible provider; `responsesApi` says whether /v1/responses may be passed through to it. */
+export type OpenAIProvider = Provider & { readonly responsesApi: boolean }
+
 /**
  * A provider for any OpenAI-compatible base URL (OpenAI, vLLM, llama-server, Ollama, OpenRouter, Groq, Together).
- * Requests pass through with every field the client sent; streams always ask for usage.
+ * Requests pass through with every field the client sent; streams always ask for usage. A request from
+ * /v1/responses goes to the upstream's `/responses` as the client sent it (src/providers/native.ts), unless the
+ * provider is configured with `responses_api: false`.
  *
  * @example
  * const openai = createOpenAIProvider('openai', { kind: 'openai', base_url: 'https://api.openai.com/v1', api_key: key, ... })
  * const completion = await openai.chat({ model: 'gpt-4o-mini', messages }, { signal })
  */
-export function createOpenAIProvider(name: string, config: OpenAIConfig, missingKeyVar?: string): Provider {
+export function createOpenAIProvider(name: string, config: OpenAIConfig, missingKeyVar?: string): OpenAIProvider {
   const label = `Upstream provider "${name}"`
   const upstream = createUpstream({
     baseUrl: config.base_url,
@@ -27,17 +34,51 @@ export function createOpenAIProvider(name: string, config: OpenAIConfig, missing
     label
   })
 
+  const responsesApi = config.responses_api ?? true
+  /**
+   * The client's own Responses body (from /v1/responses) when no step changed what it says: sent to `/responses`
+   * with only `model`, `stream` and the output cap replaced, so custom and built-in tools, reasoning items and
+   * `include` reach OpenAI as sent.
+   */
+  const nativeBody = (req: ChatRequest, opts: CallOptions, stream: boolean): string | undefined => {
+    const native = opts.native
+    if (!responsesApi || native?.format !== 'responses') return undefined
+    if (native.fingerprint !== requestFingerprint(req)) {
+      // the translation dropped what chat completions cannot carry: sending it would silently lose tools or state
+      if (native.lossy) {
+        throw new GatewayError(400, 'A gateway step (guardrails) changed this request, and it uses Responses API features with no chat-completions form (custom or built-in tools, stored state), so it cannot be sent as changed.', { code: 'unsupported_parameter' })
+      }
+      return undefined
+    }
+    const cap = req.max_completion_tokens ?? req.max_tokens
+    const { stream: _s, ...rest } = native.body
+    return JSON.stringify({ ...rest, model: req.model, ...(cap != null ? { max_output_tokens: cap } : {}), ...(stream ? { stream: true } : {}) })
+  }
+
   return {
     name,
     kind: 'openai',
+    responsesApi,
     unavailableReason: () => (missingKeyVar ? `environment variable ${missingKeyVar} is not set` : undefined),
 
     async chat(req, opts) {
+      const native = nativeBody(req, opts, false)
+      if (native) {
+        const response = await readJson<ResponseObject>(await upstream.post('/responses', native, opts), label, opts.signal)
+        // the surface renders the upstream's own Response while the canonical answer is unchanged
+        return attachNative(responseToCompletion(response), 'responses', response)
+      }
       const res = await upstream.post('/chat/completions', JSON.stringify({ ...req, stream: false, stream_options: undefined }), opts)
       return readJson<ChatCompletion>(res, label, opts.signal)
     },
 
     async chatStream(req, opts) {
+      const native = nativeBody(req, opts, true)
+      if (native) {
+        const res = await upstream.post('/responses', native, opts)
+        // each chunk carries the raw events consumed to produce it, so /v1/responses can relay them as sent
+        return responseEventsToChunks(sseEvents(res, label, opts.signal), label, (chunk, raw) => attachNative(chunk, 'responses', raw))
+      }
       const body: ChatRequest = { ...req, stream: true, stream_options: { ...(req.stream_options ?? {}), include_usage: true } }
       const res = await upstream.post('/chat/completions', JSON.stringify(body), opts)
       return parseChunks(sseEvents(res, label, opts.signal), label)
