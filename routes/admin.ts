@@ -186,7 +186,7 @@ export function adminRoutes(gateway: Gateway) {
     try {
       doc = parseYaml(text) // JSON is YAML
     } catch (err) {
-      return c.json({ valid: false, error: `not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}` }, 422)
+      return c.json({ valid: false, ...invalidPolicy(`not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`) }, 422)
     }
     try {
       const policy = loadPolicyFrom('(request body)', doc)
@@ -194,7 +194,7 @@ export function adminRoutes(gateway: Gateway) {
       const warnings = unknown.map((m) => `models: "${m}" is not a model of this gateway`)
       return c.json({ valid: true, policy, warnings })
     } catch (err) {
-      if (err instanceof ConfigError) return c.json({ valid: false, error: err.message }, 422)
+      if (err instanceof ConfigError) return c.json({ valid: false, ...invalidPolicy(err.message) }, 422)
       throw err
     }
   })
@@ -207,7 +207,8 @@ export function adminRoutes(gateway: Gateway) {
     } catch (err) {
       const message = err instanceof ConfigError ? err.message : `reload failed: ${(err as Error).message}`
       gateway.reloadFailed(message)
-      return c.json({ reloaded: false, error: message, note: 'The running config is unchanged.' }, 422)
+      const error = new GatewayError(422, message, { code: 'invalid_config' })
+      return c.json({ reloaded: false, ...error.toJSON(), note: 'The running config is unchanged.' }, 422)
     }
     return c.json({ reloaded: true, teams: Object.keys(gateway.config.policies), models: Object.keys(gateway.config.models) })
   })
@@ -233,4 +234,9 @@ export function adminRoutes(gateway: Gateway) {
 function teamView(gateway: Gateway, team: string) {
   const config = gateway.config
   return { team, policy_file: config.teams[team]?.policy, policy: config.policies[team] }
+}
+
+/** A policy that does not validate: OpenAI's error shape, the message naming the path and the fix. */
+function invalidPolicy(message: string) {
+  return new GatewayError(422, message, { code: 'invalid_policy' }).toJSON()
 }

@@ -233,10 +233,13 @@ describe('admin API: teams, policies and reload', () => {
     const bad = await api('/admin/policies/validate', ADMIN_KEY, { text: JSON.stringify({ budgets: [{ scope: 'team', window: 'fortnight', limit_usd: 5 }], colour: 'red' }) })
     expect(bad.status).toBe(422)
     expect(bad.json.valid).toBe(false)
-    expect(bad.json.error).toMatch(/at budgets\.0\.window/)
-    expect(bad.json.error).toMatch(/colour/)
+    // OpenAI's error shape, like every other error
+    expect(bad.json.error).toMatchObject({ type: 'invalid_request_error', param: null, code: 'invalid_policy' })
+    expect(bad.json.error.message).toMatch(/at budgets\.0\.window/)
+    expect(bad.json.error.message).toMatch(/colour/)
     const yaml = await api('/admin/policies/validate', ADMIN_KEY, { text: 'models: [unclosed' })
     expect(yaml.status).toBe(422)
+    expect(yaml.json.error).toMatchObject({ code: 'invalid_policy', message: expect.stringMatching(/^not valid YAML or JSON/) })
     // nothing was applied
     expect((await api('/admin/teams/a', ADMIN_KEY)).json.policy.models).toBeUndefined()
   })
@@ -254,7 +257,9 @@ describe('admin API: teams, policies and reload', () => {
     writeFileSync(policyFile, 'models: 12\n')
     const bad = await api('/admin/reload', ADMIN_KEY, { method: 'POST' })
     expect(bad.status).toBe(422)
-    expect(bad.json.error).toContain('b.yaml')
+    expect(bad.json.reloaded).toBe(false)
+    expect(bad.json.error).toMatchObject({ type: 'invalid_request_error', param: null, code: 'invalid_config' })
+    expect(bad.json.error.message).toContain('b.yaml')
     expect((await api('/admin/teams/b', ADMIN_KEY)).json.policy.models).toEqual(['gpt-4o'])
     expect((await api('/readyz', undefined)).text).toContain('last reload failed')
 

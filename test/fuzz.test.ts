@@ -215,11 +215,12 @@ function errorShapeProblem(path: string, status: number, text: string): string |
     if (body?.type !== 'error' || typeof body.error?.type !== 'string' || typeof body.error?.message !== 'string') return 'not Anthropic error shape'
     return undefined
   }
-  // the policy validator answers "invalid" as data: {valid: false, error}
-  if (path.startsWith('/admin/policies/validate') && status === 422) return body?.valid === false && typeof body.error === 'string' ? undefined : 'bad validate answer'
+  // the policy validator answers "invalid" with valid: false beside the error
+  if (path.startsWith('/admin/policies/validate') && status === 422 && body?.valid !== false) return 'bad validate answer'
   const e = body?.error
   if (!e || typeof e.message !== 'string' || typeof e.type !== 'string' || !('param' in e) || !('code' in e)) return 'not OpenAI error shape'
-  if (/\n\s+at |node_modules|\.ts:\d+/.test(e.message)) return 'stack trace in message'
+  // a stack frame ("    at fn (file:1:2)", "    at node:internal…"), not a config error's "  at budgets.0.window:" line
+  if (/\n\s+at \S+ \(|\n\s+at (file|node):|node_modules|\.ts:\d+/.test(e.message)) return 'stack trace in message'
   return undefined
 }
 
