@@ -557,8 +557,12 @@ describe.runIf(runRedisTests)('exact cache on Redis, shared by two gateway insta
     const c2 = new OpenAI({ baseURL: `${two.url}/v1`, apiKey: KEYS.a, maxRetries: 0 })
     const b2 = new OpenAI({ baseURL: `${two.url}/v1`, apiKey: KEYS.b, maxRetries: 0 })
     const body = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: fresh('shared across instances') }] }
+    const exactKeys = () => spawnSync('redis-cli', ['-p', String(redis.port), '--scan', '--pattern', 'cachetest:cache:cache:x:*']).stdout.toString().trim().split('\n').filter(Boolean).length
+    const before = exactKeys()
     const first = await c1.chat.completions.create(body).withResponse()
     expect(first.response.headers.get('x-sluice-cache')).toBe('miss')
+    // the answer is written after the response: another instance sees it once the write lands
+    await expect.poll(exactKeys).toBe(before + 1)
     const calls = openai.requests.length
     const second = await c2.chat.completions.create(body).withResponse()
     expect(second.response.headers.get('x-sluice-cache')).toBe('hit')

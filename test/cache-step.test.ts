@@ -175,6 +175,33 @@ describe('exact cache', () => {
     expect(h.calls).toHaveLength(6)
   })
 
+  it('returns a miss without waiting for the write; a re-ask on the instance waits for it and hits; write errors are reported', async () => {
+    const store = createMemoryStore()
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    let failNext = false
+    const slow: typeof store = Object.create(store)
+    slow.cacheSet = async (key, value, ttlMs) => {
+      await gate
+      if (failNext) throw new Error('redis is away')
+      return store.cacheSet(key, value, ttlMs)
+    }
+    const errors: string[] = []
+    const h = harness({ store: slow, semantic: undefined, onError: (err, where) => errors.push(`${where}: ${(err as Error).message}`) })
+    const first = await h.send({}) // returns while the write is held at the gate
+    expect(header(first.ctx)).toBe('miss')
+    expect(await store.cacheGet(exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: first.ctx.request }))).toBeNull()
+    const again = h.send({})
+    release()
+    expect(header((await again).ctx)).toBe('hit')
+    expect(h.calls).toHaveLength(1)
+
+    failNext = true
+    const other = await h.send({ text: 'a question whose write fails' })
+    expect(header(other.ctx)).toBe('miss')
+    await expect.poll(() => errors).toEqual(['cache write: redis is away'])
+  })
+
   it('does not store answers over max_entry_bytes', async () => {
     const h = harness({ semantic: undefined })
     await h.send({ policy: { max_entry_bytes: 100 } })

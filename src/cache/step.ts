@@ -53,8 +53,9 @@ export interface CacheStepDeps {
  *
  * - reads the exact cache, then the semantic cache; a hit returns the stored answer (a replayed stream for
  *   stream requests), costs $0 and sets `ctx.savedUsd` to the cost of the original call;
- * - on a miss calls `next()` and stores the final answer: at once for JSON, and for streams when the stream
- *   ends successfully, assembled from the chunks while they pass through untouched;
+ * - on a miss calls `next()` and stores the final answer in the background (the response never waits for
+ *   the write): for JSON once the upstream answered, for streams when the stream ends successfully,
+ *   assembled from the chunks while they pass through untouched;
  * - sets `ctx.cache` and the `x-sluice-cache` (and `x-sluice-cache-similarity`) response headers;
  * - counts `sluice_cache_*` metrics, the provider layer included (prompt-cache reads seen in usage).
  *
@@ -72,7 +73,30 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     ? createCacheMetrics(deps.registry, deps.semantic ? async () => (await semanticOf()?.index.size()) ?? 0 : undefined)
     : undefined
 
+  /**
+   * Writes run after the response is returned (a Redis write or an embed + upsert must not add to a miss's
+   * latency). Until one lands, reads of its key, or lookups in its semantic scope, on this instance wait
+   * for it: an immediate re-ask still hits. Other instances may miss during that window.
+   */
+  const pendingKeys = new Map<string, Promise<void>>()
+  const pendingScopes = new Map<string, Promise<void>>()
+  const track = (map: Map<string, Promise<void>>, k: string, write: Promise<void>): void => {
+    const prev = map.get(k)
+    const all = prev ? Promise.all([prev, write]).then(() => {}) : write
+    map.set(k, all)
+    void all.then(() => {
+      if (map.get(k) === all) map.delete(k)
+    })
+  }
+  function writeInBackground(key: string, scope: string | undefined, work: () => Promise<void>): void {
+    const write = work().catch((err: unknown) => onError(err, 'cache write'))
+    track(pendingKeys, key, write)
+    if (scope !== undefined) track(pendingScopes, scope, write)
+  }
+
   async function read(key: string): Promise<CachedAnswer | undefined> {
+    const pending = pendingKeys.get(key)
+    if (pending) await pending
     try {
       const raw = await deps.store.cacheGet(key)
       if (!raw) return undefined
@@ -189,6 +213,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
       if (sem) {
         const started = performance.now()
         try {
+          const pending = pendingScopes.get(sem.query.scope)
+          if (pending) await pending
           const threshold = policy.semantic.threshold ?? semantic!.embedder.defaultThreshold
           const found = await semantic!.lookup(sem.query, {
             threshold,
@@ -235,8 +261,10 @@ export function createCacheStep(deps: CacheStepDeps): Step {
       }
     }
 
+    const scope = sem?.query.scope
     if (result.type === 'json') {
-      if (cacheable(result.body)) await remember(ctx, policy, key, result.body, await semToStore())
+      const completion = result.body
+      if (cacheable(completion)) writeInBackground(key, scope, async () => remember(ctx, policy, key, completion, await semToStore()))
       return result
     }
     // Chunks pass straight through; the copy kept for the cache is assembled alongside.
@@ -248,10 +276,11 @@ export function createCacheStep(deps: CacheStepDeps): Step {
           assembler.add(chunk)
           return chunk
         },
-        onEnd: async ({ error, closedEarly }) => {
+        onEnd: ({ error, closedEarly }) => {
           if (error || closedEarly || ctx.signal.aborted) return
           const completion = assembler.result()
-          if (completion && cacheable(completion)) await remember(ctx, policy, key, completion, await semToStore())
+          // the stream ends for the client now; the write follows
+          if (completion && cacheable(completion)) writeInBackground(key, scope, async () => remember(ctx, policy, key, completion, await semToStore()))
         }
       })
     }
