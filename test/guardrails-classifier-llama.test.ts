@@ -85,7 +85,8 @@ describe('injection classifier on the real tiny local GGUF', () => {
         expect(fake.requests.length).toBe(before + 1)
         expect(entries.map((e) => e.model)).toEqual(['local/tiny', 'openai/gpt-4o'])
       }
-      expect(elapsed).toBeLessThan(15_000)
+      // bounded by the classifier timeout (20 s) plus the main call, even on a loaded machine
+      expect(elapsed).toBeLessThan(25_000)
     }, 60_000)
   }
 })
