@@ -6,7 +6,8 @@ import { stringify } from 'yaml'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createAdmitStep } from '../src/budget/index.js'
 import { loadConfig } from '../src/config/load.js'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
+import { countPromptTokens } from '../src/tokens.js'
+import { startFakeOpenAI, type FakeOpenAI, type FakeOpenAIReply } from './fakes/openai.js'
 import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
 
 const KEY_C = 'sk-sluice-team-c-0000000000000003'
@@ -243,3 +244,144 @@ async function waitFor(cond: () => boolean | Promise<boolean>, tick?: () => Prom
     await new Promise((r) => setTimeout(r, 20))
   }
 }
+
+describe('budgets and rate limits on route aliases', () => {
+  // prices per million tokens; the judge is nearly free so its bounded-answer reservation leaves little slack
+  const models = {
+    cheap: { provider: 'openai', model: 'cheap-model', price: { input: 0.1, output: 0.2 } },
+    strong: { provider: 'openai', model: 'strong-model', price: { input: 5, output: 15 } },
+    flaky: { provider: 'openai', model: 'flaky-model', price: { input: 1, output: 1 } },
+    judge: { provider: 'openai', model: 'judge-model', price: { input: 0.0001, output: 0.0001 } }
+  }
+  const CAP = 0.007
+  const routing = {
+    retry: { retries: 1, base_ms: 1, max_ms: 2 },
+    breaker: false,
+    routes: {
+      smart: { cascade: [{ route: 'cheap', checks: { judge: { target: 'judge', min_score: 7 } } }, { route: { fallback: ['flaky', 'strong'] } }] },
+      fb: { fallback: ['flaky', 'strong'] },
+      // a route named like a model that sends the call elsewhere
+      cheap: 'strong'
+    }
+  }
+  const keys = { r1: 'sk-sluice-route-1-000000000000011', r2: 'sk-sluice-route-2-000000000000012', r3: 'sk-sluice-route-3-000000000000013', rl: 'sk-sluice-route-rl-00000000000014' }
+  let g: TestGateway
+  const rc = (team: keyof typeof keys) => new OpenAI({ baseURL: `${g.url}/v1`, apiKey: keys[team], maxRetries: 0 })
+  const hello = [{ role: 'user' as const, content: 'hello' }]
+  const cl100k = (body: any) => countPromptTokens({ messages: body.messages, tools: body.tools }, 'cl100k_base')
+  /** Every call billed its worst case (prompt as tiktoken counts it, the whole output cap); the cheap tier is judged 2/10, flaky fails. */
+  const worstUpstream = (body: any): FakeOpenAIReply => {
+    const billed = { promptTokens: cl100k(body), completionTokens: body.max_tokens ?? body.max_completion_tokens }
+    if (body.model === 'judge-model') return { ...billed, content: '2' }
+    // non-streamed: a 500 (retried, billed nothing); streamed: a broken event before the first chunk (billed its prompt)
+    if (body.model === 'flaky-model') return body.stream ? { raw: 'data: {not json\n\n' } : { error: { status: 500, message: 'flaky upstream' } }
+    return billed
+  }
+  const mayCost = (err: APIError) => Number(/may cost up to \$(\d+\.\d+)/.exec(err.message)![1])
+  const teamLedger = async (team: string) => {
+    await g.gateway.ledger.flush()
+    return g.gateway.store.queryLedger({ team })
+  }
+  const sum = (xs: number[]) => xs.reduce((s, x) => s + x, 0)
+  const budgetRow = async (team: string) => (await (await fetch(`${g.url}/admin/budgets?team=${team}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json() as any).data[0]
+
+  beforeAll(async () => {
+    g = await startTestGateway({
+      openaiUrl: fake.url,
+      openaiKey: fake.apiKey,
+      policies: {
+        r1: { budgets: [{ scope: 'team', limit_usd: CAP, window: 'total' }], routing },
+        r2: { budgets: [{ scope: 'team', limit_usd: CAP, window: 'total' }], routing },
+        r3: { budgets: [{ scope: 'team', limit_usd: 0.001, window: 'total' }], routing },
+        rl: { rate_limits: [{ scope: 'key', rpm: 2 }], routing }
+      },
+      config: { models, keys: Object.entries(keys).map(([team, key]) => ({ key, team })) }
+    })
+  })
+  afterAll(async () => {
+    await g?.close(0)
+  })
+
+  it('reserves the whole cascade (every tier, the judge, retries) and refuses when it does not fit', async () => {
+    const served = fake.served.requests
+    // the largest output cap at which the strong model alone fits the cap, but not with the cheap tier before it
+    const p = countPromptTokens({ messages: hello }, 'cl100k_base')
+    const t = Math.floor((CAP * 1e6 - p * 5) / 15)
+    const strong = (p * 5 + t * 15) / 1e6
+    const tiers = strong + (p * 0.1 + t * 0.2) / 1e6
+    expect(strong).toBeLessThanOrEqual(CAP)
+    expect(tiers).toBeGreaterThan(CAP)
+    const err = await refusal(rc('r1').chat.completions.create({ model: 'smart', messages: hello, max_tokens: t }))
+    expect(err.code).toBe('budget_exceeded')
+    expect(mayCost(err)).toBeGreaterThanOrEqual(Number(tiers.toFixed(6)))
+    expect(fake.served.requests).toBe(served)
+  })
+
+  for (const [team, alias] of [['r1', 'smart'], ['r2', 'fb']] as const) {
+    it(`never lets a burst through route "${alias}" spend past a small team cap (streams and not)`, async () => {
+      fake.script = worstUpstream
+      const client = rc(team)
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 24 }, async (_, i) => {
+          if (i % 2 === 0) {
+            const { data, response } = await client.chat.completions.create({ model: alias, messages: hello, max_tokens: 100 }).withResponse()
+            expect(data.choices[0]!.message.content).toMatch(/You said/)
+            return { id: response.headers.get('x-sluice-request-id')!, stream: false, cost: Number(response.headers.get('x-sluice-cost-usd')) }
+          }
+          const { data: stream, response } = await client.chat.completions.create({ model: alias, messages: hello, max_tokens: 100, stream: true }).withResponse()
+          let text = ''
+          for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? ''
+          expect(text).toMatch(/You said/)
+          return { id: response.headers.get('x-sluice-request-id')!, stream: true, cost: NaN }
+        })
+      )
+      const admitted = outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.value)
+      const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as APIError)
+      expect(admitted.length).toBeGreaterThan(0)
+      expect(refused.length).toBeGreaterThan(0)
+      for (const r of refused) expect(r.code).toBe('budget_exceeded')
+
+      // after the burst the budget is spent down: a refusal says what each kind of request may cost
+      const worst = {
+        json: mayCost(await refusal(client.chat.completions.create({ model: alias, messages: hello, max_tokens: 100 }))),
+        stream: mayCost(await refusal(client.chat.completions.create({ model: alias, messages: hello, max_tokens: 100, stream: true })))
+      }
+      const entries = await teamLedger(team)
+      for (const a of admitted) {
+        const attempts = entries.filter((e) => e.request_id === a.id)
+        // the route really made several calls: flaky failed (twice when retried), and (cascade) a rejected tier and a judge
+        expect(attempts.length).toBe((alias === 'smart' ? 2 : 0) + (a.stream ? 2 : 3))
+        if (a.stream) expect(attempts.find((e) => e.model === 'openai/flaky-model')!.cost_usd).toBeGreaterThan(0)
+        const cost = sum(attempts.map((e) => e.cost_usd))
+        if (!a.stream) expect(a.cost).toBeCloseTo(cost, 9)
+        // what the request was charged, all attempts together, is within what it reserved
+        expect(cost).toBeLessThanOrEqual((a.stream ? worst.stream : worst.json) + 1e-6)
+      }
+      const total = sum(entries.map((e) => e.cost_usd))
+      expect(total).toBeLessThanOrEqual(CAP)
+      await waitFor(async () => (await budgetRow(team)).reserved_usd === 0)
+      expect((await budgetRow(team)).spent_usd).toBeCloseTo(total, 9)
+    })
+  }
+
+  it('reserves a route named like a model at the price of where it sends the call', async () => {
+    const served = fake.served.requests
+    // the model "cheap" would cost $0.00002 at most; the route "cheap" goes to "strong" ($0.0015): over the $0.001 cap
+    const err = await refusal(rc('r3').chat.completions.create({ model: 'cheap', messages: hello, max_tokens: 100 }))
+    expect(err.code).toBe('budget_exceeded')
+    expect(mayCost(err)).toBeGreaterThan(0.001)
+    expect(fake.served.requests).toBe(served)
+    await rc('r3').chat.completions.create({ model: 'cheap', messages: hello, max_tokens: 10 })
+    expect(fake.requests.at(-1)!.body.model).toBe('strong-model')
+  })
+
+  it('applies rate limits to route aliases', async () => {
+    const first = await rc('rl').chat.completions.create({ model: 'fb', messages: hello, max_tokens: 5 }).withResponse()
+    expect(first.response.headers.get('x-ratelimit-limit-requests')).toBe('2')
+    await rc('rl').chat.completions.create({ model: 'smart', messages: hello, max_tokens: 5 })
+    const err = await refusal(rc('rl').chat.completions.create({ model: 'smart', messages: hello, max_tokens: 5 }))
+    expect(err.status).toBe(429)
+    expect(err.code).toBe('rate_limit_exceeded')
+    expect(header(err, 'retry-after')).not.toBeNull()
+  })
+})

@@ -4,7 +4,12 @@ import type { RequestContext, Step } from '../context.js'
 import { GatewayError } from '../errors.js'
 import type { BudgetCounterSpec, ReserveBudgetResult, SettleBudgetRequest, SettleBudgetResult, Store } from '../store/types.js'
 import { postBudgetAlert } from './alerts.js'
-import { toNanos, toNanosCeil, withOutputCap, worstCase, type WorstCase } from './estimate.js'
+import { OUTPUT_CAP_STATE } from '../providers/call.js'
+import type { RouteNode } from '../routing/schema.js'
+import type { Target } from '../routing/types.js'
+import type { ChatRequest } from '../types.js'
+import { DEFAULT_OUTPUT_CAP, toNanos, toNanosCeil, withOutputCap } from './estimate.js'
+import { routeWorstCase, type RouteWorstCase } from './route.js'
 import { teamKeys } from './keys.js'
 import { budgetMetrics, type BudgetMetrics } from './metrics.js'
 import { rateLimitBuckets, rateLimitError, rateLimitHeaders } from './ratelimit.js'
@@ -35,23 +40,56 @@ export interface ScopedBudget {
 const RETRY_SETTLE_MS = 1000
 const RETRY_SETTLE_TIMES = 30
 
+/** What admission reserves for a request, and what the rate limiter takes for it. */
+export interface AdmissionEstimate {
+  /** The most the request can be charged, every provider call together (USD). */
+  usd: number
+  /** Tokens the TPM buckets take now; corrected to the real usage (`ctx.attempts`) when the request ends. */
+  tokens: number
+}
+
+export interface AdmitOptions {
+  /**
+   * A budget with `on_exceed: { downgrade_to }` refused: the estimate of the request moved to that model or
+   * route, or undefined when it cannot go there (the request is then refused).
+   */
+  downgrade?: (to: string) => AdmissionEstimate | undefined
+}
+
+/** The outcome of an admitted request. */
+export interface Admitted {
+  /** A non-shadow budget applies: what the reservation assumed (the output cap) must hold for every call. */
+  enforced: boolean
+  /** A budget moved the request: the model or route it moved to, and the budget line that did it. */
+  downgraded?: { to: string; line: Budget }
+}
+
+export interface Admission {
+  /**
+   * Rate limits, then budgets, for one request on any surface; throws the 429 (or the 503 of an unreachable
+   * store under `on_store_error: reject`). Settlement is registered on `ctx.onDone`: the reservation is
+   * replaced by `ctx.costUsd` when the request ends, so the caller must run `ctx.onDone` on every path.
+   */
+  admit(ctx: RequestContext, estimate: AdmissionEstimate, opts?: AdmitOptions): Promise<Admitted>
+}
+
 /**
- * The admission step: rate limits, then budgets.
+ * Admission, shared by every surface (the chat step below, embeddings in src/gateway.ts).
  *
  * - Rate limits: token buckets per key/team/user (rpm, tpm) taken in one store round trip; a refusal is a
  *   429 with OpenAI's `x-ratelimit-*` headers and `Retry-After`.
- * - Budgets: the request's worst-case cost (see `worstCase`) is reserved against every budget in scope in one
- *   round trip, all or nothing. A refusal is a 429 `budget_exceeded` with `x-should-retry: false` and no
- *   Retry-After, or, with `on_exceed: { downgrade_to }`, the request moves to that model (its own worst case
- *   must fit) and `x-sluice-route` says so. Shadow budgets count and never refuse.
+ * - Budgets: the estimate is reserved against every budget in scope in one round trip, all or nothing. A
+ *   refusal is a 429 `budget_exceeded` with `x-should-retry: false` and no Retry-After, or, with
+ *   `on_exceed: { downgrade_to }`, the request moves (its own estimate must fit). Shadow budgets count and
+ *   never refuse.
  * - Settlement runs in `ctx.onDone` on every path (success, upstream error, abort, timeout, shutdown):
  *   the reservation is replaced by `ctx.costUsd`, the sum of every attempt's cost.
  *
  * @example
- * const admit = createAdmitStep({ config, store, registry: metrics.registry })
- * const run = createPipeline([guardInput, admit, cache, route])
+ * const admission = createAdmission({ config, store, registry: metrics.registry })
+ * await admission.admit(ctx, { usd: 0.002, tokens: 1200 })
  */
-export function createAdmitStep(deps: AdmitDeps): Step {
+export function createAdmission(deps: AdmitDeps): Admission {
   const { config, store } = deps
   const clock = deps.now ?? Date.now
   const log = deps.log ?? defaultLog
@@ -72,9 +110,7 @@ export function createAdmitStep(deps: AdmitDeps): Step {
     }
   }
 
-  const admitRate = async (ctx: RequestContext, worst: WorstCase) => {
-    // tokens a request may use, as OpenAI counts them: the prompt plus the output cap it asked for
-    const tokens = worst.promptTokens + (worst.capFromRequest ? worst.outputTokens : 0)
+  const admitRate = async (ctx: RequestContext, tokens: number) => {
     const planned = rateLimitBuckets(ctx, ctx.policy.rate_limits, tokens)
     if (planned.length === 0) return
     let result
@@ -105,9 +141,9 @@ export function createAdmitStep(deps: AdmitDeps): Step {
     })
   }
 
-  const reserve = async (ctx: RequestContext, scoped: ScopedBudget[], worst: WorstCase): Promise<ReserveBudgetResult> => {
+  const reserve = async (ctx: RequestContext, scoped: ScopedBudget[], usd: number): Promise<ReserveBudgetResult> => {
     const keys = teamKeys(ctx.principal.team)
-    return store.reserveBudget({ reservations: keys.reservations, index: keys.index, id: ctx.id, amountNanos: toNanosCeil(worst.usd), counters: scoped.map((s) => s.spec), now: clock(), ttlMs })
+    return store.reserveBudget({ reservations: keys.reservations, index: keys.index, id: ctx.id, amountNanos: toNanosCeil(usd), counters: scoped.map((s) => s.spec), now: clock(), ttlMs })
   }
 
   const settleWithRetry = async (ctx: RequestContext, req: SettleBudgetRequest, scoped: ScopedBudget[], tries = 0): Promise<SettleBudgetResult | undefined> => {
@@ -153,51 +189,40 @@ export function createAdmitStep(deps: AdmitDeps): Step {
     }
   }
 
-  return async (ctx, next) => {
+  const admit = async (ctx: RequestContext, estimate: AdmissionEstimate, opts: AdmitOptions = {}): Promise<Admitted> => {
     const { budgets, rate_limits } = ctx.policy
-    if (budgets.length === 0 && rate_limits.length === 0) return next()
-    let model = config.models[ctx.alias]
-    if (!model) return next()
-    let worst = worstCase(ctx.request, model)
-    if (rate_limits.length > 0) await admitRate(ctx, worst)
+    if (rate_limits.length > 0) await admitRate(ctx, estimate.tokens)
 
     const scoped = budgetsInScope(ctx, budgets, clock())
-    if (scoped.length === 0) return next()
+    if (scoped.length === 0) return { enforced: false }
     const team = ctx.principal.team
     let reserved = true
-    let downgradedFrom: { alias: string; line: Budget } | undefined
+    let downgraded: Admitted['downgraded']
     try {
-      let res = await reserve(ctx, scoped, worst)
+      let amount = estimate.usd
+      let res = await reserve(ctx, scoped, amount)
       if (!res.ok) {
         const refusing = scoped[res.refused!]!
         const to = typeof refusing.line.on_exceed === 'object' ? refusing.line.on_exceed.downgrade_to : undefined
-        const toModel = to !== undefined && to !== ctx.alias ? config.models[to] : undefined
-        if (to !== undefined && !toModel && to !== ctx.alias) log('warn', `budget downgrade_to "${to}" is not a configured model; refusing instead`)
-        if (to && toModel) {
-          const request = { ...ctx.request, model: to }
-          const worstTo = worstCase(request, toModel)
-          const resTo = await reserve(ctx, scoped, worstTo)
+        const moved = to !== undefined && to !== ctx.alias ? opts.downgrade?.(to) : undefined
+        if (to !== undefined && to !== ctx.alias && !moved) log('warn', `budget downgrade_to "${to}" is not a configured model or route of team "${team}"; refusing instead`)
+        if (to && moved) {
+          const resTo = await reserve(ctx, scoped, moved.usd)
           if (resTo.ok) {
             metrics?.downgrades.inc({ team, from: ctx.alias, to })
-            downgradedFrom = { alias: ctx.alias, line: refusing.line }
-            ctx.alias = to
-            ctx.request = request
-            model = toModel
-            worst = worstTo
+            downgraded = { to, line: refusing.line }
+            amount = moved.usd
           }
           res = resTo
         }
-        if (!res.ok) throw refuse(ctx, scoped[res.refused!]!, res, toNanosCeil(worst.usd))
+        if (!res.ok) throw refuse(ctx, scoped[res.refused!]!, res, toNanosCeil(moved && to ? moved.usd : amount))
       }
-      countShadow(ctx, scoped, res, toNanosCeil(worst.usd))
+      countShadow(ctx, scoped, res, toNanosCeil(amount))
     } catch (err) {
       if (err instanceof GatewayError) throw err
       storeDown(ctx, 'budget reservation', err)
       reserved = false
     }
-
-    // the reservation assumed this output cap: make it explicit so the provider cannot generate past it
-    if (!worst.capFromRequest && scoped.some((s) => !s.line.shadow)) ctx.request = withOutputCap(ctx.request, model, worst.outputCap)
 
     const keys = teamKeys(team)
     ctx.onDone.push(async (c) => {
@@ -207,14 +232,10 @@ export function createAdmitStep(deps: AdmitDeps): Step {
         if (remaining !== undefined) c.responseHeaders['x-sluice-budget-remaining-usd'] = String(Math.round(remaining * 1e9) / 1e9)
       }
     })
-
-    const result = await next()
-    if (downgradedFrom) {
-      const l = downgradedFrom.line
-      ctx.responseHeaders['x-sluice-route'] = `${ctx.alias}; downgraded-from=${downgradedFrom.alias}; budget=${l.scope}/${l.window}`
-    }
-    return result
+    return { enforced: scoped.some((s) => !s.line.shadow), downgraded }
   }
+
+  return { admit }
 
   function refuse(ctx: RequestContext, s: ScopedBudget, res: ReserveBudgetResult, amount: number): GatewayError {
     const state = res.counters[res.refused!]!
@@ -237,6 +258,65 @@ export function createAdmitStep(deps: AdmitDeps): Step {
       }
     })
   }
+}
+
+/**
+ * The admission step for chat requests (every chat surface): the request's worst case through its whole
+ * route (`routeWorstCase`: a route alias of the team's policy, else the configured model of that name) is
+ * admitted with `createAdmission`. A budget's `downgrade_to` may name a model or a route of the team; the
+ * move is said in `x-sluice-route`. When a non-shadow budget applies and the request sets no output cap,
+ * each provider call is given the cap its model was reserved for (`OUTPUT_CAP_STATE`), so no call can
+ * generate past the reservation.
+ *
+ * @example
+ * const admit = createAdmitStep({ config, store, registry: metrics.registry })
+ * const run = createPipeline([guardInput, admit, cache, route])
+ */
+export function createAdmitStep(deps: AdmitDeps): Step {
+  const { config } = deps
+  const admission = createAdmission(deps)
+
+  /** The strategy behind a public name, as the router resolves it: the team's route first, then the model. */
+  const plan = (ctx: RequestContext, alias: string, request: ChatRequest): RouteWorstCase | undefined => {
+    const routing = ctx.policy.routing
+    const node: RouteNode | undefined = routing && Object.hasOwn(routing.routes, alias) ? routing.routes[alias] : config.models[alias] ? alias : undefined
+    if (node === undefined) return undefined
+    return routeWorstCase(request, node, { models: config.models, routing, stream: ctx.stream })
+  }
+  const estimate = (w: RouteWorstCase): AdmissionEstimate => ({ usd: w.usd, tokens: w.promptTokens + w.outputTokens })
+
+  return async (ctx, next) => {
+    const { budgets, rate_limits } = ctx.policy
+    if (budgets.length === 0 && rate_limits.length === 0) return next()
+    const worst = plan(ctx, ctx.alias, ctx.request)
+    // an unknown name: the router answers 404 without a call
+    if (!worst) return next()
+    const admitted = await admission.admit(ctx, estimate(worst), {
+      downgrade: (to) => {
+        const w = plan(ctx, to, { ...ctx.request, model: to })
+        return w && estimate(w)
+      }
+    })
+    const from = ctx.alias
+    if (admitted.downgraded) {
+      ctx.alias = admitted.downgraded.to
+      ctx.request = { ...ctx.request, model: admitted.downgraded.to }
+    }
+    // the reservation assumed each model's own output cap: make it explicit on every call
+    if (admitted.enforced && !worst.capFromRequest) ctx.state[OUTPUT_CAP_STATE] = capOutput
+
+    const result = await next()
+    if (admitted.downgraded) {
+      const l = admitted.downgraded.line
+      ctx.responseHeaders['x-sluice-route'] = `${ctx.alias}; downgraded-from=${from}; budget=${l.scope}/${l.window}`
+    }
+    return result
+  }
+}
+
+/** A call's request with the output cap its model was reserved for, when the request sets none. */
+function capOutput(request: ChatRequest, target: Target): ChatRequest {
+  return withOutputCap(request, target.model, target.model.max_output_tokens ?? DEFAULT_OUTPUT_CAP)
 }
 
 /**

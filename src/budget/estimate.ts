@@ -18,20 +18,31 @@ export interface WorstCase {
 /**
  * The most a request can cost on a model: its prompt counted with tiktoken for the model's encoding, plus
  * the output cap (the request's max_completion_tokens / max_tokens, else the model's `max_output_tokens`, else
- * 4096) for each of `n` choices, at the model's price. Prompt tokens are priced at the dearer of input and
- * cache-write, so a prompt-cache write cannot exceed the estimate.
+ * 4096) for each of `n` choices, at the model's price. Prompt tokens are priced at the dearest of input,
+ * cache-write and cached-input, so a prompt-cache write cannot exceed the estimate.
  *
  * @example
  * worstCase({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 100 }, model).usd
  */
 export function worstCase(request: ChatRequest, model: ResolvedModel): WorstCase {
   const promptTokens = countPromptTokens(request, encodingFor(model.model, model.encoding))
-  const requested = request.max_completion_tokens ?? request.max_tokens ?? undefined
+  const requested = requestedCap(request)
   const outputCap = requested ?? model.max_output_tokens ?? DEFAULT_OUTPUT_CAP
   const outputTokens = outputCap * Math.max(1, request.n ?? 1)
-  const inputPrice = Math.max(model.price.input, model.price.cache_write ?? 0)
-  const usd = (promptTokens * inputPrice + outputTokens * model.price.output) / 1e6
+  const usd = (promptTokens * promptPrice(model) + outputTokens * model.price.output) / 1e6
   return { promptTokens, outputTokens, outputCap, capFromRequest: requested !== undefined, usd }
+}
+
+/** The output cap a request sets itself; with both fields set, the larger (providers differ in which they honour). */
+export function requestedCap(request: Pick<ChatRequest, 'max_tokens' | 'max_completion_tokens'>): number | undefined {
+  const a = request.max_completion_tokens ?? undefined
+  const b = request.max_tokens ?? undefined
+  return a === undefined ? b : b === undefined ? a : Math.max(a, b)
+}
+
+/** USD per million prompt tokens at worst: the dearest way a prompt token can be billed (plain, cached read, cache write). */
+export function promptPrice(model: ResolvedModel): number {
+  return Math.max(model.price.input, model.price.cache_write ?? 0, model.price.cached_input ?? 0)
 }
 
 /**

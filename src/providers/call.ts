@@ -30,6 +30,9 @@ export interface CallOverrides {
   review?: (body: ChatCompletion) => Promise<string | undefined>
 }
 
+/** `ctx.state` key of a function giving each call the output cap its budget reservation assumed. */
+export const OUTPUT_CAP_STATE = 'budget.outputCap'
+
 /**
  * Call one target and settle the attempt: every call that reaches a provider gets exactly one ledger entry,
  * with the provider's usage or, where it gave none (client gone mid-stream, a provider without usage),
@@ -47,7 +50,10 @@ export function createTargetCaller(deps: CallDeps) {
     if (unavailable) {
       throw new GatewayError(503, `Model "${ctx.alias}" is unavailable: ${unavailable}.`, { type: 'api_error', code: 'model_unavailable' })
     }
-    const req: ChatRequest = { ...ctx.request, ...over.request, model: target.model.model }
+    const merged: ChatRequest = { ...ctx.request, ...over.request, model: target.model.model }
+    // budgets reserved each model's own output cap for a request that set none (src/budget/admit.ts)
+    const capOutput = ctx.state[OUTPUT_CAP_STATE] as ((request: ChatRequest, target: Target) => ChatRequest) | undefined
+    const req = capOutput ? capOutput(merged, target) : merged
     const stream = ctx.stream && !over.forceNonStream
     const started = performance.now()
     const attempt: Attempt = { target: target.name, provider: target.provider.name, model: target.model.model, status: 'ok', costUsd: 0, startedAt: started, latencyMs: 0, reason: over.reason }
