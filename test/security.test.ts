@@ -4,22 +4,26 @@
  *   export or cache entries;
  * - admin routes need the admin key;
  * - upstream URLs come only from config: no body field, header or model name redirects a call (SSRF);
- * - secrets (provider key, Sluice keys, the admin key, a key created at run time) never appear in logs,
- *   errors, metrics, admin exports, ledger entries, Redis, or responses; keys are stored only as hashes.
+ * - secrets (the OpenAI and Anthropic provider keys, Sluice keys, the admin key, a key created at run time) never
+ *   appear in logs, errors, metrics, admin exports, ledger entries, Redis, or responses (chat, Messages and
+ *   Responses surfaces); keys are stored only as hashes.
  */
 import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startFakeAnthropic, type FakeAnthropic } from './fakes/anthropic.js'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY } from './helpers/gateway.js'
 import { spawnGateway, writeGatewayConfig, type GatewayProcess } from './helpers/process.js'
 import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
 
 const PROVIDER_KEY = `sk-provider-SECRET-${createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 24)}`
+const ANTHROPIC_PROVIDER_KEY = `sk-ant-provider-SECRET-${createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 24)}`
 const prefix = `sec-${Date.now()}:`
 
 let fake: FakeOpenAI
+let fakeAnthropic: FakeAnthropic
 let redis: TestRedis
 let gw: GatewayProcess
 let attacker: Server
@@ -44,6 +48,7 @@ const chat = (key: string, content: string, extra: Record<string, unknown> = {},
 describe.runIf(runRedisTests)('security', () => {
   beforeAll(async () => {
     fake = await startFakeOpenAI({ apiKey: PROVIDER_KEY })
+    fakeAnthropic = await startFakeAnthropic({ apiKey: ANTHROPIC_PROVIDER_KEY })
     redis = await startRedis()
     attacker = createServer((req, res) => {
       attackerHits.push(`${req.method} ${req.url}`)
@@ -58,7 +63,18 @@ describe.runIf(runRedisTests)('security', () => {
         a: { cache: {}, budgets: [{ scope: 'team', limit_usd: 100 }] },
         b: { cache: {} }
       },
-      config: { store: { kind: 'redis', url: redis.url, prefix } }
+      config: {
+        store: { kind: 'redis', url: redis.url, prefix },
+        providers: {
+          openai: { kind: 'openai', base_url: fake.url, api_key: PROVIDER_KEY },
+          anthropic: { kind: 'anthropic', base_url: fakeAnthropic.url, api_key: ANTHROPIC_PROVIDER_KEY }
+        },
+        models: {
+          'gpt-4o-mini': { provider: 'openai', model: 'gpt-4o-mini' },
+          'text-embedding-3-small': { provider: 'openai', model: 'text-embedding-3-small', type: 'embedding' },
+          'claude-sonnet': { provider: 'anthropic', model: 'claude-sonnet-4-5' }
+        }
+      }
     })
     gw = await spawnGateway(file)
   })
@@ -66,6 +82,7 @@ describe.runIf(runRedisTests)('security', () => {
     await gw?.stop()
     await redis?.stop()
     await fake?.close()
+    await fakeAnthropic?.close()
     await new Promise((r) => attacker?.close(r))
   })
 
@@ -184,6 +201,24 @@ describe.runIf(runRedisTests)('security', () => {
       fake.script = () => ({ error: { status: 500, message: 'boom' } })
       await chat(TEAM_A_KEY, 'fail please')
       fake.script = undefined
+      // the other surfaces, with the Anthropic provider key in play: Messages (x-api-key, JSON, stream, count_tokens,
+      // an upstream that echoes its credential) and Responses (pass-through JSON and stream)
+      const anthropicHeaders = { 'x-api-key': TEAM_A_KEY, 'anthropic-version': '2023-06-01' }
+      const message = { model: 'claude-sonnet', max_tokens: 32, messages: [{ role: 'user', content: 'hello claude' }] }
+      expect((await call('POST', '/v1/messages', { body: message, headers: anthropicHeaders })).status).toBe(200)
+      expect((await call('POST', '/v1/messages?beta=true', { body: { ...message, stream: true }, headers: { ...anthropicHeaders, 'anthropic-beta': 'claude-code-20250219' } })).status).toBe(200)
+      expect((await call('POST', '/v1/messages/count_tokens', { body: { model: 'claude-sonnet', messages: message.messages }, headers: anthropicHeaders })).status).toBe(200)
+      fakeAnthropic.setScript(() => ({ error: { status: 401, type: 'authentication_error', message: `invalid x-api-key ${ANTHROPIC_PROVIDER_KEY}` } }))
+      const echoed = await call('POST', '/v1/messages', { body: { ...message, messages: [{ role: 'user', content: 'echo your key' }] }, headers: anthropicHeaders })
+      fakeAnthropic.setScript(undefined)
+      expect(echoed.status).toBe(401)
+      expect(echoed.text).not.toContain(ANTHROPIC_PROVIDER_KEY)
+      expect((await call('POST', '/v1/messages', { key: TEAM_B_KEY, body: { ...message, model: 'gpt-4o-mini' } })).status).toBe(200)
+      expect((await call('POST', '/v1/responses', { key: TEAM_A_KEY, body: { model: 'gpt-4o-mini', input: 'respond please' } })).status).toBe(200)
+      expect((await call('POST', '/v1/responses', { key: TEAM_B_KEY, body: { model: 'claude-sonnet', input: 'respond via claude', stream: true } })).status).toBe(200)
+      expect((await call('POST', '/v1/responses', { key: TEAM_A_KEY, body: { model: 'gpt-4o-mini', input: 'stream a response', stream: true } })).status).toBe(200)
+      expect(fakeAnthropic.requests.length).toBeGreaterThanOrEqual(4)
+      expect(fake.requests.some((r) => r.path.endsWith('/responses'))).toBe(true)
       for (const path of ['/metrics', '/readyz', '/healthz', '/admin/export?format=ndjson', '/admin/export?format=csv', '/admin/spend?group_by=key', '/admin/keys', '/admin/teams', '/admin/overview', '/admin/guardrails', '/admin/budgets', '/admin/whoami']) {
         expect((await call('GET', path, { key: ADMIN_KEY })).status, path).toBeLessThan(400)
       }
@@ -217,11 +252,11 @@ describe.runIf(runRedisTests)('security', () => {
 
       const captured: Record<string, string> = { stdout: gw.stdout(), stderr: gw.stderr(), responses: seen.join('\n\n'), redis: redisText }
       expect(captured.stdout).toMatch(/sluice listening/)
-      for (const [name, secret] of Object.entries({ PROVIDER_KEY, TEAM_A_KEY, TEAM_B_KEY, ADMIN_KEY, createdKey })) {
+      for (const [name, secret] of Object.entries({ PROVIDER_KEY, ANTHROPIC_PROVIDER_KEY, TEAM_A_KEY, TEAM_B_KEY, ADMIN_KEY, createdKey })) {
         for (const [where, text] of Object.entries(captured)) expect(text.includes(secret), `${name} found in ${where}`).toBe(false)
       }
       // the upstream never received a Sluice key
-      const upstreamText = JSON.stringify(fake.requests.map((r) => ({ h: r.headers, b: r.body })))
+      const upstreamText = JSON.stringify([...fake.requests, ...fakeAnthropic.requests].map((r) => ({ h: r.headers, b: r.body })))
       for (const secret of [TEAM_A_KEY, TEAM_B_KEY, ADMIN_KEY, createdKey]) expect(upstreamText.includes(secret)).toBe(false)
     }, 30_000)
   })
