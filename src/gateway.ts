@@ -15,6 +15,7 @@ import { createTracing } from './otel/index.js'
 import { createTargetCaller } from './providers/call.js'
 import { createProviders } from './providers/index.js'
 import type { Provider } from './providers/types.js'
+import { validateClassifiers } from './guardrails/classifier.js'
 import { createRouter, createRoutingMetrics, createRoutingState, isRouteAlias, routeAliases, validateRouting } from './routing/index.js'
 import type { Target } from './routing/types.js'
 import type { Store } from './store/types.js'
@@ -69,6 +70,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
 
   const build = (config: GatewayConfig, previous?: Runtime): Runtime => {
     validateRouting(config)
+    validateClassifiers(config)
     const providers = createProviders(config)
     if (previous) {
       // keep pools and loaded models of providers whose config did not change
@@ -177,9 +179,9 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
         }
       })
       ctx.onDone.push((c) => {
-        // the gateway's own share: arrival until the first provider call started (or the answer, for cache hits)
+        // the gateway's own share: arrival until the first provider call started (a classifier call counts as one)
         const first = c.attempts[0]
-        if (first) metrics.overhead.observe(Math.max(0, performance.now() - c.startedAt - first.latencyMs) / 1000)
+        if (first?.startedAt !== undefined) metrics.overhead.observe(Math.max(0, first.startedAt - c.startedAt) / 1000)
       })
       const result = await run(ctx)
       ctx.responseHeaders['x-sluice-request-id'] = ctx.id
