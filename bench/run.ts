@@ -17,7 +17,7 @@ import { closedLoop, openLoop, streamTtfb, type ClosedLoopResult, type OpenLoopR
 import { cpuMicros, rssBytes, sampleRss, startRedis, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_KEY, peerAvailable, sluiceAvailable, startFake, startFloor, startPeer, startSluice } from './lib/targets.js'
+import { BENCH_KEY, buildSluice, peerAvailable, sluiceAvailable, startFake, startFloor, startPeer, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -30,11 +30,12 @@ const { values: flags } = parseArgs({
     'stream-n': { type: 'string' },
     only: { type: 'string' },
     out: { type: 'string', default: RESULTS_FILE },
+    'no-build': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
 })
 if (flags.help) {
-  console.log('usage: npm run bench -- [--quick] [--duration S] [--rounds N] [--warmup S] [--connections C] [--rate RPS] [--stream-n N] [--only a,b] [--out FILE]')
+  console.log('usage: npm run bench -- [--quick] [--duration S] [--rounds N] [--warmup S] [--connections C] [--rate RPS] [--stream-n N] [--only a,b] [--out FILE] [--no-build]')
   process.exit(0)
 }
 
@@ -115,6 +116,10 @@ async function main(): Promise<void> {
   workloads.push({ name: 'floor', child: floor, origin: `http://127.0.0.1:${floor.port}`, models: plain, mode: 'unique', closed: true, open: true, stream: true, note: 'bare node:http + undici pass-through' })
 
   if (sluiceAvailable()) {
+    if (!flags['no-build']) {
+      console.log('building Sluice (npm run build; --no-build to skip)')
+      await buildSluice()
+    }
     try {
       const mem = await startSluice('sluice-memory', { upstream })
       children.push(mem)
@@ -203,7 +208,7 @@ function renderReport(active: Workload[], samples: Map<string, Samples>, skipped
   const direct = samples.get('direct')!
   const lines: string[] = []
   lines.push(machineLine())
-  lines.push(`Settings: ${settings.rounds} interleaved rounds; closed loop ${settings.seconds}s at ${settings.connections} connections; open loop ${settings.seconds}s at ${settings.rate} rps; ${settings.streamN} sequential streams of 8 tokens, one every 2 ms, per round. The load generator (autocannon, undici) shares the machine with every target. Every Node target runs under tsx (node --import tsx), which adds about 30 MB of RSS (its loader thread) to each.`)
+  lines.push(`Settings: ${settings.rounds} interleaved rounds; closed loop ${settings.seconds}s at ${settings.connections} connections; open loop ${settings.seconds}s at ${settings.rate} rps; ${settings.streamN} sequential streams of 8 tokens, one every 2 ms, per round. The load generator (autocannon, undici) shares the machine with every target. Sluice runs built (node dist/src/cli.js); the fake and the floor run under tsx (node --import tsx), which adds about 30 MB of RSS (its loader thread) to the floor's numbers.`)
   lines.push('')
   lines.push('### Throughput and CPU (closed loop)')
   lines.push('')

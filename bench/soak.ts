@@ -14,7 +14,7 @@ import { Pool } from 'undici'
 import { chatBody } from './lib/bodies.js'
 import { rssBytes, startRedis, type Child } from './lib/procs.js'
 import { median, quantile, slope } from './lib/stats.js'
-import { BENCH_KEY, sluiceAvailable, startFake, startSluice, TIGHT_KEY } from './lib/targets.js'
+import { BENCH_KEY, buildSluice, sluiceAvailable, startFake, startSluice, TIGHT_KEY } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -24,11 +24,12 @@ const { values: flags } = parseArgs({
     sample: { type: 'string' },
     'max-growth-mb': { type: 'string', default: '20' },
     'max-lag-ms': { type: 'string', default: '250' },
+    'no-build': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
 })
 if (flags.help) {
-  console.log('usage: node --import tsx bench/soak.ts [--duration 10m|30s] [--rate RPS] [--store memory|redis] [--sample 10s] [--max-growth-mb 20] [--max-lag-ms 250]')
+  console.log('usage: node --import tsx bench/soak.ts [--duration 10m|30s] [--rate RPS] [--store memory|redis] [--sample 10s] [--max-growth-mb 20] [--max-lag-ms 250] [--no-build]')
   process.exit(0)
 }
 
@@ -77,6 +78,7 @@ async function main(): Promise<number> {
   const stopAll = () => Promise.allSettled(children.reverse().map((c) => c.stop()))
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)))
   try {
+    if (!flags['no-build']) await buildSluice()
     const fake = await startFake()
     children.push(fake)
     const upstream = `http://127.0.0.1:${fake.port}`

@@ -52,6 +52,17 @@ export async function startFloor(upstream: string): Promise<Child> {
 export const sluiceAvailable = () => existsSync(join(ROOT, 'src', 'cli.ts'))
 
 /**
+ * Build Sluice (`npm run build` → dist/) so the bench measures what users run: plain node on the compiled
+ * code, without tsx's loader thread (about 30 MB of RSS) and its per-module transpile.
+ */
+export async function buildSluice(): Promise<void> {
+  const { execFile } = await import('node:child_process')
+  await new Promise<void>((resolve, reject) =>
+    execFile('npm', ['run', 'build'], { cwd: ROOT }, (err, _out, stderr) => (err ? reject(new Error(`npm run build failed:\n${stderr}`)) : resolve()))
+  )
+}
+
+/**
  * Render bench/config/<name>.yaml and bench/policies/* into a temp folder with the BENCH_* placeholders
  * filled in (the port must be a number, which env interpolation in the loader would leave a string).
  */
@@ -74,7 +85,10 @@ export async function renderConfig(name: string, vars: Record<string, string>): 
  * @example
  * const sluice = await startSluice('sluice-memory', { upstream: fake.url })
  */
-export async function startSluice(configName: string, opts: { upstream: string; redisUrl?: string; env?: Record<string, string> }): Promise<Child> {
+export async function startSluice(
+  configName: string,
+  opts: { upstream: string; redisUrl?: string; env?: Record<string, string>; nodeArgs?: string[]; fromSource?: boolean }
+): Promise<Child> {
   const port = await freePort()
   const file = await renderConfig(configName, {
     BENCH_PORT: String(port),
@@ -85,7 +99,8 @@ export async function startSluice(configName: string, opts: { upstream: string; 
   return startChild({
     name: configName,
     command: process.execPath,
-    args: [...tsx('src/cli.ts'), 'start', '--config', file],
+    // The built CLI (see buildSluice); fromSource runs src/ under tsx for a quick look without a build.
+    args: [...(opts.nodeArgs ?? []), ...(opts.fromSource ? tsx('src/cli.ts') : [join(ROOT, 'dist', 'src', 'cli.js')]), 'start', '--config', file],
     cwd: ROOT,
     port,
     env: { NODE_ENV: 'production', ...opts.env },
