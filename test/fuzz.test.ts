@@ -140,8 +140,11 @@ interface FuzzRequest {
   body?: string | Uint8Array
 }
 
-const POST_ROUTES = ['/v1/chat/completions', '/v1/embeddings', '/v1/responses', '/v1/messages', '/v1/messages/count_tokens', '/admin/keys', '/admin/budgets/reset', '/admin/policies/validate', '/admin/keys/abc/revoke', '/admin/keys/abc/rotate']
-const GET_ROUTES = ['/v1/models', '/admin/spend', '/admin/sessions/s1', '/admin/budgets', '/admin/export', '/admin/keys', '/admin/teams', '/admin/teams/a', '/admin/overview', '/admin/whoami', '/admin/guardrails']
+const POST_ROUTES = ['/v1/chat/completions', '/v1/embeddings', '/v1/responses', '/v1/messages', '/v1/messages/count_tokens', '/admin/keys', '/admin/budgets/reset', '/admin/policies/validate', '/admin/keys/abc/revoke', '/admin/keys/abc/rotate', '/admin/reload']
+const GET_ROUTES = [
+  '/v1/models', '/admin/spend', '/admin/sessions/s1', '/admin/budgets', '/admin/export', '/admin/keys', '/admin/teams', '/admin/teams/a', '/admin/overview', '/admin/whoami', '/admin/guardrails',
+  '/dashboard', '/dashboard/app.js', '/dashboard/app.css', '/dashboard/..%2Fapp.js', '/metrics', '/readyz', '/healthz'
+]
 const QUERIES = ['group_by=__proto__', 'group_by=team', 'team=b', 'team=../../a', 'since=-1', 'since=99999999999999999999', 'since=yesterday', 'until=NaN', 'limit=-5', 'limit=1e9', 'format=xml', 'format=csv', 'scope=galaxy', 'session=%00', 'team[]=a', 'team=a&team=b', 'key=' + '%41'.repeat(300)]
 
 function generate(r: R, i: number): FuzzRequest {
@@ -232,11 +235,13 @@ describe('fuzz: malformed and adversarial requests to every route', () => {
     const started = Date.now()
     const failures: string[] = []
     const statuses = new Map<number, number>()
+    const routesHit = new Set<string>()
     let i = 0
     const worker = async () => {
       while (i < total && Date.now() - started < 60_000) {
         const n = i++
         const req = generate(r, n)
+        routesHit.add(`${req.method} ${req.path.split('?')[0]}`)
         let res
         try {
           res = await send(req)
@@ -256,6 +261,9 @@ describe('fuzz: malformed and adversarial requests to every route', () => {
     if (process.env.FUZZ_REPORT) (await import('node:fs')).writeFileSync(process.env.FUZZ_REPORT, failures.join('\n') + `\n${Date.now() - started} ms\n${JSON.stringify([...statuses])}\n`)
     expect(failures.slice(0, 20)).toEqual([])
     expect(i).toBeGreaterThanOrEqual(total)
+    // every route was exercised
+    for (const path of POST_ROUTES) expect(routesHit, `POST ${path}`).toContain(`POST ${path}`)
+    for (const path of GET_ROUTES) expect(routesHit, `GET ${path}`).toContain(`GET ${path}`)
     // mostly refusals, some valid requests that reached the fake upstream
     expect([...statuses.keys()].some((s) => s >= 400 && s < 500)).toBe(true)
     expect(statuses.get(200) ?? 0).toBeGreaterThan(0)
