@@ -82,7 +82,7 @@ async function main(argv: string[]): Promise<number> {
         server.gateway.reloadFailed(err)
         log(err ? 'error' : 'info', err ? `config reload rejected, keeping the running config: ${err}` : 'config reloaded')
       })
-      log('info', `sluice listening on ${server.url} (store: ${config.store.kind})`)
+      log('info', `sluice listening on ${server.listening} (store: ${config.store.kind})`)
       let stopping = false
       const stop = async (signal: string) => {
         if (stopping) {

@@ -112,11 +112,18 @@ export async function startServer(config: GatewayConfig, opts: ServerOptions & {
   const http = server as unknown as import('node:http').Server
   const address = http.address()
   const boundPort = typeof address === 'object' && address ? address.port : port
+  const bound = typeof address === 'object' && address ? address.address : host
+  const hostPart = (a: string) => (a.includes(':') ? `[${a}]` : a)
+  // a wildcard address is reached on loopback from this machine
+  const reachable = bound === '0.0.0.0' ? '127.0.0.1' : bound === '::' ? '::1' : bound
   return {
     app,
     gateway: gateway as Gateway,
     port: boundPort,
-    url: `http://127.0.0.1:${boundPort}`,
+    /** A URL that reaches the server from this machine. */
+    url: `http://${hostPart(reachable)}:${boundPort}`,
+    /** The address the server is bound to, as the OS reports it (0.0.0.0 or :: for every interface). */
+    listening: `http://${hostPart(bound)}:${boundPort}`,
     async close(graceMs = config.server.shutdown_grace_ms) {
       http.close()
       await gateway.close(graceMs)

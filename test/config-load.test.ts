@@ -39,3 +39,14 @@ describe('config error messages', () => {
     expect(message).toMatch(/at budgets\.0\.limit_usd: .*Fix: use a value of type number/)
   })
 })
+
+describe('config values that must be URLs', () => {
+  it('webhooks.budget_alert_url must be an http(s) URL', async () => {
+    for (const bad of ['hooks.example/sluice', 'ftp://hooks.example/x', 'file:///etc/passwd']) {
+      const { file } = write({ webhooks: { budget_alert_url: bad } })
+      expect(await errorOf(file), bad).toMatch(/at webhooks\.budget_alert_url: an http\(s\) URL such as https:\/\/hooks\.example\/sluice\. Fix: use a valid url/)
+    }
+    const { file } = write({ webhooks: { budget_alert_url: 'https://hooks.example/sluice' } })
+    expect((await loadConfig(file, {})).webhooks.budget_alert_url).toBe('https://hooks.example/sluice')
+  })
+})

@@ -125,7 +125,9 @@ export const gatewayConfigSchema = z.strictObject({
   metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
   /** Engine of the semantic cache (embedder, index); defaults apply when a team turns the layer on without it. */
   semantic_cache: semanticCacheConfigSchema.optional(),
-  webhooks: z.strictObject({ budget_alert_url: z.string().optional() }).prefault({}),
+  webhooks: z
+    .strictObject({ budget_alert_url: z.url({ protocol: /^https?$/, error: 'an http(s) URL such as https://hooks.example/sluice' }).optional() })
+    .prefault({}),
   /** OpenTelemetry traces (OTLP/HTTP JSON); absent = off. */
   telemetry: telemetrySchema.optional()
 })

@@ -63,5 +63,8 @@ export async function startRedis(): Promise<TestRedis> {
   }
 }
 
+/** CI sets CI to "true", "1", "yes" or a name; only unset, empty, "false" and "0" mean a developer machine. */
+export const underCI = !['', 'false', '0'].includes((process.env.CI ?? '').trim().toLowerCase())
+
 /** Whether Redis-backed tests run: always under CI (missing Redis is a failure there), else when installed. */
-export const runRedisTests = process.env.CI === 'true' || redisAvailable()
+export const runRedisTests = underCI || redisAvailable()
