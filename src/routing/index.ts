@@ -117,6 +117,6 @@ export function validateRouting(config: Pick<GatewayConfig, 'file' | 'teams' | '
 
 export { createRoutingState, type RoutingState } from './state.js'
 export { createRoutingMetrics, type RoutingMetrics } from './metrics.js'
-export { registerScorer, builtinScorer, type DifficultyScorer } from './scorer.js'
+export { registerScorer, builtinScorer, featureScorer, promptFeatures, BUILTIN_WEIGHTS, type DifficultyScorer, type FeatureWeights, type PromptFeatures } from './scorer.js'
 export { routingPolicySchema, type RoutingPolicy } from './schema.js'
 export { UpstreamError }

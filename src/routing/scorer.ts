@@ -24,38 +24,100 @@ export function scorerNamed(name: string): DifficultyScorer | undefined {
 // Markers that correlate with multi-step reasoning: arithmetic, formulas, code, proofs.
 const MATH = /(\d+\s*[-+*/^=<>]\s*\d+|\\frac|\\sqrt|sqrt\(|\bintegral\b|\bderivative\b|\bprobability\b|\bequation\b|\bsolve\b|\bcompute\b|\bcalculate\b|\bprove\b|\btheorem\b|\bmatrix\b|\bpolynomial\b|\bmod\b|\blog\b|\bexpected value\b|[∫∑√π≤≥≠])/gi
 const CODE = /(```|\bfunction\b|\bdef |\breturn\b|=>|;\s*$|\bclass \w|\bimport \w|\bSELECT\b|#include|\bvoid\b|\bint \w+\s*[=(;]|\bprintf\b|\bconsole\.)/gim
-const REASONING = /\b(why|explain|derive|compare|analy[sz]e|evaluate|justify|step by step|implies|therefore|suppose|assume|if and only if|which of the following (is|are) (not|true|false|correct))\b/gi
+const REASONING = /\b(why|explain|derive|compare|analy[sz]e|evaluate|justify|step by step|implies|therefore|suppose|assume|if and only if)\b/gi
 const NEGATION = /\b(not|except|least|false|incorrect|never)\b/gi
 const DIGITS = /\d/g
+// Shapes of multiple-choice exam questions (MMLU's own phrasing): kept as features, unused by the built-in
+// weights, because they would tune the scorer to the very benchmark it is evaluated on.
+const WHICH_OF_THE_FOLLOWING = /\bwhich of the following (is|are) (not|true|false|correct)\b/gi
 const STATEMENT_PAIR = /statement\s*1[\s\S]*statement\s*2/i
 
+/** What the feature scorers look at, computed from the last user message, the tools and the turn count. */
+export interface PromptFeatures {
+  /** log(1 + characters / 200) */
+  length: number
+  math: number
+  code: number
+  reasoning: number
+  negation: number
+  /** Share of digits, capped at 0.25. */
+  digitShare: number
+  /** "Which of the following is not/true/false/correct" (exam phrasing). */
+  whichOfTheFollowing: number
+  /** "Statement 1 … Statement 2" pairs (exam phrasing). */
+  statementPair: number
+  tools: number
+  /** Earlier messages, capped at 10. */
+  turns: number
+}
+
+export type FeatureWeights = { bias: number } & { [K in keyof PromptFeatures]: number }
+
 /**
- * The built-in difficulty scorer: a fixed logistic combination of prompt features (length, digits, math,
- * code and reasoning markers, negations, "Statement 1 | Statement 2" pairs, tools). No model, microseconds
- * per prompt. Weights were set by hand from what makes prompts hard for small models, not fitted to the
- * evaluation set.
+ * The features of a prompt, for the built-in scorer or a scorer with fitted weights (`featureScorer`).
  *
  * @example
- * builtinScorer({ messages: [{ role: 'user', content: 'Solve 3x + 5 = 20 for x.' }] }) // ≈ 0.6
+ * promptFeatures({ messages: [{ role: 'user', content: 'Solve 3x + 5 = 20' }] }).math // 2
  */
-export const builtinScorer: DifficultyScorer = (req) => {
+export function promptFeatures(req: Pick<ChatRequest, 'messages' | 'tools'>): PromptFeatures {
   const text = lastUserText(req)
   const chars = text.length
   const count = (re: RegExp) => (text.match(re) ?? []).length
-  const digitShare = chars ? count(DIGITS) / chars : 0
-  let z = -2.2
-  z += 0.45 * Math.log1p(chars / 200)
-  z += 0.55 * Math.min(4, count(MATH))
-  z += 0.45 * Math.min(4, count(CODE))
-  z += 0.3 * Math.min(3, count(REASONING))
-  z += 0.2 * Math.min(3, count(NEGATION))
-  z += 6 * Math.min(0.25, digitShare)
-  if (STATEMENT_PAIR.test(text)) z += 0.8
-  if (req.tools?.length) z += 0.5
-  const turns = req.messages.length
-  z += 0.1 * Math.min(10, Math.max(0, turns - 1))
-  return 1 / (1 + Math.exp(-z))
+  return {
+    length: Math.log1p(chars / 200),
+    math: Math.min(4, count(MATH)),
+    code: Math.min(4, count(CODE)),
+    reasoning: Math.min(3, count(REASONING)),
+    negation: Math.min(3, count(NEGATION)),
+    digitShare: chars ? Math.min(0.25, count(DIGITS) / chars) : 0,
+    whichOfTheFollowing: Math.min(1, count(WHICH_OF_THE_FOLLOWING)),
+    statementPair: STATEMENT_PAIR.test(text) ? 1 : 0,
+    tools: req.tools?.length ? 1 : 0,
+    turns: Math.min(10, Math.max(0, req.messages.length - 1))
+  }
 }
+
+/**
+ * A logistic scorer over `promptFeatures` with the given weights (e.g. weights fitted on your own traffic).
+ *
+ * @example
+ * registerScorer('fitted', featureScorer({ ...BUILTIN_WEIGHTS, length: 0.8 }))
+ */
+export function featureScorer(weights: FeatureWeights): DifficultyScorer {
+  return (req) => {
+    const f = promptFeatures(req)
+    let z = weights.bias
+    for (const k of Object.keys(f) as (keyof PromptFeatures)[]) z += weights[k] * f[k]
+    return 1 / (1 + Math.exp(-z))
+  }
+}
+
+/**
+ * Hand-set weights of the built-in scorer: what makes prompts hard for small models (length, math, code,
+ * reasoning markers, negations, digits, tools, long conversations). The exam-phrasing features weigh 0.
+ */
+export const BUILTIN_WEIGHTS: FeatureWeights = {
+  bias: -2.2,
+  length: 0.45,
+  math: 0.55,
+  code: 0.45,
+  reasoning: 0.3,
+  negation: 0.2,
+  digitShare: 6,
+  whichOfTheFollowing: 0,
+  statementPair: 0,
+  tools: 0.5,
+  turns: 0.1
+}
+
+/**
+ * The built-in difficulty scorer: `featureScorer(BUILTIN_WEIGHTS)`. No model, microseconds per prompt.
+ * Weights were set by hand, not fitted; its measured signal is weak (docs/notes/routing.md).
+ *
+ * @example
+ * builtinScorer({ messages: [{ role: 'user', content: 'Solve 3x + 5 = 20 for x.' }] }) // ≈ 0.49
+ */
+export const builtinScorer: DifficultyScorer = featureScorer(BUILTIN_WEIGHTS)
 
 registerScorer('builtin', builtinScorer)
 
