@@ -160,6 +160,72 @@ describe('admin API: spend, overview and export', () => {
     expect((await api('/admin/spend?since=yesterday-ish', ADMIN_KEY)).status).toBe(400)
   })
 
+  it('filters spend by key, user, session, agent, tag, model, alias and since/until, and groups by day', async () => {
+    // three entries of team b on two past UTC days, each field distinct, beside the live traffic of this file
+    const base = {
+      team: 'b', provider: 'openai', surface: 'chat' as const, stream: false, status: 'ok' as const, estimated: false, latency_ms: 5, attempt: 1,
+      tokens: { input: 100, output: 10, cached_input: 0, cache_write: 0 }
+    }
+    const rows = [
+      { ...base, id: 'sp-1', request_id: 'sp-req-1', ts: Date.parse('2024-01-10T12:00:00Z'), key_id: 'spendkey0001', user: 'sp-u1', session: 'sp-s1', agent: 'sp-agent1', tags: ['sp-t1', 'sp-t2'], alias: 'sp-alias1', model: 'openai/sp-m1', cost_usd: 0.001 },
+      { ...base, id: 'sp-2', request_id: 'sp-req-2', ts: Date.parse('2024-01-11T08:00:00Z'), key_id: 'spendkey0002', user: 'sp-u2', session: 'sp-s2', agent: 'sp-agent2', tags: ['sp-t2'], alias: 'sp-alias2', model: 'openai/sp-m2', cost_usd: 0.002 },
+      { ...base, id: 'sp-3', request_id: 'sp-req-3', ts: Date.parse('2024-01-11T18:00:00Z'), key_id: 'spendkey0001', user: 'sp-u1', session: 'sp-s1', agent: 'sp-agent1', tags: ['sp-t1'], alias: 'sp-alias1', model: 'openai/sp-m1', cost_usd: 0.004 }
+    ]
+    for (const r of rows) gw.gateway.ledger.record(r)
+    await gw.gateway.ledger.flush()
+    const range = 'since=2024-01-01T00:00:00Z&until=2024-02-01T00:00:00Z'
+    const spend = async (query: string) => {
+      const res = await api(`/admin/spend?${query}`, ADMIN_KEY)
+      expect(res.status, query).toBe(200)
+      return res.json
+    }
+    const cases: [string, number, number][] = [
+      // query, requests, cost
+      ['key=spendkey0001', 2, 0.005],
+      ['user=sp-u2', 1, 0.002],
+      ['session=sp-s1', 2, 0.005],
+      ['agent=sp-agent2', 1, 0.002],
+      ['tag=sp-t2', 2, 0.003],
+      ['tag=sp-t1', 2, 0.005],
+      ['model=openai/sp-m2', 1, 0.002],
+      ['alias=sp-alias1', 2, 0.005],
+      [range, 3, 0.007],
+      ['since=2024-01-11T00:00:00Z&until=2024-01-11T12:00:00Z', 1, 0.002],
+      // epoch milliseconds, inclusive
+      [`since=${Date.parse('2024-01-11T18:00:00Z')}&until=2024-01-31`, 1, 0.004],
+      ['team=b&user=sp-u1&tag=sp-t2', 1, 0.001]
+    ]
+    for (const [query, requests, cost] of cases) {
+      const got = await spend(query)
+      expect(got.total.requests, query).toBe(requests)
+      expect(got.total.cost_usd, query).toBeCloseTo(cost, 12)
+    }
+    // the echoed filter names what was applied
+    expect((await spend('key=spendkey0001&agent=sp-agent1')).filter).toEqual({ key_id: 'spendkey0001', agent: 'sp-agent1' })
+    // no match is an empty total, not an error
+    expect((await spend('session=sp-none')).total.requests).toBe(0)
+    // group by day: one row per UTC day, in date order
+    const byDay = await spend(`${range}&group_by=day`)
+    expect(byDay.groups.map((g: any) => [g.key, g.requests, g.cost_usd])).toEqual([
+      ['2024-01-10', 1, 0.001],
+      ['2024-01-11', 2, 0.006]
+    ])
+    // other groupings over the same range
+    expect((await spend(`${range}&group_by=tag`)).groups.map((g: any) => [g.key, g.requests])).toEqual([
+      ['sp-t1', 2],
+      ['sp-t2', 2]
+    ])
+    expect((await spend(`${range}&group_by=key`)).groups.map((g: any) => g.key)).toEqual(['spendkey0001', 'spendkey0002'])
+    // the live traffic: the agent header of the first request is a filter too
+    const planner = await spend('agent=planner')
+    expect(planner.total.requests).toBe(1)
+    expect(planner.total.cost_usd).toBeGreaterThan(0)
+    // a team key applies the same filters inside its own team only
+    expect((await api('/admin/spend?user=sp-u1', TEAM_A_KEY)).json.total.requests).toBe(0)
+    expect((await api('/admin/spend?user=sp-u1', TEAM_B_KEY)).json.total.requests).toBe(2)
+    expect((await api('/admin/spend?group_by=galaxy', ADMIN_KEY)).status).toBe(400)
+  })
+
   it('summarizes the dashboard overview from the ledger', async () => {
     const o = await api('/admin/overview?since=1h', ADMIN_KEY)
     expect(o.status).toBe(200)
