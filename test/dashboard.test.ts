@@ -34,10 +34,10 @@ describe('GET /dashboard', () => {
           budgets: [{ scope: 'team', window: 'day', limit_usd: 2 }],
           routing: { routes: { smart: { cascade: [{ route: 'gpt-4o-mini', checks: { min_mean_logprob: -1 } }, { route: 'gpt-4o' }] } } }
         },
-        b: { budgets: [{ scope: 'team', window: 'month', limit_usd: 5 }] }
+        b: { budgets: [{ scope: 'team', window: 'month', limit_usd: 5 }], cache: {} }
       }
     })
-    // traffic: two teams, sessions, a redaction, a cascade escalation and a provider prompt-cache read
+    // traffic: two teams, sessions, a redaction, a cascade escalation, a provider prompt-cache read and an exact-cache hit
     fake.script = (body) => {
       const text = JSON.stringify(body.messages)
       if (text.includes('hard question')) return { content: 'unsure answer', logprob: body.model === 'gpt-4o-mini' ? -3 : -0.01 }
@@ -49,6 +49,9 @@ describe('GET /dashboard', () => {
     expect(await chat(TEAM_A_KEY, { messages: [{ role: 'user', content: 'mail ada@example.com the plan' }] }, { 'x-sluice-session': 'trip-planner-42' })).toBe(200)
     expect(await chat(TEAM_A_KEY, { model: 'smart', messages: [{ role: 'user', content: 'hard question about tides' }] }, { 'x-sluice-session': 'tides-1' })).toBe(200)
     expect(await chat(TEAM_B_KEY, { messages: [{ role: 'user', content: 'shared prefix and a question' }] }, { 'x-sluice-session': 'bravo-session' })).toBe(200)
+    // the same prompt twice: the second is answered by the exact cache
+    expect(await chat(TEAM_B_KEY, { messages: [{ role: 'user', content: 'what is the capital of France?' }] }, { 'x-sluice-session': 'bravo-session' })).toBe(200)
+    expect(await chat(TEAM_B_KEY, { messages: [{ role: 'user', content: 'what is the capital of France?' }] }, { 'x-sluice-session': 'bravo-session' })).toBe(200)
     await gw.gateway.ledger.flush()
   }, 30_000)
   afterAll(async () => {
@@ -111,8 +114,19 @@ describe('GET /dashboard', () => {
       const sessions = await page.locator('#sessions tbody tr td:first-child').allTextContents()
       expect(sessions).toEqual(expect.arrayContaining(['essay-7', 'trip-planner-42', 'tides-1', 'bravo-session']))
       expect(sessions[0]).toBe(overview.top_sessions[0].session)
-      // cache: the provider prompt cache read 2,500 tokens
-      expect(await page.textContent('#cache')).toContain('2500 tokens')
+      // cache: one exact hit of seven requests, saving what the first call cost; the provider prompt cache read 2,500 tokens
+      expect(overview.cache.hit_rate).toBeCloseTo(1 / 7, 4)
+      expect(await page.textContent('#hit-rate')).toBe('14.3%')
+      const missCost = (await gw.gateway.store.queryLedger({ team: 'b' })).filter((e) => e.status === 'ok' && e.session === 'bravo-session').at(-1)!.cost_usd
+      expect(missCost).toBeGreaterThan(0)
+      const cacheRows = await page.locator('#cache tbody tr').evaluateAll((trs) => trs.map((tr) => Array.from(tr.children, (td) => td.textContent)))
+      const usd = (n: number) => '$' + n.toFixed(6)
+      expect(cacheRows).toContainEqual(['exact', '1 hits', usd(missCost)])
+      expect(cacheRows).toContainEqual(['semantic', '0 hits', '$0'])
+      // gpt-4o-mini: 2500 cached tokens at $0.15 − $0.075 per million
+      expect(cacheRows).toContainEqual(['provider prompt cache', '2500 tokens', usd((2500 * 0.075) / 1e6)])
+      expect(await page.textContent('#total-saved')).toBe(usd(overview.totals.saved_usd))
+      expect(overview.totals.saved_usd).toBeCloseTo(missCost + (2500 * 0.075) / 1e6, 9)
       // routing split and the escalation note
       expect(await page.textContent('#routing')).toContain('openai/gpt-4o-mini')
       expect(await page.textContent('#routing-note')).toContain('1 escalated by the cascade')
