@@ -54,7 +54,7 @@ export function openaiRoutes(gateway: Gateway) {
     const principal = await gateway.identify(headers)
     const body = await readBody(c, embeddingRequestSchema)
     const res = await gateway.embeddings({ headers, principal, body: body as EmbeddingRequest, signal: requestSignal(c), id: requestIdOf(c) })
-    return c.json(res.body, 200, res.headers)
+    return c.json(res.body, 200, await costHeaders(gateway, res.ctx))
   })
 
   app.get('/models', async (c) => {

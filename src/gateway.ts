@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto'
 import { createEventLog, type EventLog } from './audit.js'
+import { admissionFor, embeddingWorstCase } from './budget/index.js'
 import { createSemanticEngine, type SemanticEngine } from './cache/engine.js'
 import type { GuardrailEvent } from './guardrails/record.js'
 import { createContext, type Headers } from './auth/context.js'
 import { createKeyring, hashKey, isAdminKey, presentedKey, type KeyRecord } from './auth/index.js'
 import type { GatewayConfig } from './config/load.js'
-import type { PipelineResult, RequestContext, Step } from './context.js'
+import type { Attempt, PipelineResult, RequestContext, Step } from './context.js'
 import { GatewayError, UpstreamError } from './errors.js'
 import { costOf, tokenCounts } from './ledger/cost.js'
 import { createLedger, type Ledger } from './ledger/index.js'
 import { createMetrics, type Metrics } from './metrics/index.js'
-import { createPipeline } from './pipeline.js'
+import { createPipeline, finish } from './pipeline.js'
 import { createTracing } from './otel/index.js'
 import { createTargetCaller } from './providers/call.js'
 import { createProviders } from './providers/index.js'
@@ -19,7 +20,6 @@ import { validateClassifiers } from './guardrails/classifier.js'
 import { createRouter, createRoutingMetrics, createRoutingState, isRouteAlias, routeAliases, validateRouting } from './routing/index.js'
 import type { Target } from './routing/types.js'
 import type { Store } from './store/types.js'
-import { countTextTokens } from './tokens.js'
 import type { ChatRequest, EmbeddingRequest, EmbeddingResponse, Principal } from './types.js'
 
 /** What the steps of a pipeline are built from; rebuilt on every config reload. */
@@ -188,52 +188,100 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       return { ctx, result }
     },
 
-    /** Embeddings: identify, call, settle. Base64 is encoded here (Float32, little-endian) as the openai SDK expects. */
-    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal; id?: string; principal?: Principal }): Promise<{ body: EmbeddingResponse; headers: Record<string, string> }> {
+    /**
+     * Embeddings: identify, admit (budgets and rate limits, as chat: `admissionFor`), call, settle. The
+     * returned context carries the cost, the session total and the response headers (`costHeaders`).
+     * Base64 is encoded here (Float32, little-endian) as the openai SDK expects.
+     */
+    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; body: EmbeddingResponse }> {
       const principal = input.principal ?? (await identify(input.headers))
       const target = checkModel(principal, input.body.model, 'embedding')!
       const reason = target.provider.unavailableReason?.()
       if (reason) throw new GatewayError(503, `Model "${input.body.model}" is unavailable: ${reason}.`, { type: 'api_error', code: 'model_unavailable' })
       if (!target.provider.embed) throw new GatewayError(400, `The model "${input.body.model}" cannot create embeddings.`, { code: 'model_not_supported', param: 'model' })
       const { signal, release } = track(input.signal)
-      const started = performance.now()
-      const id = input.id ?? randomUUID()
-      const session = input.headers['x-sluice-session'] ?? input.headers['x-session-id']
-      let status: 'ok' | 'error' = 'ok'
-      let usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
-      let estimated = false
+      let ctx: RequestContext
       try {
-        const res = await target.provider.embed({ ...input.body, model: target.model.model }, { signal })
-        if (res.usage) usage = { prompt_tokens: res.usage.prompt_tokens, completion_tokens: 0, total_tokens: res.usage.total_tokens }
-        else {
-          const texts = Array.isArray(input.body.input) ? input.body.input : [input.body.input]
-          const n = texts.reduce<number>((s, t) => s + (typeof t === 'string' ? countTextTokens(t) : Array.isArray(t) ? t.length : 1), 0)
-          usage = { prompt_tokens: n, completion_tokens: 0, total_tokens: n }
-          estimated = true
-        }
-        const base64 = input.body.encoding_format === 'base64'
-        const body: EmbeddingResponse = {
-          object: 'list',
-          model: input.body.model,
-          usage: { prompt_tokens: usage.prompt_tokens, total_tokens: usage.total_tokens },
-          data: res.data.map((d, index) => ({ object: 'embedding', index: d.index ?? index, embedding: base64 ? toBase64(d.embedding) : toFloats(d.embedding) }))
-        }
-        return { body, headers: { 'x-sluice-request-id': id } }
+        // a chat-shaped context: the same attribution (session, agent, tags, body user), admission and settlement
+        const request: ChatRequest = { model: input.body.model, messages: [], ...(typeof input.body.user === 'string' ? { user: input.body.user } : {}) }
+        ctx = createContext({ principal, policy: policyOf(principal), headers: input.headers, request, surface: 'embeddings', signal, id: input.id })
       } catch (err) {
-        status = 'error'
+        release()
+        throw err
+      }
+      ctx.responseHeaders['x-sluice-request-id'] = ctx.id
+      const worst = embeddingWorstCase(input.body, target.model)
+      let failure: unknown
+      try {
+        await admissionFor(rt)?.admit(ctx, worst)
+        const started = performance.now()
+        const attempt: Attempt = { target: target.name, provider: target.provider.name, model: target.model.model, status: 'ok', costUsd: 0, startedAt: started, latencyMs: 0 }
+        ctx.attempts.push(attempt)
+        let usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
+        let estimated = false
+        let httpStatus: number | undefined = 200
+        try {
+          const res = await target.provider.embed({ ...input.body, model: target.model.model }, { signal })
+          if (res.usage) usage = { prompt_tokens: res.usage.prompt_tokens, completion_tokens: 0, total_tokens: res.usage.total_tokens }
+          else {
+            usage = { prompt_tokens: worst.tokens, completion_tokens: 0, total_tokens: worst.tokens }
+            estimated = true
+          }
+          const base64 = input.body.encoding_format === 'base64'
+          return {
+            ctx,
+            body: {
+              object: 'list',
+              model: input.body.model,
+              usage: { prompt_tokens: usage.prompt_tokens, total_tokens: usage.total_tokens },
+              data: res.data.map((d, index) => ({ object: 'embedding', index: d.index ?? index, embedding: base64 ? toBase64(d.embedding) : toFloats(d.embedding) }))
+            }
+          }
+        } catch (err) {
+          // an abort after the input was sent may still be billed: charge the input, as chat charges the prompt
+          const aborted = err instanceof UpstreamError && err.kind === 'aborted'
+          attempt.status = aborted ? 'aborted' : 'error'
+          attempt.error = err instanceof Error ? err.message : String(err)
+          httpStatus = err instanceof GatewayError ? err.status : undefined
+          if (aborted) {
+            usage = { prompt_tokens: worst.tokens, completion_tokens: 0, total_tokens: worst.tokens }
+            estimated = true
+          }
+          throw err
+        } finally {
+          const tokens = tokenCounts(usage)
+          const cost = costOf(tokens, target.model.price)
+          attempt.usage = usage
+          attempt.estimated = estimated
+          attempt.costUsd = cost
+          attempt.latencyMs = performance.now() - started
+          ctx.costUsd += cost
+          ledger.record({
+            id: randomUUID(), request_id: ctx.id, ts: Date.now(), team: principal.team, key_id: ctx.principal.keyId, user: ctx.principal.user,
+            session: ctx.session, agent: ctx.agent, tags: ctx.tags.length ? ctx.tags : undefined, alias: ctx.alias, model: `${target.provider.name}/${target.model.model}`,
+            provider: target.provider.name, surface: 'embeddings', stream: false, status: attempt.status, http_status: httpStatus,
+            tokens, estimated, cost_usd: cost, latency_ms: Math.round(attempt.latencyMs), attempt: 1, error: attempt.error
+          })
+          const labels = { team: principal.team, model: ctx.alias }
+          metrics.cost.inc(labels, cost)
+          if (tokens.input) metrics.tokens.inc({ ...labels, kind: 'input' }, tokens.input)
+        }
+      } catch (err) {
+        failure = err
         throw err
       } finally {
+        if (ctx.session) {
+          try {
+            ctx.state.sessionCostUsd = await ledger.addSessionCost(principal.team, ctx.session, ctx.costUsd)
+          } catch (err) {
+            log('warn', `session total not updated: ${(err as Error).message}`)
+          }
+        }
+        // settle the reservation and correct the token buckets (admission's callbacks)
+        await finish(ctx, failure)
         release()
-        const tokens = tokenCounts(usage)
-        const cost = costOf(tokens, target.model.price)
-        ledger.record({
-          id: randomUUID(), request_id: id, ts: Date.now(), team: principal.team, key_id: principal.keyId, user: principal.user,
-          session, agent: input.headers['x-sluice-agent'], alias: input.body.model, model: `${target.provider.name}/${target.model.model}`,
-          provider: target.provider.name, surface: 'embeddings', stream: false, status, tokens, estimated, cost_usd: cost,
-          latency_ms: Math.round(performance.now() - started), attempt: 1
-        })
-        metrics.requests.inc({ team: principal.team, model: input.body.model, provider: target.provider.name, status: status === 'ok' ? '200' : 'error' })
-        metrics.cost.inc({ team: principal.team, model: input.body.model }, cost)
+        const status = failure instanceof GatewayError ? String(failure.status) : failure ? (signal.aborted ? '499' : '500') : '200'
+        metrics.requests.inc({ team: principal.team, model: ctx.alias, provider: ctx.attempts.length ? target.provider.name : 'none', status })
       }
     },
 

@@ -37,8 +37,14 @@ export function createPipeline(steps: Step[]): (ctx: RequestContext) => Promise<
   }
 }
 
-/** Run the request's end callbacks, innermost step first; one failing does not stop the others. */
-async function finish(ctx: RequestContext, error?: unknown): Promise<void> {
+/**
+ * Run the request's end callbacks, innermost step first; one failing does not stop the others. Surfaces that
+ * do not go through a pipeline (embeddings) call it themselves once the request has ended.
+ *
+ * @example
+ * await finish(ctx, err)
+ */
+export async function finish(ctx: RequestContext, error?: unknown): Promise<void> {
   const callbacks = ctx.onDone
   ctx.onDone = []
   for (let i = callbacks.length - 1; i >= 0; i--) {

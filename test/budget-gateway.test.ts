@@ -385,3 +385,87 @@ describe('budgets and rate limits on route aliases', () => {
     expect(header(err, 'retry-after')).not.toBeNull()
   })
 })
+
+describe('embeddings go through admission and settlement', () => {
+  // $100 per million input tokens: a short text costs about $0.0005
+  const EMB_CAP = 0.003
+  const keys = { em: 'sk-sluice-embed-0000000000000021', erl: 'sk-sluice-embed-rl-0000000000022' }
+  let g: TestGateway
+  const ec = (team: keyof typeof keys) => new OpenAI({ baseURL: `${g.url}/v1`, apiKey: keys[team], maxRetries: 0 })
+  const promMetric = async (name: string, labels: string[]) => {
+    const text = await g.gateway.metrics.registry.metrics()
+    return text.split('\n').filter((l) => l.startsWith(name) && labels.every((x) => l.includes(x))).reduce((s, l) => s + Number(l.split(' ').at(-1)), 0)
+  }
+  const budgetRow = async (team: string) => (await (await fetch(`${g.url}/admin/budgets?team=${team}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json() as any).data[0]
+
+  beforeAll(async () => {
+    g = await startTestGateway({
+      openaiUrl: fake.url,
+      openaiKey: fake.apiKey,
+      policies: {
+        em: { budgets: [{ scope: 'team', limit_usd: EMB_CAP, window: 'total' }] },
+        erl: { rate_limits: [{ scope: 'key', rpm: 1 }] }
+      },
+      config: {
+        models: { 'dear-embed': { provider: 'openai', model: 'text-embedding-3-small', type: 'embedding', price: { input: 100, output: 0 } } },
+        keys: Object.entries(keys).map(([team, key]) => ({ key, team }))
+      }
+    })
+  })
+  afterAll(async () => {
+    await g?.close(0)
+  })
+
+  it('charges the budget and the session, records tags, user and agent, and returns the cost headers', async () => {
+    const tokensBefore = await promMetric('sluice_tokens_total', ['team="em"', 'kind="input"'])
+    const { data, response } = await ec('em')
+      .embeddings.create({ model: 'dear-embed', input: ['the quick brown fox', 'jumps over'], user: 'end-user-7' }, { headers: { 'x-sluice-session': 'emb-session', 'x-sluice-tags': 'rag,nightly', 'x-sluice-agent': 'indexer' } })
+      .withResponse()
+    expect(data.data).toHaveLength(2)
+    const cost = Number(response.headers.get('x-sluice-cost-usd'))
+    expect(cost).toBeCloseTo((data.usage.prompt_tokens * 100) / 1e6, 12)
+    expect(Number(response.headers.get('x-sluice-session-cost-usd'))).toBeCloseTo(cost, 12)
+    expect(Number(response.headers.get('x-sluice-budget-remaining-usd'))).toBeCloseTo(EMB_CAP - cost, 9)
+    const id = response.headers.get('x-sluice-request-id')
+    await g.gateway.ledger.flush()
+    const [entry] = (await g.gateway.store.queryLedger({ team: 'em' })).filter((e) => e.request_id === id)
+    expect(entry).toMatchObject({ surface: 'embeddings', status: 'ok', user: 'end-user-7', agent: 'indexer', session: 'emb-session', tags: ['rag', 'nightly'], cost_usd: cost, http_status: 200 })
+    expect(await g.gateway.ledger.sessionCost('em', 'emb-session')).toBeCloseTo(cost, 12)
+    const row = await budgetRow('em')
+    expect(row.spent_usd).toBeCloseTo(cost, 9)
+    expect(row.reserved_usd).toBe(0)
+    expect(await promMetric('sluice_tokens_total', ['team="em"', 'kind="input"'])).toBe(tokensBefore + data.usage.prompt_tokens)
+    expect(await promMetric('sluice_requests_total', ['team="em"', 'status="200"'])).toBeGreaterThanOrEqual(1)
+  })
+
+  it('refuses with 429 budget_exceeded once the cap is spent, without calling upstream', async () => {
+    const input = 'lorem ipsum dolor sit amet consectetur adipiscing elit'
+    let err: APIError | undefined
+    for (let i = 0; i < 20 && !err; i++) {
+      const served = fake.requests.length
+      try {
+        await ec('em').embeddings.create({ model: 'dear-embed', input })
+      } catch (e) {
+        err = e as APIError
+        expect(fake.requests.length).toBe(served)
+      }
+    }
+    expect(err?.status).toBe(429)
+    expect(err?.code).toBe('budget_exceeded')
+    expect(err?.message).toMatch(/team "em" budget is \$0\.003 in total/)
+    expect(header(err!, 'x-should-retry')).toBe('false')
+    await g.gateway.ledger.flush()
+    const spent = (await g.gateway.store.queryLedger({ team: 'em' })).reduce((s, e) => s + e.cost_usd, 0)
+    expect(spent).toBeLessThanOrEqual(EMB_CAP)
+    expect((await budgetRow('em')).spent_usd).toBeCloseTo(spent, 9)
+    expect(await promMetric('sluice_requests_total', ['team="em"', 'status="429"'])).toBe(1)
+  })
+
+  it('applies rate limits to embeddings', async () => {
+    const first = await ec('erl').embeddings.create({ model: 'dear-embed', input: 'one' }).withResponse()
+    expect(first.response.headers.get('x-ratelimit-limit-requests')).toBe('1')
+    const err = await refusal(ec('erl').embeddings.create({ model: 'dear-embed', input: 'two' }))
+    expect(err.status).toBe(429)
+    expect(err.code).toBe('rate_limit_exceeded')
+  })
+})

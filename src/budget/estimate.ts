@@ -1,6 +1,6 @@
 import type { ResolvedModel } from '../config/load.js'
-import { countPromptTokens, encodingFor } from '../tokens.js'
-import type { ChatRequest } from '../types.js'
+import { countPromptTokens, countTextTokens, encodingFor } from '../tokens.js'
+import type { ChatRequest, EmbeddingRequest } from '../types.js'
 
 /** Output cap assumed for a request that sets no max_tokens when its model has no `max_output_tokens`. */
 export const DEFAULT_OUTPUT_CAP = 4096
@@ -62,4 +62,21 @@ export function toNanosCeil(usd: number): number {
 /** USD to integer nano-USD, rounded to nearest (actual cost). */
 export function toNanos(usd: number): number {
   return Math.round(usd * 1e9)
+}
+
+/**
+ * The most an embeddings request can cost: its input tokens (texts counted with tiktoken for the model's
+ * encoding, token arrays by their length) at the model's input price. Embeddings have no output.
+ *
+ * @example
+ * embeddingWorstCase({ model: 'text-embedding-3-small', input: ['a', 'b'] }, model) // { tokens: 2, usd: 4e-8 }
+ */
+export function embeddingWorstCase(request: Pick<EmbeddingRequest, 'input'>, model: ResolvedModel): { tokens: number; usd: number } {
+  const enc = encodingFor(model.model, model.encoding)
+  const input = request.input
+  let tokens = 0
+  if (typeof input === 'string') tokens = countTextTokens(input, enc)
+  else if (input.length > 0 && typeof input[0] === 'number') tokens = input.length
+  else for (const item of input as (string | number[])[]) tokens += typeof item === 'string' ? countTextTokens(item, enc) : item.length
+  return { tokens, usd: (tokens * promptPrice(model)) / 1e6 }
 }

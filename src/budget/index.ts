@@ -1,9 +1,9 @@
 import type { Step } from '../context.js'
 import type { Runtime } from '../gateway.js'
-import { createAdmitStep } from './admit.js'
+import { createAdmission, createAdmitStep, type Admission } from './admit.js'
 
 export { createAdmission, createAdmitStep, budgetsInScope, reservationTtl, type Admission, type AdmissionEstimate, type Admitted, type AdmitDeps, type AdmitOptions, type ScopedBudget } from './admit.js'
-export { worstCase, withOutputCap, promptPrice, requestedCap, DEFAULT_OUTPUT_CAP } from './estimate.js'
+export { worstCase, withOutputCap, promptPrice, requestedCap, embeddingWorstCase, DEFAULT_OUTPUT_CAP } from './estimate.js'
 export { routeWorstCase, judgeWorstCase, type RouteWorstCase } from './route.js'
 export { budgetMetrics } from './metrics.js'
 export { windowAt } from './window.js'
@@ -18,4 +18,21 @@ export { teamKeys, parseCounterKey } from './keys.js'
 export function admitStep(rt: Runtime): Step | undefined {
   const used = Object.values(rt.config.policies).some((p) => p.budgets.length > 0 || p.rate_limits.length > 0)
   return used ? createAdmitStep({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log }) : undefined
+}
+
+const admissions = new WeakMap<Runtime, Admission | undefined>()
+
+/**
+ * The admission of a runtime for surfaces outside the chat pipeline (embeddings), or none when no team
+ * policy has budgets or rate limits. Same rules, counters and settlement as the chat step.
+ *
+ * @example
+ * await admissionFor(rt)?.admit(ctx, { usd: worst.usd, tokens: worst.tokens })
+ */
+export function admissionFor(rt: Runtime): Admission | undefined {
+  if (admissions.has(rt)) return admissions.get(rt)
+  const used = Object.values(rt.config.policies).some((p) => p.budgets.length > 0 || p.rate_limits.length > 0)
+  const admission = used ? createAdmission({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log }) : undefined
+  admissions.set(rt, admission)
+  return admission
 }
