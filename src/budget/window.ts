@@ -18,6 +18,17 @@ const DAY = 86_400_000
  * windowAt('day', Date.UTC(2025, 0, 15, 13)) // { start: Date.UTC(2025, 0, 15), end: Date.UTC(2025, 0, 16), label: '2025-01-15' }
  */
 export function windowAt(window: Budget['window'], now: number): WindowSpan {
+  // every request asks for the same few windows: reuse the last span while `now` is inside it
+  const last = lastSpan.get(window)
+  if (last && last.start <= now && now < last.end) return last
+  const span = computeWindow(window, now)
+  lastSpan.set(window, span)
+  return span
+}
+
+const lastSpan = new Map<Budget['window'], Readonly<WindowSpan>>()
+
+function computeWindow(window: Budget['window'], now: number): WindowSpan {
   const d = new Date(now)
   const y = d.getUTCFullYear()
   const m = d.getUTCMonth()
@@ -26,7 +37,7 @@ export function windowAt(window: Budget['window'], now: number): WindowSpan {
   let end: number
   switch (window) {
     case 'total':
-      return { start: 0, end: Infinity, label: 'total' }
+      return Object.freeze({ start: 0, end: Infinity, label: 'total' })
     case 'day':
       start = today
       end = today + DAY
@@ -40,5 +51,5 @@ export function windowAt(window: Budget['window'], now: number): WindowSpan {
       end = Date.UTC(y, m + 1, 1)
       break
   }
-  return { start, end, label: new Date(start).toISOString().slice(0, 10) }
+  return Object.freeze({ start, end, label: new Date(start).toISOString().slice(0, 10) })
 }
