@@ -32,8 +32,8 @@ Options:
 `
 
 /** Logs never carry request bodies or keys: only the gateway's own messages. */
-const log: Logger = (level, msg) => {
-  const line = JSON.stringify({ time: new Date().toISOString(), level, msg })
+const log: Logger = (level, msg, fields) => {
+  const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })
   if (level === 'error') console.error(line)
   else console.log(line)
 }

@@ -50,6 +50,8 @@ export interface RequestContext {
   cache?: 'hit' | 'semantic-hit' | 'miss' | 'bypass'
   /** Guardrail rules that fired. */
   guardrails: string[]
+  /** Guardrail actions taken, `rule:action` (e.g. `pii.email:redact`), for the ledger entries. */
+  guardrailActions?: string[]
   /** Callbacks run once when the request has fully ended (stream finished, aborted or failed). */
   onDone: ((ctx: RequestContext, error?: unknown) => void | Promise<void>)[]
   /** Free-form per-step state, keyed by step name. */

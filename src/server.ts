@@ -20,7 +20,8 @@ import { openaiRoutes } from '../routes/openai.js'
 import { responsesRoutes } from '../routes/responses.js'
 import { pipelineSteps } from './steps.js'
 
-export type Logger = (level: 'info' | 'warn' | 'error', msg: string) => void
+/** The gateway's logger: a message, and for events (guardrail actions) fields a JSON log line carries as keys. */
+export type Logger = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 
 export interface ServerOptions {
   /** Use this store instead of the one the config names (tests). */

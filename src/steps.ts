@@ -5,6 +5,8 @@ import { admitStep } from './budget/index.js'
 import { cacheStep } from './cache/index.js'
 import { createClassifierStep } from './guardrails/classifier.js'
 import { createTargetCaller } from './providers/call.js'
+import type { GuardrailEvent } from './guardrails/record.js'
+import type { Logger } from './server.js'
 
 /**
  * The steps between identify and plan/call, in the order of the request path:
@@ -15,7 +17,14 @@ import { createTargetCaller } from './providers/call.js'
  * Each step passes straight through when the team's policy does not use it.
  */
 export function pipelineSteps(rt: Runtime): Step[] {
-  const guardDeps = { store: rt.store, registry: rt.metrics.registry, record: (e: Parameters<Runtime['guardrailEvents']['push']>[0]) => rt.guardrailEvents.push(e) }
+  // the gateway's logger takes fields (src/server.ts Logger); Runtime types it narrower
+  const log = rt.log as Logger | undefined
+  const record = (e: GuardrailEvent) => {
+    rt.guardrailEvents.push(e)
+    // one structured line per action, fleet-wide in the log pipeline; the event never holds matched text
+    log?.('info', `guardrail ${e.layer} ${e.rule}: ${e.action}`, { event: 'guardrail', request_id: e.requestId, team: e.team, session: e.session, layer: e.layer, rule: e.rule, action: e.action, count: e.count })
+  }
+  const guardDeps = { store: rt.store, registry: rt.metrics.registry, record }
   const steps: (Step | undefined)[] = [createGuardInputStep(guardDeps), createGuardOutputStep(guardDeps), admitStep(rt), cacheStep(rt),
     // a model call of its own: after budgets and the cache, so it is admitted first and a hit never pays for it
     createClassifierStep({ ...guardDeps, resolveTarget: (n) => rt.targets.get(n), callTarget: createTargetCaller({ ledger: rt.ledger, metrics: rt.metrics }) })]

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { Registry } from 'prom-client'
 import type { Attempt, PipelineResult, RequestContext, Step } from '../context.js'
 import type { Price } from '../config/schema.js'
+import { ledgerAtEnd } from '../ledger/at-end.js'
 import type { LedgerEntry } from '../ledger/types.js'
 import type { Store } from '../store/types.js'
 import { observeStream } from '../stream.js'
@@ -118,7 +119,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     const usage = entry.completion.usage
     metrics?.request(layer, 'hit', team)
     metrics?.saved(layer, team, usage?.total_tokens ?? 0, entry.costUsd)
-    deps.ledger?.record(hitEntry(ctx, entry))
+    // written when the request ends: the output guard acts on the cached answer after this
+    if (deps.ledger) ledgerAtEnd(ctx, deps.ledger)(hitEntry(ctx, entry))
     const completion: ChatCompletion = { ...entry.completion, id: `chatcmpl-${ctx.id}`, created: Math.floor(now() / 1000) }
     // a stream's usage chunk carries what the request cost: nothing, for a hit
     if (ctx.stream && completion.usage) completion.usage = { ...completion.usage, sluice_cost_usd: 0 }

@@ -64,6 +64,8 @@ export function createRecorder(deps: GuardDeps, ctx: RequestContext): Recorder {
   const pending = new Map<string, GuardrailEvent>()
   function emit(e: GuardrailEvent): void {
     if (!ctx.guardrails.includes(e.rule)) ctx.guardrails.push(e.rule)
+    const action = `${e.rule}:${e.action}`
+    if (!(ctx.guardrailActions ??= []).includes(action)) ctx.guardrailActions.push(action)
     counter?.inc({ layer: e.layer, rule: e.rule, action: e.action, team: ctx.principal.team }, e.count)
     deps.record?.(e)
   }

@@ -33,6 +33,8 @@ export interface LedgerEntry {
   attempt: number
   reason?: string
   error?: string
+  /** Guardrail actions taken on the request, `rule:action` (e.g. `pii.email:redact`); never the matched text. */
+  guardrails?: string[]
 }
 
 export interface LedgerFilter {

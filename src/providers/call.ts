@@ -4,6 +4,7 @@ import { resolveCachePolicy } from '../cache/schema.js'
 import type { Attempt, PipelineResult, RequestContext } from '../context.js'
 import { GatewayError, UpstreamError } from '../errors.js'
 import { costOf, tokenCounts } from '../ledger/cost.js'
+import { ledgerAtEnd } from '../ledger/at-end.js'
 import type { Ledger } from '../ledger/index.js'
 import type { Metrics } from '../metrics/index.js'
 import type { Target } from '../routing/types.js'
@@ -63,6 +64,8 @@ export function createTargetCaller(deps: CallDeps) {
     const native = ctx.state[NATIVE_REQUEST_KEY] as NativeRequest | undefined
     // the team's provider prompt-caching settings (Anthropic breakpoints; on by default without a cache: section)
     const promptCache = resolveCachePolicy(ctx.policy.cache).provider
+    // the entry is written when the request ends, with the guardrail actions taken on the answer too
+    const record = ledgerAtEnd(ctx, ledger)
 
     const settle = (status: Attempt['status'], usage: Usage | undefined, estimate: () => Usage, err?: unknown) => {
       const estimated = !usage
@@ -78,7 +81,7 @@ export function createTargetCaller(deps: CallDeps) {
       attempt.latencyMs = performance.now() - started
       if (err) attempt.error = err instanceof Error ? err.message : String(err)
       ctx.costUsd += cost
-      ledger.record({
+      record({
         id: randomUUID(),
         request_id: ctx.id,
         ts: Date.now(),
