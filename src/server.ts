@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import { limitBody } from '../routes/incoming.js'
+import { drainUnreadBody, limitBody } from '../routes/incoming.js'
 import { requestIdMiddleware } from '../routes/request-id.js'
 import { serve, type ServerType } from '@hono/node-server'
 import type { GatewayConfig } from './config/load.js'
@@ -36,7 +36,7 @@ export interface ServerOptions {
  * cannot connect), admission follows `store.on_store_error`, and ioredis keeps reconnecting.
  */
 export async function createStore(config: StoreConfig, log?: Logger): Promise<Store> {
-  if (config.kind === 'memory') return createMemoryStore({ maxLedgerEntries: config.max_ledger_entries })
+  if (config.kind === 'memory') return createMemoryStore({ maxLedgerEntries: config.max_ledger_entries, maxCacheBytes: config.max_cache_bytes })
   return createRedisStore({
     url: config.url,
     urls: config.urls,
@@ -68,6 +68,8 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
 
   // first, so every answer (413s and unknown routes included) carries x-sluice-request-id
   app.use('*', requestIdMiddleware())
+  // a body the route did not read is read to its end before the answer, so keep-alive connections survive
+  app.use('*', drainUnreadBody({ maxBytes: config.server.body_limit_bytes }))
   const limit = limitBody({
     maxSize: config.server.body_limit_bytes,
     onError: (c) => {

@@ -80,7 +80,7 @@ export function resolveCachePolicy(policy: CachePolicy | undefined): CachePolicy
  * @example
  * semantic_cache:
  *   embedder: { kind: builtin }
- *   index: { kind: memory, max_entries: 100000 }
+ *   index: { kind: memory, max_entries: 25000 }
  */
 export const semanticCacheConfigSchema = z.strictObject({
   embedder: z
@@ -100,7 +100,8 @@ export const semanticCacheConfigSchema = z.strictObject({
     .prefault({ kind: 'builtin' }),
   index: z
     .discriminatedUnion('kind', [
-      z.strictObject({ kind: z.literal('memory'), max_entries: z.number().int().positive().default(100_000) }),
+      // ~1.9 KB of RSS per entry: larger indexes belong in Qdrant
+      z.strictObject({ kind: z.literal('memory'), max_entries: z.number().int().positive().default(25_000) }),
       z.strictObject({
         kind: z.literal('qdrant'),
         url: z.string(),

@@ -91,7 +91,13 @@ export const teamPolicySchema = z.strictObject({
 export type TeamPolicy = z.infer<typeof teamPolicySchema>
 
 export const storeSchema = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('memory'), max_ledger_entries: z.number().int().positive().default(100_000) }),
+  z.strictObject({
+    kind: z.literal('memory'),
+    // ~1.3 KB of RSS per ledger entry: 20k keeps the embedded default well inside a small container
+    max_ledger_entries: z.number().int().positive().default(20_000),
+    /** Bytes the exact-cache namespace may hold before least-recently-used entries are evicted. */
+    max_cache_bytes: z.number().int().positive().default(32 * 1024 * 1024)
+  }),
   z.strictObject({
     kind: z.literal('redis'),
     url: z.string().optional(),

@@ -33,7 +33,7 @@ interface Held {
  */
 export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { readonly map: Map<string, Held> } {
   const now = opts.now ?? Date.now
-  const maxCacheBytes = opts.maxCacheBytes ?? 64 * 1024 * 1024
+  const maxCacheBytes = opts.maxCacheBytes ?? 32 * 1024 * 1024
   const maxLedger = opts.maxLedgerEntries ?? 100_000
   const map = new Map<string, Held>()
   const cache = new Map<string, Held>()
