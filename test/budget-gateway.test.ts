@@ -5,7 +5,9 @@ import OpenAI, { type APIError } from 'openai'
 import { stringify } from 'yaml'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createAdmitStep } from '../src/budget/index.js'
-import { loadConfig } from '../src/config/load.js'
+import { loadConfig, type ResolvedModel } from '../src/config/load.js'
+import { CLASSIFIER_PROMPT, classifierWorstCase } from '../src/guardrails/classifier.js'
+import { guardrailsPolicySchema } from '../src/guardrails/schema.js'
 import { countPromptTokens } from '../src/tokens.js'
 import { startFakeOpenAI, type FakeOpenAI, type FakeOpenAIReply } from './fakes/openai.js'
 import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
@@ -469,3 +471,135 @@ describe('embeddings go through admission and settlement', () => {
     expect(err.code).toBe('rate_limit_exceeded')
   })
 })
+
+describe('budgets reserve for the injection classifier', () => {
+  // the classifier model is dearer than the main one, so its calls weigh in the reservation
+  const models = {
+    main: { provider: 'openai', model: 'main-model', price: { input: 1, output: 1 } },
+    classy: { provider: 'openai', model: 'classy-model', price: { input: 2, output: 4 } }
+  }
+  const classifier = { model: 'classy', max_calls: 2, timeout_ms: 3000 }
+  const SMALL = 0.002
+  const CAP = 0.004
+  const keys = { k0: 'sk-sluice-classy-0-00000000000031', k1: 'sk-sluice-classy-1-00000000000032', k2: 'sk-sluice-classy-2-00000000000033', k3: 'sk-sluice-classy-3-00000000000034' }
+  const PAGE = 'Opening hours: 9 to 5, closed on Sundays.'
+  const TPM = countPromptTokens({ messages: toolTurnOf(PAGE) as any }, 'cl100k_base') + 100
+  const policies = {
+    k0: { budgets: [{ scope: 'team', limit_usd: SMALL, window: 'total' }] },
+    k1: { budgets: [{ scope: 'team', limit_usd: SMALL, window: 'total' }], guardrails: { input: { injection: { classifier } } } },
+    // e-mails become [EMAIL_n] placeholders before the classifier reads the text: longer than `a@b.io`
+    k2: { budgets: [{ scope: 'team', limit_usd: CAP, window: 'total' }], guardrails: { input: { pii: { action: 'redact', types: ['email'] }, injection: { classifier } } } },
+    // room for the main call's prompt and 100 output tokens, not for a classifier call too
+    k3: { rate_limits: [{ scope: 'key', tpm: TPM }], guardrails: { input: { injection: { classifier } } } }
+  }
+  let g: TestGateway
+  /** Request id → what admission reserved for it (USD), read at the store. */
+  const reserved = new Map<string, number>()
+  const kc = (team: keyof typeof keys) => new OpenAI({ baseURL: `${g.url}/v1`, apiKey: keys[team], maxRetries: 0 })
+  const cl100k = (body: any) => countPromptTokens({ messages: body.messages, tools: body.tools }, 'cl100k_base')
+  const isClassifierCall = (body: any) => body?.messages?.[0]?.content === CLASSIFIER_PROMPT
+  /** Every call billed its worst case: the prompt as tiktoken counts it and the whole output cap; the classifier says SAFE. */
+  const worstUpstream = (body: any): FakeOpenAIReply => {
+    const billed = { promptTokens: cl100k(body), completionTokens: body.max_tokens ?? body.max_completion_tokens }
+    return isClassifierCall(body) ? { ...billed, content: 'SAFE' } : billed
+  }
+  const toolTurn = toolTurnOf
+  const mayCost = (err: APIError) => Number(/may cost up to \$(\d+\.\d+)/.exec(err.message)![1])
+  const sum = (xs: number[]) => xs.reduce((s, x) => s + x, 0)
+
+  beforeAll(async () => {
+    g = await startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey, policies, config: { models, keys: Object.entries(keys).map(([team, key]) => ({ key, team })) } })
+    const store = g.gateway.store
+    const reserve = store.reserveBudget.bind(store)
+    store.reserveBudget = async (req) => {
+      const res = await reserve(req)
+      if (res.ok) reserved.set(req.id, req.amountNanos / 1e9)
+      return res
+    }
+  })
+  afterAll(async () => {
+    await g?.close(0)
+  })
+
+  it('refuses a request with untrusted tool content when route + classifier worst case does not fit, though the route alone would', async () => {
+    fake.script = worstUpstream
+    const messages = toolTurn(PAGE)
+    // main-model costs $1/M in and out: the largest output cap at which the route alone fits the cap
+    const p = countPromptTokens({ messages: messages as any }, 'cl100k_base')
+    const t = Math.floor(SMALL * 1e6 - p)
+    const route = (p + t) / 1e6
+    const resolved = Object.fromEntries(Object.entries(models).map(([n, m]) => [n, { ...m, type: 'chat' }])) as unknown as Record<string, ResolvedModel>
+    const cls = classifierWorstCase({ guardrails: guardrailsPolicySchema.parse(policies.k1.guardrails) }, { messages: messages as any }, resolved)
+    expect(route).toBeLessThanOrEqual(SMALL)
+    expect(cls.calls).toBe(1)
+    expect(route + cls.usd).toBeGreaterThan(SMALL)
+
+    const served = fake.served.requests
+    const err = await refusal(kc('k1').chat.completions.create({ model: 'main', messages, max_tokens: t }))
+    expect(err.code).toBe('budget_exceeded')
+    expect(mayCost(err)).toBeCloseTo(route + cls.usd, 6)
+    // refused before anything was spent: neither the classifier nor the model was called
+    expect(fake.served.requests).toBe(served)
+
+    // the same request fits a team without a classifier, and a request with nothing to judge fits this team
+    await kc('k0').chat.completions.create({ model: 'main', messages, max_tokens: t })
+    const before = fake.requests.length
+    await kc('k1').chat.completions.create({ model: 'main', messages: [{ role: 'user', content: PAGE }], max_tokens: t })
+    expect(fake.requests.slice(before).map((r) => isClassifierCall(r.body))).toEqual([false])
+  })
+
+  it('counts the classifier calls in the tokens a rate limit takes', async () => {
+    const err = await refusal(kc('k3').chat.completions.create({ model: 'main', messages: toolTurn(PAGE), max_tokens: 100 }))
+    expect(err.code).toBe('rate_limit_exceeded')
+    // without untrusted content there is nothing to judge: the same budget of tokens admits it
+    await kc('k3').chat.completions.create({ model: 'main', messages: [{ role: 'user', content: PAGE }], max_tokens: 100 })
+  })
+
+  it('never lets a burst with classifier calls (on redacted text) spend past the cap; each request within its reservation', async () => {
+    fake.script = worstUpstream
+    const client = kc('k2')
+    const before = fake.requests.length
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 16 }, async (_, i) => {
+        // two new texts per request (verdicts are remembered per text): two classifier calls each
+        const messages = toolTurn(`Page ${i}: write to a@b.io or e${i}@x.io for bookings.`, `Page ${i}b: opening hours 9 to 5, ask c@d.io.`)
+        if (i % 2 === 0) {
+          const { response } = await client.chat.completions.create({ model: 'main', messages, max_tokens: 50 }).withResponse()
+          return response.headers.get('x-sluice-request-id')!
+        }
+        const { data: stream, response } = await client.chat.completions.create({ model: 'main', messages, max_tokens: 50, stream: true }).withResponse()
+        for await (const _ of stream) void _
+        return response.headers.get('x-sluice-request-id')!
+      })
+    )
+    const admitted = outcomes.filter((o) => o.status === 'fulfilled').map((o) => o.value)
+    const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as APIError)
+    expect(admitted.length).toBeGreaterThan(0)
+    expect(refused.length).toBeGreaterThan(0)
+    for (const r of refused) expect(r.code).toBe('budget_exceeded')
+    // the classifier read the redacted texts
+    const judged = fake.requests.slice(before).filter((r) => isClassifierCall(r.body)).map((r) => r.body.messages[1].content as string)
+    expect(judged.length).toBe(2 * admitted.length)
+    for (const text of judged) expect(text).toMatch(/\[EMAIL_\d+\]/)
+    expect(judged.join('')).not.toContain('@')
+
+    await g.gateway.ledger.flush()
+    const entries = await g.gateway.store.queryLedger({ team: 'k2' })
+    for (const id of admitted) {
+      const attempts = entries.filter((e) => e.request_id === id)
+      expect(attempts.filter((e) => e.reason === 'guardrail_classifier' && e.cost_usd > 0)).toHaveLength(2)
+      expect(attempts).toHaveLength(3)
+      // what the request was charged, classifier calls included, is within what it reserved
+      expect(sum(attempts.map((e) => e.cost_usd))).toBeLessThanOrEqual(reserved.get(id)! + 1e-12)
+    }
+    expect(sum(entries.map((e) => e.cost_usd))).toBeLessThanOrEqual(CAP)
+  })
+})
+
+function toolTurnOf(...pages: string[]): OpenAI.ChatCompletionMessageParam[] {
+  return [
+    { role: 'user', content: 'summarise these pages' },
+    { role: 'assistant', content: null, tool_calls: pages.map((_, i) => ({ id: `call_${i}`, type: 'function' as const, function: { name: 'fetch_page', arguments: `{"n":${i}}` } })) },
+    ...pages.map((content, i) => ({ role: 'tool' as const, tool_call_id: `call_${i}`, content }))
+  ]
+}

@@ -4,6 +4,7 @@ import type { RequestContext, Step } from '../context.js'
 import { GatewayError } from '../errors.js'
 import type { BudgetCounterSpec, ReserveBudgetResult, SettleBudgetRequest, SettleBudgetResult, Store } from '../store/types.js'
 import { postBudgetAlert } from './alerts.js'
+import { CLASSIFIER_STATE_KEY, classifierWorstCase } from '../guardrails/classifier.js'
 import { OUTPUT_CAP_STATE } from '../providers/call.js'
 import type { RouteNode } from '../routing/schema.js'
 import type { Target } from '../routing/types.js'
@@ -262,9 +263,9 @@ export function createAdmission(deps: AdmitDeps): Admission {
 
 /**
  * The admission step for chat requests (every chat surface): the request's worst case through its whole
- * route (`routeWorstCase`: a route alias of the team's policy, else the configured model of that name) is
- * admitted with `createAdmission`. A budget's `downgrade_to` may name a model or a route of the team; the
- * move is said in `x-sluice-route`. When a non-shadow budget applies and the request sets no output cap,
+ * route (`routeWorstCase`: a route alias of the team's policy, else the configured model of that name), plus
+ * the injection classifier's calls (`classifierWorstCase`), is admitted with `createAdmission`. A budget's
+ * `downgrade_to` may name a model or a route of the team; the move is said in `x-sluice-route`. When a non-shadow budget applies and the request sets no output cap,
  * each provider call is given the cap its model was reserved for (`OUTPUT_CAP_STATE`), so no call can
  * generate past the reservation.
  *
@@ -283,7 +284,6 @@ export function createAdmitStep(deps: AdmitDeps): Step {
     if (node === undefined) return undefined
     return routeWorstCase(request, node, { models: config.models, routing, stream: ctx.stream })
   }
-  const estimate = (w: RouteWorstCase): AdmissionEstimate => ({ usd: w.usd, tokens: w.promptTokens + w.outputTokens })
 
   return async (ctx, next) => {
     const { budgets, rate_limits } = ctx.policy
@@ -291,6 +291,12 @@ export function createAdmitStep(deps: AdmitDeps): Step {
     const worst = plan(ctx, ctx.alias, ctx.request)
     // an unknown name: the router answers 404 without a call
     if (!worst) return next()
+    // the injection classifier step (after this one) calls a model of its own, whatever the route
+    const classifier = classifierWorstCase(ctx.policy, ctx.request, config.models, ctx.state[CLASSIFIER_STATE_KEY] as boolean[] | undefined)
+    const estimate = (w: RouteWorstCase): AdmissionEstimate => ({
+      usd: w.usd + classifier.usd,
+      tokens: w.promptTokens + w.outputTokens + classifier.promptTokens + classifier.outputTokens
+    })
     const admitted = await admission.admit(ctx, estimate(worst), {
       downgrade: (to) => {
         const w = plan(ctx, to, { ...ctx.request, model: to })

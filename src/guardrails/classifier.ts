@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto'
-import { ConfigError } from '../config/load.js'
+import { promptPrice } from '../budget/estimate.js'
+import { ConfigError, type ResolvedModel } from '../config/load.js'
+import type { TeamPolicy } from '../config/schema.js'
 import type { RequestContext, Step } from '../context.js'
 import { GatewayError } from '../errors.js'
 import type { TargetCaller } from '../providers/call.js'
 import type { Target } from '../routing/types.js'
+import { countPromptTokens, encodingFor } from '../tokens.js'
 import type { ChatCompletion, ChatMessage, ChatRequest, TokenLogprob } from '../types.js'
 import { compileGuardrails } from './compile.js'
 import { findAllRemembered } from './detect.js'
@@ -55,10 +58,7 @@ export interface ClassifierVerdict {
  */
 export function classifierRequest(text: string, kind: Target['provider']['kind'], p: Pick<InjectionClassifierPolicy, 'max_chars' | 'logprobs'>): Partial<ChatRequest> {
   const req: Partial<ChatRequest> = {
-    messages: [
-      { role: 'system', content: CLASSIFIER_PROMPT },
-      { role: 'user', content: `Text to classify:\n<<<\n${clip(text, p.max_chars)}\n>>>\nAnswer INJECTION or SAFE.` }
-    ],
+    messages: classifierMessages(text, p.max_chars),
     temperature: 0,
     max_tokens: MAX_TOKENS
   }
@@ -66,6 +66,14 @@ export function classifierRequest(text: string, kind: Target['provider']['kind']
   // a local model is steered by grammar: it can only say one of the labels (as a JSON string)
   if (kind === 'llama') req.response_format = { type: 'json_schema', json_schema: { name: 'verdict', schema: { enum: ['INJECTION', 'SAFE'] } } }
   return req
+}
+
+/** The prompt of one classification: the only messages a classifier call sends (its prompt tokens). */
+function classifierMessages(text: string, maxChars: number): ChatMessage[] {
+  return [
+    { role: 'system', content: CLASSIFIER_PROMPT },
+    { role: 'user', content: `Text to classify:\n<<<\n${clip(text, maxChars)}\n>>>\nAnswer INJECTION or SAFE.` }
+  ]
 }
 
 /** Head and tail halves of a long text: injections sit at either end of a document more often than in the middle. */
@@ -140,8 +148,9 @@ function lru<V>(max: number) {
  * could not judge follows `on_error` (rule `injection.classifier_error`; block is a 503). Without a classifier in
  * the policy it is one property read.
  *
- * Sits after admit and the cache lookup: budgets and rate limits are checked before anything is spent, the
- * spend is settled with the request's own, and a cache hit never pays for a verdict.
+ * Sits after admit and the cache lookup: budgets and rate limits are checked before anything is spent (the
+ * reservation includes `classifierWorstCase`), the spend is settled with the request's own, and a cache hit
+ * never pays for a verdict.
  *
  * @example
  * const classify = createClassifierStep({ resolveTarget: (n) => rt.targets.get(n), callTarget, registry, record })
@@ -159,7 +168,7 @@ export function createClassifierStep(deps: ClassifierDeps): Step {
   }
 
   async function classify(ctx: RequestContext, p: InjectionClassifierPolicy, rec: Recorder): Promise<void> {
-    const texts = candidates(ctx, p)
+    const texts = candidates(ctx.request.messages, ctx.state[CLASSIFIER_STATE_KEY] as boolean[] | undefined, ctx.policy.guardrails, p)
     if (texts.length === 0) return
     const keyOf = (text: string) => `${ctx.principal.team}\0${p.model}\0${createHash('sha256').update(text).digest('base64')}`
     const scores: number[] = []
@@ -220,12 +229,10 @@ export function createClassifierStep(deps: ClassifierDeps): Step {
   }
 }
 
-/** The distinct texts `when` selects, newest message first. */
-function candidates(ctx: RequestContext, p: InjectionClassifierPolicy): string[] {
-  const labels = ctx.state[CLASSIFIER_STATE_KEY] as boolean[] | undefined
-  const compiled = ctx.policy.guardrails ? compileGuardrails(ctx.policy.guardrails) : undefined
+/** The distinct texts `when` selects, newest message first (`labels`: the input step's trust label per message). */
+function candidates(messages: ChatMessage[], labels: boolean[] | undefined, guardrails: TeamPolicy['guardrails'], p: InjectionClassifierPolicy): string[] {
+  const compiled = guardrails ? compileGuardrails(guardrails) : undefined
   const injection = compiled?.input?.injection
-  const messages = ctx.request.messages
   const seen = new Set<string>()
   const out: string[] = []
   for (let i = messages.length - 1; i >= 0; i--) {
@@ -243,6 +250,64 @@ function candidates(ctx: RequestContext, p: InjectionClassifierPolicy): string[]
     out.push(text)
   }
   return out
+}
+
+/** What the classifier may add to one request: its calls at most, their prompt and output tokens, their cost. */
+export interface ClassifierWorstCase {
+  usd: number
+  promptTokens: number
+  outputTokens: number
+  calls: number
+}
+
+const NO_CLASSIFIER: ClassifierWorstCase = { usd: 0, promptTokens: 0, outputTokens: 0, calls: 0 }
+
+/**
+ * The most the injection classifier can cost a request, for budget admission (src/budget/admit.ts adds it to
+ * the route's worst case). It selects the texts the step would judge (same `when`, same trust labels, same
+ * rules), and since remembered verdicts decide which of them are sent, assumes the `max_calls` dearest are.
+ * Each call is priced at the classifier model's price (prompt at the dearest prompt rate) with the exact
+ * tiktoken count of the prompt the call sends (the fixed prompt around the text cut to `max_chars`), plus 16
+ * output tokens (its `max_tokens`). Zero without a classifier, with a model that is not a chat model (the step
+ * calls nothing then), or with nothing to judge.
+ *
+ * Pass the request the classifier will read: admission runs after the input guard, so it is the redacted
+ * request (a placeholder longer than its value is counted as sent), and `labels` is what the input guard left
+ * in `ctx.state[CLASSIFIER_STATE_KEY]` (the `untrusted` markers are stripped by then).
+ *
+ * @example
+ * classifierWorstCase(ctx.policy, ctx.request, config.models, ctx.state[CLASSIFIER_STATE_KEY] as boolean[]).usd
+ */
+export function classifierWorstCase(
+  policy: Pick<TeamPolicy, 'guardrails'>,
+  request: Pick<ChatRequest, 'messages'>,
+  models: Record<string, ResolvedModel>,
+  labels?: boolean[]
+): ClassifierWorstCase {
+  const p = policy.guardrails?.input?.injection?.classifier
+  const model = p ? models[p.model] : undefined
+  if (!p || !model || model.type !== 'chat') return NO_CLASSIFIER
+  const texts = candidates(request.messages, labels, policy.guardrails, p)
+  if (texts.length === 0) return NO_CLASSIFIER
+  const enc = encodingFor(model.model, model.encoding)
+  const tokensOf = (messages: ChatMessage[]) => countPromptTokens({ messages }, enc)
+  // a token is at least one UTF-8 byte, so the prompt with an empty user turn + that turn's bytes bounds a
+  // call's count from above: only texts whose bound can still beat the `max_calls` dearest so far are counted
+  const framing = tokensOf([{ role: 'system', content: CLASSIFIER_PROMPT }, { role: 'user', content: '' }])
+  const prompts = texts
+    .map((t) => classifierMessages(t, p.max_chars))
+    .map((messages) => ({ messages, upper: framing + Buffer.byteLength(messages[1]!.content as string, 'utf8') }))
+    .sort((a, b) => b.upper - a.upper)
+  const dearest: number[] = []
+  for (const c of prompts) {
+    if (dearest.length === p.max_calls && dearest[p.max_calls - 1]! >= c.upper) break
+    dearest.push(tokensOf(c.messages))
+    dearest.sort((a, b) => b - a)
+    if (dearest.length > p.max_calls) dearest.pop()
+  }
+  const promptTokens = dearest.reduce((s, n) => s + n, 0)
+  const outputTokens = dearest.length * MAX_TOKENS
+  return { usd: (promptTokens * promptPrice(model) + outputTokens * model.price.output) / 1e6, promptTokens, outputTokens, calls: dearest.length }
 }
 
 /**
