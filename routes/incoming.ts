@@ -76,14 +76,25 @@ export function requestHeader(c: Context, name: string): string | undefined {
  * gateway.chat({ signal: requestSignal(c), ... })
  */
 export function requestSignal(c: Context): AbortSignal {
+  return requestAbort(c).signal
+}
+
+/**
+ * The client-disconnect signal, with its controller when it is ours alone: spread into `gateway.chat` or
+ * `gateway.embeddings`, which then aborts that same controller on shutdown instead of chaining a second one.
+ *
+ * @example
+ * gateway.chat({ ...requestAbort(c), headers, body, surface: 'chat' })
+ */
+export function requestAbort(c: Context): { signal: AbortSignal; abort?: AbortController } {
   const node = nodeOf(c)
-  if (!node) return c.req.raw.signal
+  if (!node) return { signal: c.req.raw.signal }
   const controller = new AbortController()
   node.outgoing.once('close', () => {
     if (node.incoming.errored) controller.abort(node.incoming.errored.toString())
     else if (!node.outgoing.writableFinished) controller.abort('Client connection prematurely closed.')
   })
-  return controller.signal
+  return { signal: controller.signal, abort: controller }
 }
 
 /**
@@ -135,4 +146,61 @@ export function limitBody(opts: Parameters<typeof bodyLimit>[0]): MiddlewareHand
     if (length === undefined || node.incoming.headers['transfer-encoding'] !== undefined) return counted(c, next)
     return parseInt(length || '0', 10) > opts.maxSize ? onError(c) : next()
   }
+}
+
+/**
+ * Read and discard a request body the route answered without reading (a refused key, an unknown route), so the
+ * keep-alive connection stays usable. node-server would drain it for only 500 ms after the answer and then
+ * destroy the socket: a body still arriving then (a slow upload, or one the client sends on after headers) cost
+ * the connection, and the client could see a reset instead of the answer. Here the answer waits until the body
+ * has arrived, up to `maxBytes` and while bytes keep coming (`idleMs` between them); past either bound it goes
+ * out with `Connection: close`. Bodies are never parsed, only counted.
+ *
+ * @example
+ * app.use('*', drainUnreadBody({ maxBytes: config.server.body_limit_bytes }))
+ */
+export function drainUnreadBody(opts: { maxBytes: number; idleMs?: number }): MiddlewareHandler {
+  const idleMs = opts.idleMs ?? 1000
+  return async function drainUnreadBodyMiddleware(c, next) {
+    await next()
+    const incoming = (c.env as Partial<NodeEnv> | undefined)?.incoming
+    // complete: the whole body arrived (or there was none); flowing or read: the route owns the body
+    if (!incoming || incoming.complete || incoming.destroyed || incoming.readableDidRead || incoming.readableFlowing !== null) return
+    const declared = Number(incoming.headers['content-length'])
+    const drained = declared > opts.maxBytes ? false : await discard(incoming, opts.maxBytes, idleMs)
+    if (drained) return
+    try {
+      c.res.headers.set('connection', 'close')
+    } catch {
+      // immutable headers: node-server's own drain then closes the connection
+    }
+  }
+}
+
+/** Resolves true once the body has ended, false past `maxBytes`, after `idleMs` without a byte, or on close. */
+function discard(incoming: IncomingMessage, maxBytes: number, idleMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    let bytes = 0
+    const done = (ended: boolean) => {
+      clearTimeout(timer)
+      incoming.off('data', onData)
+      incoming.off('end', onEnd)
+      incoming.off('close', onClose)
+      incoming.off('error', onClose)
+      resolve(ended)
+    }
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length
+      if (bytes > maxBytes) done(false)
+      else timer.refresh()
+    }
+    const onEnd = () => done(true)
+    const onClose = () => done(incoming.complete)
+    const timer = setTimeout(() => done(false), idleMs)
+    incoming.on('data', onData)
+    incoming.once('end', onEnd)
+    incoming.once('close', onClose)
+    incoming.once('error', onClose)
+    incoming.resume()
+  })
 }
