@@ -4,6 +4,7 @@
  *   node --import tsx bench/profile.ts                         # cache misses, memory store, 8 s
  *   node --import tsx bench/profile.ts --mode same --seconds 5 # exact-cache hits
  *   node --import tsx bench/profile.ts --no-build --keep       # reuse dist/, keep the .cpuprofile
+ *   node --import tsx bench/profile.ts --no-semantic           # the bench policy without the semantic cache
  *
  * Starts the fake upstream and `node --cpu-prof dist/src/cli.js start` on a bench config, warms up, loads
  * it, stops it with SIGTERM (which writes the profile), then prints CPU µs per request, the top functions
@@ -12,7 +13,7 @@
  */
 import { mkdtemp, readdir, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { closedLoop } from './lib/load.js'
@@ -30,7 +31,11 @@ const { values: flags } = parseArgs({
     stream: { type: 'boolean', default: false },
     'no-build': { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
-    keep: { type: 'boolean', default: false }
+    keep: { type: 'boolean', default: false },
+    // the bench policy without its semantic layer, to see the rest of a miss clearly
+    'no-semantic': { type: 'boolean', default: false },
+    // another build's output folder (a copy of dist/ inside the repo, so node_modules resolve), for A/B runs
+    dist: { type: 'string' }
   }
 })
 
@@ -48,10 +53,11 @@ interface Profile {
 /** Which bucket a script URL belongs to: src/<folder>, routes/, node_modules/<pkg>, node:internal, (gc)... */
 function bucket(url: string, name: string): string {
   if (!url) return name.startsWith('(') ? name : '(native)'
+  // dist/ or an A/B copy of it under node_modules/.ab/<name>/ (--dist)
+  const own = /\/(?:dist|node_modules\/\.ab\/[^/]+)\/(src|routes)\/(?:([^/]+)\/)?/.exec(url)
+  if (own) return own[1] === 'routes' ? 'routes/' : own[2] && !own[2].endsWith('.js') ? `src/${own[2]}/` : 'src/*.ts'
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)
   if (nm) return nm[1]!
-  const own = /\/dist\/(src|routes)\/(?:([^/]+)\/)?/.exec(url)
-  if (own) return own[1] === 'routes' ? 'routes/' : own[2] && !own[2].endsWith('.js') ? `src/${own[2]}/` : 'src/*.ts'
   if (url.startsWith('node:')) return 'node:internal'
   return url
 }
@@ -76,7 +82,7 @@ export function summarise(p: Profile, top: number): string {
     const n = byId.get(id)!
     if (n.callFrame.functionName === '(idle)') continue
     const b = bucket(n.callFrame.url, n.callFrame.functionName)
-    const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(dist|node_modules)\//, '$1/')}:${n.callFrame.lineNumber + 1}`
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(/^.*\/(dist|node_modules)\//, '$1/').replace(/^node_modules\/\.ab\/[^/]+\//, 'dist/')}:${n.callFrame.lineNumber + 1}`
     fnSelf.set(key, (fnSelf.get(key) ?? 0) + t)
     bucketSelf.set(b, (bucketSelf.get(b) ?? 0) + t)
     // Inclusive: charge each bucket once per sample on the stack.
@@ -112,7 +118,13 @@ async function main(): Promise<void> {
     }
     const dir = await mkdtemp(join(tmpdir(), 'sluice-prof-'))
     const nodeArgs = flags['no-profile'] ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`]
-    const sluice = await startSluice(flags.store === 'redis' ? 'sluice-redis' : 'sluice-memory', { upstream, redisUrl, nodeArgs })
+    const sluice = await startSluice(flags.store === 'redis' ? 'sluice-redis' : 'sluice-memory', {
+      upstream,
+      redisUrl,
+      nodeArgs,
+      dist: flags.dist ? resolve(flags.dist) : undefined,
+      editPolicy: flags['no-semantic'] ? (f, text) => (f === 'bench.yaml' ? text.replace('semantic: { enabled: true }', 'semantic: { enabled: false }') : text) : undefined
+    })
     children.push(sluice)
     const body = chatBody({ model: 'gpt-4o-mini', mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream })
     let offset = Math.floor(Math.random() * 1e9)

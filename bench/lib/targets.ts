@@ -66,13 +66,14 @@ export async function buildSluice(): Promise<void> {
  * Render bench/config/<name>.yaml and bench/policies/* into a temp folder with the BENCH_* placeholders
  * filled in (the port must be a number, which env interpolation in the loader would leave a string).
  */
-export async function renderConfig(name: string, vars: Record<string, string>): Promise<string> {
+export async function renderConfig(name: string, vars: Record<string, string>, editPolicy?: (file: string, text: string) => string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-'))
   await mkdir(join(dir, 'config'))
   await mkdir(join(dir, 'policies'))
   const fill = (text: string) => text.replace(/\$\{(BENCH_[A-Z_]+)\}/g, (m, k: string) => vars[k] ?? m)
   for (const f of await readdir(join(BENCH, 'policies'))) {
-    await writeFile(join(dir, 'policies', f), fill(await readFile(join(BENCH, 'policies', f), 'utf8')))
+    const text = fill(await readFile(join(BENCH, 'policies', f), 'utf8'))
+    await writeFile(join(dir, 'policies', f), editPolicy ? editPolicy(f, text) : text)
   }
   const out = join(dir, 'config', `${name}.yaml`)
   await writeFile(out, fill(await readFile(join(BENCH, 'config', `${name}.yaml`), 'utf8')))
@@ -87,20 +88,20 @@ export async function renderConfig(name: string, vars: Record<string, string>): 
  */
 export async function startSluice(
   configName: string,
-  opts: { upstream: string; redisUrl?: string; env?: Record<string, string>; nodeArgs?: string[]; fromSource?: boolean }
+  opts: { upstream: string; redisUrl?: string; env?: Record<string, string>; nodeArgs?: string[]; fromSource?: boolean; dist?: string; editPolicy?: (file: string, text: string) => string }
 ): Promise<Child> {
   const port = await freePort()
   const file = await renderConfig(configName, {
     BENCH_PORT: String(port),
     BENCH_UPSTREAM: opts.upstream,
     BENCH_REDIS_URL: opts.redisUrl ?? ''
-  })
+  }, opts.editPolicy)
   const origin = `http://127.0.0.1:${port}`
   return startChild({
     name: configName,
     command: process.execPath,
     // The built CLI (see buildSluice); fromSource runs src/ under tsx for a quick look without a build.
-    args: [...(opts.nodeArgs ?? []), ...(opts.fromSource ? tsx('src/cli.ts') : [join(ROOT, 'dist', 'src', 'cli.js')]), 'start', '--config', file],
+    args: [...(opts.nodeArgs ?? []), ...(opts.fromSource ? tsx('src/cli.ts') : [join(opts.dist ?? join(ROOT, 'dist'), 'src', 'cli.js')]), 'start', '--config', file],
     cwd: ROOT,
     port,
     env: { NODE_ENV: 'production', ...opts.env },
