@@ -3,7 +3,7 @@ import type { RequestContext } from '../src/context.js'
 import { round } from '../src/providers/call.js'
 import type { Gateway } from '../src/gateway.js'
 import type { ChatChunk, ChatRequest, EmbeddingRequest } from '../src/types.js'
-import { requestHeaders, requestSignal } from './incoming.js'
+import { requestAbort, requestHeaders } from './incoming.js'
 import { requestIdOf } from './request-id.js'
 import { SSE_HEADERS, sseBody } from './sse.js'
 import { chatRequestSchema, embeddingRequestSchema, readBody } from './validate.js'
@@ -23,7 +23,7 @@ export function openaiRoutes(gateway: Gateway) {
     const incoming = requestHeaders(c)
     const principal = await gateway.identify(incoming)
     const body = await readBody(c, chatRequestSchema)
-    const { ctx, result } = await gateway.chat({ headers: incoming, principal, body: body as ChatRequest, signal: requestSignal(c), surface: 'chat', id: requestIdOf(c) })
+    const { ctx, result } = await gateway.chat({ headers: incoming, principal, body: body as ChatRequest, ...requestAbort(c), surface: 'chat', id: requestIdOf(c) })
     if (result.type === 'json') {
       const headers = await costHeaders(gateway, ctx)
       return c.json(result.body, 200, headers)
@@ -53,7 +53,7 @@ export function openaiRoutes(gateway: Gateway) {
     const headers = requestHeaders(c)
     const principal = await gateway.identify(headers)
     const body = await readBody(c, embeddingRequestSchema)
-    const res = await gateway.embeddings({ headers, principal, body: body as EmbeddingRequest, signal: requestSignal(c), id: requestIdOf(c) })
+    const res = await gateway.embeddings({ headers, principal, body: body as EmbeddingRequest, ...requestAbort(c), id: requestIdOf(c) })
     return c.json(res.body, 200, await costHeaders(gateway, res.ctx))
   })
 

@@ -114,9 +114,24 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     return target
   }
 
-  /** Track a request so shutdown can drain it, and abort it when the client or the gateway gives up. */
-  const track = (clientSignal: AbortSignal) => {
+  /**
+   * Track a request so shutdown can drain it, and abort it when the client or the gateway gives up. A controller
+   * handed over with the client's signal (`owned`, used for nothing else) is aborted directly: one per request.
+   */
+  const track = (clientSignal: AbortSignal, owned?: AbortController) => {
     if (draining) throw new GatewayError(503, 'The gateway is shutting down; retry on another instance.', { code: 'shutting_down', headers: { 'retry-after': '1' } })
+    if (owned && owned.signal === clientSignal) {
+      inflight.add(owned)
+      metrics.inflight.inc()
+      let done = false
+      const release = () => {
+        if (done) return
+        done = true
+        inflight.delete(owned)
+        metrics.inflight.dec()
+      }
+      return { signal: clientSignal, release }
+    }
     const controller = new AbortController()
     const onAbort = () => controller.abort(clientSignal.reason)
     if (clientSignal.aborted) controller.abort(clientSignal.reason)
@@ -149,11 +164,11 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     isAdmin: (headers: Headers) => isAdminKey(presentedKey({ authorization: headers.authorization, 'x-api-key': headers['x-api-key'] }), adminSha),
 
     /** Run a chat request through the pipeline. The result's stream must be consumed or returned by the caller. */
-    async chat(input: { headers: Headers; body: ChatRequest; signal: AbortSignal; surface: RequestContext['surface']; state?: Record<string, unknown>; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
+    async chat(input: { headers: Headers; body: ChatRequest; signal: AbortSignal; abort?: AbortController; surface: RequestContext['surface']; state?: Record<string, unknown>; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
       // routes identify before reading the body (an unknown caller must not make us parse it) and pass it on
       const principal = input.principal ?? (await identify(input.headers))
       checkModel(principal, input.body.model, 'chat')
-      const { signal, release } = track(input.signal)
+      const { signal, release } = track(input.signal, input.abort)
       let ctx: RequestContext
       try {
         // id: given at arrival (routes/request-id.ts), so error responses and ledger entries carry the same one
@@ -193,13 +208,13 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
      * returned context carries the cost, the session total and the response headers (`costHeaders`).
      * Base64 is encoded here (Float32, little-endian) as the openai SDK expects.
      */
-    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; body: EmbeddingResponse }> {
+    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal; abort?: AbortController; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; body: EmbeddingResponse }> {
       const principal = input.principal ?? (await identify(input.headers))
       const target = checkModel(principal, input.body.model, 'embedding')!
       const reason = target.provider.unavailableReason?.()
       if (reason) throw new GatewayError(503, `Model "${input.body.model}" is unavailable: ${reason}.`, { type: 'api_error', code: 'model_unavailable' })
       if (!target.provider.embed) throw new GatewayError(400, `The model "${input.body.model}" cannot create embeddings.`, { code: 'model_not_supported', param: 'model' })
-      const { signal, release } = track(input.signal)
+      const { signal, release } = track(input.signal, input.abort)
       let ctx: RequestContext
       try {
         // a chat-shaped context: the same attribution (session, agent, tags, body user), admission and settlement

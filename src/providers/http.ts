@@ -57,7 +57,7 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
   return {
     async post(path, body, call) {
       const total = call.totalTimeoutMs ?? opts.totalTimeoutMs
-      const signal = AbortSignal.any([call.signal, AbortSignal.timeout(total)])
+      const { signal, done } = callSignal(call.signal, total)
       let res: Dispatcher.ResponseData
       try {
         res = await pool.request({
@@ -70,8 +70,12 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
           bodyTimeout: opts.firstByteTimeoutMs
         })
       } catch (err) {
+        done()
         throw mapTransportError(err, call.signal, opts.label)
       }
+      // the total timeout covers the body too: the timer and listener go when it is read, fails or is destroyed
+      if (res.body.closed) done()
+      else res.body.once('close', done)
       if (res.statusCode >= 200 && res.statusCode < 300) {
         return { status: res.statusCode, headers: res.headers, body: res.body }
       }
@@ -92,6 +96,33 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
     },
     close: () => pool.close()
   }
+}
+
+/**
+ * The signal one upstream call runs under: aborted with the caller's reason when `outer` aborts, or with a
+ * `TimeoutError` (as `AbortSignal.timeout` gives) after `totalMs`. One controller and one timer, both let go
+ * by `done()`; `AbortSignal.any` + `AbortSignal.timeout` cost two more signals, weak references and a timer
+ * that outlived the call.
+ */
+function callSignal(outer: AbortSignal, totalMs: number): { signal: AbortSignal; done: () => void } {
+  const controller = new AbortController()
+  if (outer.aborted) {
+    controller.abort(outer.reason)
+    return { signal: controller.signal, done: () => {} }
+  }
+  const onAbort = () => controller.abort(outer.reason)
+  outer.addEventListener('abort', onAbort, { once: true })
+  const timer = setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), totalMs)
+  // like AbortSignal.timeout's, the timer alone does not keep the process up
+  timer.unref()
+  let finished = false
+  const done = () => {
+    if (finished) return
+    finished = true
+    clearTimeout(timer)
+    outer.removeEventListener('abort', onAbort)
+  }
+  return { signal: controller.signal, done }
 }
 
 /** Read a whole response body as JSON, mapping failures to a 502 protocol error. */
