@@ -19,6 +19,7 @@ import { NATIVE_REQUEST_KEY, hasNativeAnswer, nativeAnswer, requestFingerprint, 
 import { observeStream } from '../src/stream.js'
 import { countPromptTokens, encodingFor } from '../src/tokens.js'
 import type { ChatChunk, ChatRequest } from '../src/types.js'
+import { requestAbort, requestHeaders, requestSignal } from './incoming.js'
 import { costHeaders } from './openai.js'
 import { SSE_HEADERS, sseBody } from './sse.js'
 import { requestIdOf } from './request-id.js'
@@ -70,12 +71,12 @@ export function anthropicRoutes(gateway: Gateway) {
 
   app.post('/messages', async (c) => {
     // the key first: an unknown caller gets 401 without making the gateway read and parse its body
-    const headers = c.req.header()
+    const headers = requestHeaders(c)
     const principal = await gateway.identify(headers)
     const body = (await readBody(c, messagesSchema)) as AnthropicRequest
     const canonical = toCanonical(body, targetKind(gateway, body.model) === 'anthropic')
     const native: NativeRequest = { format: 'anthropic', body, fingerprint: requestFingerprint(canonical), headers: betaHeader(headers) }
-    const { ctx, result } = await gateway.chat({ headers, principal, body: canonical, signal: c.req.raw.signal, surface: 'messages', state: { [NATIVE_REQUEST_KEY]: native }, id: requestIdOf(c) })
+    const { ctx, result } = await gateway.chat({ headers, principal, body: canonical, ...requestAbort(c), surface: 'messages', state: { [NATIVE_REQUEST_KEY]: native }, id: requestIdOf(c) })
     if (result.type === 'json') {
       const message = nativeAnswer<AnthropicMessage>(result.body, 'anthropic') ?? toAnthropicMessage(result.body)
       return c.json(message, 200, { ...(await costHeaders(gateway, ctx)), 'request-id': ctx.id })
@@ -195,7 +196,7 @@ function errorEvent(err: unknown): string {
  */
 async function countTokens(c: Context, gateway: Gateway): Promise<Response> {
   // count_tokens takes a Messages body without max_tokens
-  const headers = c.req.header()
+  const headers = requestHeaders(c)
   const principal = await gateway.identify(headers)
   const body = (await readBody(c, countTokensSchema)) as unknown as AnthropicRequest
   if (!gateway.models(principal).some((m) => m.id === body.model && m.type === 'chat')) {
@@ -204,11 +205,12 @@ async function countTokens(c: Context, gateway: Gateway): Promise<Response> {
   const target = gateway.runtime.targets.get(body.model)
   if (target?.provider.kind === 'anthropic' && !target.provider.unavailableReason?.()) {
     const provider = target.provider as AnthropicProvider
+    const signal = requestSignal(c)
     try {
-      const counted = await provider.countTokens(body, target.model.model, { signal: c.req.raw.signal, native: undefined, headers: betaHeader(headers) })
+      const counted = await provider.countTokens(body, target.model.model, { signal, native: undefined, headers: betaHeader(headers) })
       return c.json({ input_tokens: counted.input_tokens }, 200, { 'x-sluice-token-count': 'exact' })
     } catch (err) {
-      if (c.req.raw.signal.aborted) throw err
+      if (signal.aborted) throw err
       // counting is advisory: an unreachable upstream gets the local estimate rather than a failure
     }
   }

@@ -18,6 +18,7 @@ import {
 } from '../src/responses/index.js'
 import { observeStream } from '../src/stream.js'
 import type { ChatChunk, ChatRequest } from '../src/types.js'
+import { requestAbort, requestHeaders } from './incoming.js'
 import { costHeaders } from './openai.js'
 import { SSE_HEADERS, sseBody } from './sse.js'
 import { requestIdOf } from './request-id.js'
@@ -53,7 +54,7 @@ export function responsesRoutes(gateway: Gateway) {
 
   app.post('/responses', async (c) => {
     // the key first: an unknown caller gets 401 without making the gateway read and parse its body
-    const incoming = c.req.header()
+    const incoming = requestHeaders(c)
     const principal = await gateway.identify(incoming)
     const body = (await readBody(c, responsesSchema)) as ResponsesRequest
     let headers = incoming
@@ -67,7 +68,7 @@ export function responsesRoutes(gateway: Gateway) {
       // the cache keeps canonical answers, which cannot replay custom tool calls or upstream state
       if (lossy) headers = { ...incoming, 'x-sluice-cache': 'bypass' }
     } else canonical = fromResponsesRequest(body)
-    const { ctx, result } = await gateway.chat({ headers, principal, body: canonical, signal: c.req.raw.signal, surface: 'responses', id: requestIdOf(c), state })
+    const { ctx, result } = await gateway.chat({ headers, principal, body: canonical, ...requestAbort(c), surface: 'responses', id: requestIdOf(c), state })
     if (result.type === 'json') {
       const response = nativeAnswer<ResponseObject>(result.body, 'responses') ?? toResponse(result.body, body)
       return c.json(response, 200, await costHeaders(gateway, ctx))
