@@ -7,9 +7,16 @@ export interface MemoryIndexOptions {
   maxEntries?: number
   /** A scope with at most this many entries is scanned whole (exact); larger ones go through LSH buckets. */
   exactScanLimit?: number
-  /** LSH tables and bits per table (sign random projections, probed with every one-bit flip). */
+  /** LSH tables and bits per table (sign random projections). */
   tables?: number
   bits?: number
+  /**
+   * Buckets probed per table besides the query's own: the bit flips most likely to hold a near neighbour,
+   * those whose hyperplanes pass closest to the query (query-directed multi-probe LSH).
+   */
+  probes?: number
+  /** Share of dimensions each hyperplane draws on (sparse projections: hashing costs this share of a dense one). */
+  planeDensity?: number
   /** Seed of the random hyperplanes, so two runs index the same way. */
   seed?: number
 }
@@ -44,9 +51,12 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   const bits = opts.bits ?? 18
   if (bits > 30) throw new Error('bits per LSH table must be at most 30')
   const width = tables * bits
-  const planes = transpose(randomPlanes(width * dims, opts.seed ?? 0x5eed), width, dims)
-  /** Scratch for hashKeys: one dot product per hyperplane. */
+  const planes = sparsePlanes(width, dims, opts.planeDensity ?? 0.125, opts.seed ?? 0x5eed)
+  const probeMasks = probeTemplate(Math.min(bits, 8), opts.probes ?? 8)
+  /** Scratch for project: one dot product per hyperplane. */
   const dots = new Float64Array(width)
+  /** Scratch for probing: a table's bits ordered by how close the query lies to their hyperplanes. */
+  const order = new Int32Array(bits)
   /** Keys already computed for a vector: a lookup that misses hashes the vector it then stores. */
   const hashed = new WeakMap<Float32Array, Uint32Array>()
 
@@ -69,20 +79,17 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   const partitions = new Map<string, Partition>()
 
   /**
-   * The LSH key of a vector in each table. Planes are stored dimension-major, so the loop walks each
-   * non-zero component once and adds it into every hyperplane's dot product (contiguous memory, and the
-   * builtin embedder's vectors are half zeros). The sums run in dimension order in doubles, as a plain
-   * per-plane dot product would, so the keys are the same bit for bit.
+   * Projects a vector on every hyperplane into `dots` and returns its LSH key in each table. Planes are
+   * sparse and stored by dimension, so the loop walks each non-zero component once and adds it into the
+   * few hyperplanes that draw on it (the builtin embedder's vectors are half zeros).
    */
-  function hashKeys(vector: Float32Array): Uint32Array {
-    const known = hashed.get(vector)
-    if (known) return known
+  function project(vector: Float32Array): Uint32Array {
     dots.fill(0)
+    const { start, plane, weight } = planes
     for (let d = 0; d < dims; d++) {
       const x = vector[d]!
       if (x === 0) continue
-      const base = d * width
-      for (let j = 0; j < width; j++) dots[j]! += x * planes[base + j]!
+      for (let k = start[d]!, end = start[d + 1]!; k < end; k++) dots[plane[k]!]! += x * weight[k]!
     }
     const out = new Uint32Array(tables)
     for (let t = 0; t < tables; t++) {
@@ -92,6 +99,10 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
     }
     hashed.set(vector, out)
     return out
+  }
+
+  function hashKeys(vector: Float32Array): Uint32Array {
+    return hashed.get(vector) ?? project(vector)
   }
 
   function remove(slot: number): void {
@@ -159,17 +170,32 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       for (const slot of part.slots) visit(slot)
       return
     }
-    const qk = hashKeys(query)
+    const qk = project(query) // not hashKeys: probing needs this query's projections in `dots`
     if (++generation === 0xffffffff) {
       seenAt.fill(0)
       generation = 1
     }
     for (let t = 0; t < tables; t++) {
       const map = part.buckets[t]!
-      // Probe the query's own bucket and each bucket one bit away: a near neighbour differs from the
-      // query on a hyperplane it lies close to, so this recovers most of what exact-key LSH misses.
-      for (let b = -1; b < bits; b++) {
-        const key = b < 0 ? qk[t]! : (qk[t]! ^ (1 << b)) >>> 0
+      // Rank the table's bits by the query's distance to their hyperplanes (insertion sort, a few bits):
+      // a near neighbour differs from the query mostly on hyperplanes the query lies close to.
+      const base = t * bits
+      for (let b = 0; b < bits; b++) {
+        const m = Math.abs(dots[base + b]!)
+        let i = b
+        while (i > 0 && Math.abs(dots[base + order[i - 1]!]!) > m) {
+          order[i] = order[i - 1]!
+          i--
+        }
+        order[i] = b
+      }
+      for (let p = -1; p < probeMasks.length; p++) {
+        let key = qk[t]!
+        if (p >= 0) {
+          // The template names ranks (bit r = the r-th closest hyperplane); map them to this table's bits.
+          for (let ranks = probeMasks[p]!, r = 0; ranks !== 0; ranks >>>= 1, r++) if (ranks & 1) key ^= 1 << order[r]!
+          key >>>= 0
+        }
         const bucket = map.get(key)
         if (bucket === undefined) continue
         if (typeof bucket === 'number') {
@@ -286,15 +312,19 @@ function quantize(v: Float32Array, out: Int8Array, at: number): number {
   return max / 127
 }
 
-/** Row-major (plane × dimension) to dimension-major (dimension × plane). */
-function transpose(planes: Float32Array, width: number, dims: number): Float32Array {
-  const out = new Float32Array(planes.length)
-  for (let j = 0; j < width; j++) for (let d = 0; d < dims; d++) out[d * width + j] = planes[j * dims + d]!
-  return out
+/** Sparse hyperplanes stored by dimension: `plane[k]`, `weight[k]` for k in `start[d]`..`start[d + 1]`. */
+interface SparsePlanes {
+  start: Int32Array
+  plane: Int32Array
+  weight: Float64Array
 }
 
-/** Gaussian hyperplanes from a small seeded PRNG (mulberry32 + Box-Muller). */
-function randomPlanes(n: number, seed: number): Float32Array {
+/**
+ * Gaussian hyperplanes where each weight is kept with probability `density` (very sparse random projections:
+ * signs of sparse projections still split vectors by angle, at a fraction of the cost). Every hyperplane
+ * keeps at least one weight. Seeded (mulberry32 + Box-Muller), so two runs index the same way.
+ */
+function sparsePlanes(width: number, dims: number, density: number, seed: number): SparsePlanes {
   let a = seed >>> 0
   const rand = (): number => {
     a = (a + 0x6d2b79f5) >>> 0
@@ -303,10 +333,42 @@ function randomPlanes(n: number, seed: number): Float32Array {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
-  const out = new Float32Array(n)
-  for (let i = 0; i < n; i++) {
-    const u = Math.max(rand(), 1e-12)
-    out[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand())
+  const gauss = () => Math.sqrt(-2 * Math.log(Math.max(rand(), 1e-12))) * Math.cos(2 * Math.PI * rand())
+  const byDim: { plane: number; weight: number }[][] = Array.from({ length: dims }, () => [])
+  for (let j = 0; j < width; j++) {
+    let kept = 0
+    for (let d = 0; d < dims; d++) {
+      if (density < 1 && rand() >= density) continue
+      byDim[d]!.push({ plane: j, weight: gauss() })
+      kept++
+    }
+    if (kept === 0) byDim[Math.floor(rand() * dims)]!.push({ plane: j, weight: gauss() })
   }
-  return out
+  const start = new Int32Array(dims + 1)
+  for (let d = 0; d < dims; d++) start[d + 1] = start[d]! + byDim[d]!.length
+  const plane = new Int32Array(start[dims]!)
+  const weight = new Float64Array(start[dims]!)
+  for (let d = 0, k = 0; d < dims; d++) {
+    for (const w of byDim[d]!) {
+      plane[k] = w.plane
+      weight[k++] = w.weight
+    }
+  }
+  return { start, plane, weight }
+}
+
+/**
+ * The probe sequence of query-directed multi-probe LSH as sets of ranks (bit r set = flip the r-th closest
+ * hyperplane): the `n` non-empty subsets of the `ranks` closest with the smallest expected cost, taking the
+ * r-th smallest distance to grow like r + 1, so a set costs the sum of (r + 1)² over its ranks.
+ */
+function probeTemplate(ranks: number, n: number): Int32Array {
+  const sets: { mask: number; cost: number }[] = []
+  for (let mask = 1; mask < 1 << ranks; mask++) {
+    let cost = 0
+    for (let r = 0; r < ranks; r++) if (mask & (1 << r)) cost += (r + 1) * (r + 1)
+    sets.push({ mask, cost })
+  }
+  sets.sort((x, y) => x.cost - y.cost || x.mask - y.mask)
+  return Int32Array.from(sets.slice(0, n).map((s) => s.mask))
 }
