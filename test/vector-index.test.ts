@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createBucketTable, type SlotLinks } from '../src/vector/buckets.js'
 import { createBuiltinEmbedder, embedText } from '../src/vector/embedders.js'
 import { createMemoryIndex } from '../src/vector/memory.js'
 import { createQdrantIndex } from '../src/vector/qdrant.js'
@@ -231,6 +232,38 @@ describe('memory index specifics', () => {
     }
     expect(checked).toBeGreaterThan(50)
     expect(agree / checked).toBeGreaterThanOrEqual(0.95)
+  })
+
+  it('LSH bucket table: chains and open addressing agree with a Map of Sets through adds, removes and growth', () => {
+    const table = createBucketTable()
+    const links: SlotLinks = { next: new Int32Array(4000), prev: new Int32Array(4000), at: (slot) => slot }
+    const want = new Map<number, Set<number>>()
+    const keyOf = new Map<number, number>()
+    let x = 12345
+    const rand = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % n
+    for (let step = 0; step < 20_000; step++) {
+      const slot = rand(4000)
+      const held = keyOf.get(slot)
+      if (held !== undefined) {
+        table.remove(held, slot, links)
+        want.get(held)!.delete(slot)
+        if (want.get(held)!.size === 0) want.delete(held)
+        keyOf.delete(slot)
+      } else {
+        // Few distinct keys with colliding low bits, so buckets hold several slots and probe runs wrap.
+        const key = (rand(600) << 20) >>> 0
+        table.add(key, slot, links)
+        keyOf.set(slot, key)
+        if (!want.has(key)) want.set(key, new Set())
+        want.get(key)!.add(slot)
+      }
+    }
+    for (let key = 0; key < 600; key++) {
+      const k = (key << 20) >>> 0
+      const got: number[] = []
+      for (let s = table.head(k); s !== -1; s = links.next[s]!) got.push(s)
+      expect(got.sort((a, b) => a - b)).toEqual([...(want.get(k) ?? [])].sort((a, b) => a - b))
+    }
   })
 
   it('rejects vectors of the wrong length', async () => {

@@ -1,3 +1,4 @@
+import { createBucketTable, type BucketTable, type SlotLinks } from './buckets.js'
 import type { VectorEntry, VectorIndex, VectorMatch, VectorSearch } from './types.js'
 
 export interface MemoryIndexOptions {
@@ -23,11 +24,8 @@ export interface MemoryIndexOptions {
 
 interface Partition {
   slots: Set<number>
-  /**
-   * One bucket map per table: key → slots. Built for every entry so a scope can outgrow the exact scan.
-   * Most buckets hold one slot, kept as the number itself (an array per bucket was half of an entry's memory).
-   */
-  buckets: Map<number, number | number[]>[]
+  /** One bucket table per LSH table, built for every entry so a scope can outgrow the exact scan. */
+  buckets: BucketTable[]
 }
 
 /**
@@ -73,6 +71,10 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   const scales: number[] = []
   /** Each slot's LSH keys, `tables` per slot, in one array like the vectors. */
   let keySlab = new Uint32Array(tables * 1024)
+  /** Bucket chains, `tables` links per slot like the keys; one view per table for its BucketTable. */
+  let next = new Int32Array(tables * 1024)
+  let prev = new Int32Array(tables * 1024)
+  const links: SlotLinks[] = Array.from({ length: tables }, (_, t) => ({ next, prev, at: (slot: number) => slot * tables + t }))
   const free: number[] = []
   /** id → slot, in insertion order (the eviction order). */
   const byId = new Map<string, number>()
@@ -111,22 +113,7 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
     if (part) {
       part.slots.delete(slot)
       const at0 = slot * tables
-      for (let t = 0; t < tables; t++) {
-        const map = part.buckets[t]!
-        const key = keySlab[at0 + t]!
-        const bucket = map.get(key)
-        if (bucket === undefined) continue
-        if (typeof bucket === 'number') {
-          if (bucket === slot) map.delete(key)
-          continue
-        }
-        const at = bucket.indexOf(slot)
-        if (at >= 0) {
-          bucket[at] = bucket[bucket.length - 1]!
-          bucket.pop()
-        }
-        if (bucket.length === 0) map.delete(key)
-      }
+      for (let t = 0; t < tables; t++) part.buckets[t]!.remove(keySlab[at0 + t]!, slot, links[t]!)
       if (part.slots.size === 0) partitions.delete(scope)
     }
     byId.delete(ids[slot]!)
@@ -176,7 +163,7 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       generation = 1
     }
     for (let t = 0; t < tables; t++) {
-      const map = part.buckets[t]!
+      const table = part.buckets[t]!
       // Rank the table's bits by the query's distance to their hyperplanes (insertion sort, a few bits):
       // a near neighbour differs from the query mostly on hyperplanes the query lies close to.
       const base = t * bits
@@ -196,19 +183,10 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
           for (let ranks = probeMasks[p]!, r = 0; ranks !== 0; ranks >>>= 1, r++) if (ranks & 1) key ^= 1 << order[r]!
           key >>>= 0
         }
-        const bucket = map.get(key)
-        if (bucket === undefined) continue
-        if (typeof bucket === 'number') {
-          if (seenAt[bucket] !== generation) {
-            seenAt[bucket] = generation
-            visit(bucket)
-          }
-          continue
-        }
-        for (const s of bucket) {
-          if (seenAt[s] === generation) continue
-          seenAt[s] = generation
-          visit(s)
+        for (let slot = table.head(key); slot !== -1; slot = next[slot * tables + t]!) {
+          if (seenAt[slot] === generation) continue
+          seenAt[slot] = generation
+          visit(slot)
         }
       }
     }
@@ -239,6 +217,16 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
         const keyed = new Uint32Array((grown.length / dims) * tables)
         keyed.set(keySlab)
         keySlab = keyed
+        const grownNext = new Int32Array(keyed.length)
+        grownNext.set(next)
+        next = grownNext
+        const grownPrev = new Int32Array(keyed.length)
+        grownPrev.set(prev)
+        prev = grownPrev
+        for (const l of links) {
+          l.next = next
+          l.prev = prev
+        }
       }
       const scale = quantize(entry.vector, slab, slot * dims)
       ids[slot] = entry.id
@@ -251,17 +239,11 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       byId.set(entry.id, slot)
       let part = partitions.get(entry.scope)
       if (!part) {
-        part = { slots: new Set(), buckets: Array.from({ length: tables }, () => new Map()) }
+        part = { slots: new Set(), buckets: Array.from({ length: tables }, () => createBucketTable()) }
         partitions.set(entry.scope, part)
       }
       part.slots.add(slot)
-      for (let t = 0; t < tables; t++) {
-        const map = part.buckets[t]!
-        const bucket = map.get(k[t]!)
-        if (bucket === undefined) map.set(k[t]!, slot)
-        else if (typeof bucket === 'number') map.set(k[t]!, [bucket, slot])
-        else bucket.push(slot)
-      }
+      for (let t = 0; t < tables; t++) part.buckets[t]!.add(k[t]!, slot, links[t]!)
     },
 
     async search(vector: Float32Array, query: VectorSearch): Promise<VectorMatch[]> {
