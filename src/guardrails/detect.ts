@@ -35,8 +35,26 @@ interface RegexDetectorOptions {
   group?: number
   window?: number
   pending?: RegExp
-  /** A character every match contains: a text without it is skipped without running the regex. */
-  requires?: string
+  /**
+   * A cheap necessary condition: a text without this string (any of these strings; a match of this regex) is
+   * skipped without running the detector's regex. Every match must contain it, so nothing is missed.
+   */
+  requires?: string | readonly string[] | RegExp
+}
+
+/** The pre-filter of `requires` as one predicate; undefined when there is none. */
+function prefilter(requires: RegexDetectorOptions['requires']): ((text: string) => boolean) | undefined {
+  if (requires === undefined) return undefined
+  if (typeof requires === 'string') return (text) => text.includes(requires)
+  if (requires instanceof RegExp) {
+    const re = new RegExp(requires.source, requires.flags.replace(/[gy]/g, ''))
+    return (text) => re.test(text)
+  }
+  const any = [...(requires as readonly string[])]
+  return (text) => {
+    for (const r of any) if (text.includes(r)) return true
+    return false
+  }
 }
 
 /**
@@ -50,13 +68,14 @@ export function regexDetector(rule: string, tag: string, re: RegExp, opts: Regex
   const flags = new Set(re.flags + 'gd')
   const global = new RegExp(re.source, [...flags].join(''))
   const group = opts.group ?? 0
+  const mayMatch = prefilter(opts.requires)
   return {
     rule,
     tag,
     window: opts.window ?? 64,
     pending: opts.pending,
     find(text) {
-      if (opts.requires !== undefined && !text.includes(opts.requires)) return []
+      if (mayMatch && !mayMatch(text)) return []
       const out: Match[] = []
       global.lastIndex = 0
       for (const m of text.matchAll(global)) {

@@ -57,6 +57,9 @@ function ipv6Valid(value: string): boolean {
   return isIPv6(value) && (value.match(/[0-9a-fA-F]+/g) ?? []).length >= 3
 }
 
+/** Every detector below but email, IPv4 and IPv6 (which have their own) needs a digit in its match. */
+const DIGIT = /\d/
+
 /** Every PII detector, by type. Regexes favour precision: the hard negatives in the labelled set are dates, versions and ids. */
 export const PII_DETECTORS: Record<PiiType, Detector> = {
   email: regexDetector('pii.email', 'EMAIL', /(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])/, {
@@ -69,22 +72,24 @@ export const PII_DETECTORS: Record<PiiType, Detector> = {
     'PHONE',
     // International (+CC ...), North American ((555) 123-4567 / 555-123-4567), or national trunk 0 (020 7946 0958).
     /(?<![\w+.\/-])(?:\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,5}|\([2-9]\d{2}\) ?[2-9]\d{2}[ .-]\d{4}|[2-9]\d{2}[ .-][2-9]\d{2}[ .-]\d{4}|0\d{2,4}[ -]\d{3,4}[ -]?\d{3,4})(?![\w.\/-]?\d)/,
-    { validate: phoneValid, window: 32 }
+    { validate: phoneValid, window: 32, requires: DIGIT }
   ),
   credit_card: regexDetector('pii.credit_card', 'CARD', /(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])/, {
+    requires: DIGIT,
     validate: (v) => CARD_PREFIX.test(v) && luhnValid(v) && /^(?:\d+|\d+(?:([ -])\d+)(?:\1\d+)*)$/.test(v),
     window: 32
   }),
   iban: regexDetector('pii.iban', 'IBAN', /(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])/, {
     validate: ibanValid,
-    window: 48
+    window: 48,
+    requires: DIGIT
   }),
-  us_ssn: regexDetector('pii.us_ssn', 'SSN', /(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])/, { window: 16 }),
+  us_ssn: regexDetector('pii.us_ssn', 'SSN', /(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])/, { window: 16, requires: DIGIT }),
   uk_nino: regexDetector(
     'pii.uk_nino',
     'NINO',
     /(?<![A-Za-z0-9])(?!BG|GB|KN|NK|NT|TN|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])/,
-    { window: 16 }
+    { window: 16, requires: DIGIT }
   ),
   ipv4: regexDetector('pii.ipv4', 'IP', /(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)/, {
     window: 20,
