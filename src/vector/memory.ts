@@ -152,12 +152,13 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   }
 
   /** Calls visit once per candidate slot: the whole scope when small, else the LSH buckets near the query. */
-  function forEachCandidate(part: Partition, query: Float32Array, visit: (slot: number) => void): void {
+  function forEachCandidate(part: Partition, query: Float32Array, minScore: number, visit: (slot: number) => void): void {
     if (part.slots.size <= exactScanLimit) {
       for (const slot of part.slots) visit(slot)
       return
     }
     const qk = project(query) // not hashKeys: probing needs this query's projections in `dots`
+    const maxDistance = hammingBound(minScore, width)
     if (++generation === 0xffffffff) {
       seenAt.fill(0)
       generation = 1
@@ -186,7 +187,11 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
         for (let slot = table.head(key); slot !== -1; slot = next[slot * tables + t]!) {
           if (seenAt[slot] === generation) continue
           seenAt[slot] = generation
-          visit(slot)
+          // The entry's keys in every table estimate its angle to the query (a bit differs with probability
+          // angle / π): skip the exact score of entries far beyond the threshold's angle.
+          let distance = 0
+          for (let u = 0, at = slot * tables; u < tables; u++) distance += popcount(qk[u]! ^ keySlab[at + u]!)
+          if (distance <= maxDistance) visit(slot)
         }
       }
     }
@@ -252,7 +257,7 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       const found: VectorMatch[] = []
       const expired: number[] = []
       const sparse = sparseQuery(vector)
-      forEachCandidate(part, vector, (slot) => {
+      forEachCandidate(part, vector, query.minScore, (slot) => {
         if (expires[slot]! <= query.now) {
           expired.push(slot)
           return
@@ -292,6 +297,23 @@ function quantize(v: Float32Array, out: Int8Array, at: number): number {
   const f = 127 / max
   for (let i = 0; i < v.length; i++) out[at + i] = Math.round(v[i]! * f)
   return max / 127
+}
+
+/**
+ * The most key bits (of `width`) an entry at cosine `minScore` with the query is expected to differ on, with a
+ * wide margin: the mean (width × angle / π) plus six standard deviations plus 8 bits, so a neighbour above the
+ * threshold is practically never skipped (sparse hyperplanes spread the count a little more than dense ones).
+ */
+function hammingBound(minScore: number, width: number): number {
+  if (minScore <= -1) return width
+  const p = Math.acos(Math.min(1, minScore)) / Math.PI
+  return Math.ceil(width * p + 6 * Math.sqrt(width * p * (1 - p)) + 8)
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333)
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24)
 }
 
 /** Sparse hyperplanes stored by dimension: `plane[k]`, `weight[k]` for k in `start[d]`..`start[d + 1]`. */
