@@ -81,10 +81,58 @@ export function countTextTokens(text: string, encoding: TiktokenEncoding = 'cl10
 }
 
 function countUncached(text: string, encoding: TiktokenEncoding): number {
-  const enc = encoder(encoding)
-  if (!HAS_LONG_RUN.test(text)) return enc.encode_ordinary(text).length
+  if (!HAS_LONG_RUN.test(text)) return countPieces(text, encoding)
   let n = 0
-  for (const piece of text.split(SPLIT_LONG_RUNS)) if (piece) n += enc.encode_ordinary(piece).length
+  for (const piece of text.split(SPLIT_LONG_RUNS)) if (piece) n += countPieces(piece, encoding)
+  return n
+}
+
+/**
+ * tiktoken's pre-tokenizer patterns (encoders/<name>.json `pat_str`) written for ASCII text: on ASCII the
+ * Unicode classes are exactly these ranges (\p{L} = A-Za-z, \p{Lu} = A-Z, \p{Ll} = a-z, \p{N} = 0-9, no
+ * Lt/Lm/Lo/M), and `(?i:'s|...)` is spelled out. Both engines take the leftmost alternative that matches.
+ */
+const ASCII_PIECES: Partial<Record<TiktokenEncoding, RegExp>> = {
+  o200k_base:
+    /[^\r\nA-Za-z0-9]?[A-Z]*[a-z]+(?:'[sStTmMdD]|'[rR][eE]|'[vV][eE]|'[lL][lL])?|[^\r\nA-Za-z0-9]?[A-Z]+[a-z]*(?:'[sStTmMdD]|'[rR][eE]|'[vV][eE]|'[lL][lL])?|[0-9]{1,3}| ?[^\sA-Za-z0-9]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+/g,
+  cl100k_base: /'(?:[sStTmMdD]|[rR][eE]|[vV][eE]|[lL][lL])|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]{1,3}| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/g
+}
+const NON_ASCII = /[^\x00-\x7f]/
+/** Pieces (pre-tokens) whose counts are remembered, per encoding; words recur across prompts. */
+const PIECES_MAX = 50_000
+const PIECE_CHARS_MAX = 64
+/** More unknown pieces than this in one text: one tiktoken call on the whole text costs less. */
+const MISSES_MAX = 16
+const pieceMemos = new Map<string, Map<string, number>>()
+
+/**
+ * The exact count of `encode_ordinary(text)`: tiktoken splits a text into pieces with its pattern and
+ * encodes each piece on its own (no merge crosses a piece), so the count is the sum over pieces, and a piece
+ * seen before is not encoded again. Texts that are not ASCII, and other encodings, go to tiktoken whole.
+ */
+function countPieces(text: string, encoding: TiktokenEncoding): number {
+  const enc = encoder(encoding)
+  const pattern = ASCII_PIECES[encoding]
+  if (!pattern || NON_ASCII.test(text)) return enc.encode_ordinary(text).length
+  let memo = pieceMemos.get(encoding)
+  if (!memo) pieceMemos.set(encoding, (memo = new Map()))
+  let n = 0
+  let misses: string[] | undefined
+  pattern.lastIndex = 0
+  for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
+    const piece = m[0]
+    const known = piece.length <= PIECE_CHARS_MAX ? memo.get(piece) : undefined
+    if (known !== undefined) n += known
+    else if ((misses ??= []).push(piece) > MISSES_MAX) return enc.encode_ordinary(text).length
+  }
+  if (misses) {
+    if (memo.size + misses.length > PIECES_MAX) memo.clear()
+    for (const piece of misses) {
+      const c = enc.encode_ordinary(piece).length
+      if (piece.length <= PIECE_CHARS_MAX) memo.set(piece, c)
+      n += c
+    }
+  }
   return n
 }
 
