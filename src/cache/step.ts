@@ -200,6 +200,12 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     const tenant = tenantScope(team, policy.scope)
     const route = deps.routeOf?.(ctx)
     const key = exactCacheKey({ tenant, alias: ctx.alias, route, request: ctx.request })
+    if (intent.read && policy.exact.enabled) {
+      const hit = await read(key)
+      if (hit) return serve(ctx, hit, 'exact')
+      metrics?.request('exact', 'miss', team)
+    }
+    // after the exact read: an exact hit never needs the semantic scope (canonical JSON + SHA-256 of the context)
     let sem: { query: SemanticQuery; vector?: Float32Array } | undefined
     if (semanticOn) {
       const query = semanticQuery({ tenant, alias: ctx.alias, route, request: ctx.request })
@@ -207,11 +213,6 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     }
 
     if (intent.read) {
-      if (policy.exact.enabled) {
-        const hit = await read(key)
-        if (hit) return serve(ctx, hit, 'exact')
-        metrics?.request('exact', 'miss', team)
-      }
       if (sem) {
         const started = performance.now()
         try {
