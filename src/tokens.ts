@@ -81,84 +81,10 @@ export function countTextTokens(text: string, encoding: TiktokenEncoding = 'cl10
 }
 
 function countUncached(text: string, encoding: TiktokenEncoding): number {
-  if (!HAS_LONG_RUN.test(text)) return countPieces(text, encoding)
-  let n = 0
-  for (const piece of text.split(SPLIT_LONG_RUNS)) if (piece) n += countPieces(piece, encoding)
-  return n
-}
-
-/**
- * tiktoken's pre-tokenizer patterns (encoders/<name>.json `pat_str`) written for ASCII text: on ASCII the
- * Unicode classes are exactly these ranges (\p{L} = A-Za-z, \p{Lu} = A-Z, \p{Ll} = a-z, \p{N} = 0-9, no
- * Lt/Lm/Lo/M), and `(?i:'s|...)` is spelled out. Both engines take the leftmost alternative that matches.
- */
-const ASCII_PIECES: Partial<Record<TiktokenEncoding, RegExp>> = {
-  o200k_base:
-    /[^\r\nA-Za-z0-9]?[A-Z]*[a-z]+(?:'[sStTmMdD]|'[rR][eE]|'[vV][eE]|'[lL][lL])?|[^\r\nA-Za-z0-9]?[A-Z]+[a-z]*(?:'[sStTmMdD]|'[rR][eE]|'[vV][eE]|'[lL][lL])?|[0-9]{1,3}| ?[^\sA-Za-z0-9]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+/g,
-  cl100k_base: /'(?:[sStTmMdD]|[rR][eE]|[vV][eE]|[lL][lL])|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]{1,3}| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+/g
-}
-const NON_ASCII = /[^\x00-\x7f]/
-/** Pieces (pre-tokens) whose counts are remembered, per encoding, in two generations of this many each. */
-const PIECES_PER_GENERATION = 25_000
-const PIECE_CHARS_MAX = 64
-/** More unknown pieces than this in one text: one tiktoken call on the whole text costs less (ids, base64). */
-const MISSES_MAX = 16
-/** Unknown pieces learned from such a text, so a vocabulary that recurs becomes known after a few texts. */
-const LEARN_MAX = 8
-interface PieceMemo {
-  young: Map<string, number>
-  old: Map<string, number>
-}
-const pieceMemos = new Map<string, PieceMemo>()
-
-/** A remembered piece count; a piece found in the old generation moves to the young one (used pieces stay). */
-function recall(memo: PieceMemo, piece: string): number | undefined {
-  const young = memo.young.get(piece)
-  if (young !== undefined) return young
-  const old = memo.old.get(piece)
-  if (old !== undefined) learn(memo, piece, old)
-  return old
-}
-
-function learn(memo: PieceMemo, piece: string, count: number): void {
-  if (piece.length > PIECE_CHARS_MAX) return
-  memo.young.set(piece, count)
-  if (memo.young.size >= PIECES_PER_GENERATION) {
-    memo.old = memo.young
-    memo.young = new Map()
-  }
-}
-
-/**
- * The exact count of `encode_ordinary(text)`: tiktoken splits a text into pieces with its pattern and
- * encodes each piece on its own (no merge crosses a piece), so the count is the sum over pieces, and a piece
- * seen before is not encoded again. Texts that are not ASCII, and other encodings, go to tiktoken whole.
- */
-function countPieces(text: string, encoding: TiktokenEncoding): number {
   const enc = encoder(encoding)
-  const pattern = ASCII_PIECES[encoding]
-  if (!pattern || NON_ASCII.test(text)) return enc.encode_ordinary(text).length
-  let memo = pieceMemos.get(encoding)
-  if (!memo) pieceMemos.set(encoding, (memo = { young: new Map(), old: new Map() }))
+  if (!HAS_LONG_RUN.test(text)) return enc.encode_ordinary(text).length
   let n = 0
-  let misses: string[] | undefined
-  pattern.lastIndex = 0
-  for (let m = pattern.exec(text); m !== null; m = pattern.exec(text)) {
-    const piece = m[0]
-    const known = piece.length <= PIECE_CHARS_MAX ? recall(memo, piece) : undefined
-    if (known !== undefined) n += known
-    else if ((misses ??= []).push(piece) > MISSES_MAX) {
-      for (let i = 0; i < LEARN_MAX; i++) learn(memo, misses[i]!, enc.encode_ordinary(misses[i]!).length)
-      return enc.encode_ordinary(text).length
-    }
-  }
-  if (misses) {
-    for (const piece of misses) {
-      const c = enc.encode_ordinary(piece).length
-      learn(memo, piece, c)
-      n += c
-    }
-  }
+  for (const piece of text.split(SPLIT_LONG_RUNS)) if (piece) n += enc.encode_ordinary(piece).length
   return n
 }
 
