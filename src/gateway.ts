@@ -34,7 +34,7 @@ export interface Runtime {
   guardrailEvents: EventLog<GuardrailEvent>
   /** The semantic cache engine, built once per gateway and kept across reloads (its index is the cache). */
   semanticCache?: SemanticEngine
-  log?: (level: 'info' | 'warn' | 'error', msg: string) => void
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 }
 
 /** Builds the pipeline steps that sit before plan/call, in order. */
@@ -45,7 +45,7 @@ export interface GatewayOptions {
   /** Steps between identify and plan/call (guard input, admit, look up, guard output). */
   steps?: StepsFactory
   metrics?: Metrics
-  log?: (level: 'info' | 'warn' | 'error', msg: string) => void
+  log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
 }
 
 /**

@@ -6,7 +6,6 @@ import { cacheStep } from './cache/index.js'
 import { createClassifierStep } from './guardrails/classifier.js'
 import { createTargetCaller } from './providers/call.js'
 import type { GuardrailEvent } from './guardrails/record.js'
-import type { Logger } from './server.js'
 
 /**
  * The steps between identify and plan/call, in the order of the request path:
@@ -17,8 +16,7 @@ import type { Logger } from './server.js'
  * Each step passes straight through when the team's policy does not use it.
  */
 export function pipelineSteps(rt: Runtime): Step[] {
-  // the gateway's logger takes fields (src/server.ts Logger); Runtime types it narrower
-  const log = rt.log as Logger | undefined
+  const log = rt.log
   const record = (e: GuardrailEvent) => {
     rt.guardrailEvents.push(e)
     // one structured line per action, fleet-wide in the log pipeline; the event never holds matched text
