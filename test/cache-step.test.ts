@@ -110,6 +110,13 @@ describe('exact cache', () => {
     expect(h.ledger[0]).toMatchObject({ status: 'cache_hit', cost_usd: 0, saved_usd: COST, team: 'a', model: 'cache', cache: 'hit' })
   })
 
+  it('keys a "__proto__" request field like any other field', () => {
+    const withProto = JSON.parse('{"model":"fast","messages":[],"__proto__":{"x":1}}')
+    const plain = { model: 'fast', messages: [] }
+    const key = (request: any) => exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request })
+    expect(key(withProto)).not.toBe(key(plain))
+  })
+
   it('never answers one team with another team\'s entry, unless both share a cache scope', async () => {
     const h = harness()
     await h.send({ team: 'a' })

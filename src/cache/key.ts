@@ -38,7 +38,8 @@ export function tenantScope(team: string, scope: string | undefined): string {
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {
     if (v && typeof v === 'object' && !Array.isArray(v)) {
-      const sorted: Record<string, unknown> = {}
+      // a null-prototype object keeps a "__proto__" field as data, so it still counts in the key
+      const sorted: Record<string, unknown> = Object.create(null)
       for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k]
       return sorted
     }
@@ -52,7 +53,7 @@ function sha256(text: string): string {
 
 /** The request without the fields that do not change the answer. */
 function answerFields(req: ChatRequest): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
+  const out: Record<string, unknown> = Object.create(null)
   for (const [k, v] of Object.entries(req)) if (!NOT_ANSWER_CHANGING.has(k) && v !== undefined) out[k] = v
   return out
 }
