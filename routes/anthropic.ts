@@ -1,6 +1,5 @@
 import { Hono, type Context } from 'hono'
 import { z } from 'zod'
-import type { RequestContext } from '../src/context.js'
 import { GatewayError, toGatewayError } from '../src/errors.js'
 import type { Gateway } from '../src/gateway.js'
 import {
@@ -12,14 +11,13 @@ import {
   type AnthropicMessage,
   type AnthropicProvider,
   type AnthropicRequest,
-  type ContentBlock,
-  type NativeEvent
+  type ContentBlock
 } from '../src/providers/anthropic/index.js'
-import { NATIVE_REQUEST_KEY, hasNativeAnswer, nativeAnswer, requestFingerprint, type NativeRequest } from '../src/providers/native.js'
-import { observeStream } from '../src/stream.js'
+import { NATIVE_REQUEST_KEY, nativeAnswer, requestFingerprint, type NativeRequest } from '../src/providers/native.js'
 import { countPromptTokens, encodingFor } from '../src/tokens.js'
 import type { ChatChunk, ChatRequest } from '../src/types.js'
 import { requestAbort, requestHeaders, requestSignal } from './incoming.js'
+import { lastModel, nativeRelayStream } from './native-relay.js'
 import { costHeaders } from './openai.js'
 import { SSE_HEADERS, sseBody } from './sse.js'
 import { requestIdOf } from './request-id.js'
@@ -89,7 +87,7 @@ export function anthropicRoutes(gateway: Gateway) {
       inputTokens: () => countPromptTokens(ctx.request, encodingFor(lastModel(ctx)))
     })
     return new Response(
-      sseBody(events, (s) => s, () => '', (err) => formatAnthropicSSE({ type: 'error', error: toAnthropicError(err).body.error })),
+      sseBody(events, (s) => s, () => '', errorEvent),
       { status: 200, headers: out }
     )
   })
@@ -107,10 +105,6 @@ function betaHeader(headers: Record<string, string | undefined>): Record<string,
 
 function targetKind(gateway: Gateway, alias: string): string | undefined {
   return gateway.runtime.targets.get(alias)?.provider.kind
-}
-
-function lastModel(ctx: RequestContext): string {
-  return ctx.attempts[ctx.attempts.length - 1]?.model ?? ctx.alias
 }
 
 /** Block types the canonical shape can carry; others exist only on Anthropic targets. */
@@ -142,52 +136,18 @@ function toCanonical(body: AnthropicRequest, lenient: boolean): ChatRequest {
  * thinking blocks and signatures survive. Otherwise the events are rebuilt from the canonical chunks.
  */
 function anthropicEventStream(stream: AsyncIterable<ChatChunk>, opts: { relayNative: boolean; inputTokens: () => number }): AsyncIterable<string> {
-  const source = stream[Symbol.asyncIterator]()
-  async function* render(): AsyncGenerator<string> {
-    let first: IteratorResult<ChatChunk>
-    try {
-      first = await source.next()
-    } catch (err) {
-      yield errorEvent(err)
-      return
-    }
-    // the first chunk decides the mode; then it is read again as part of the stream
-    let pending: IteratorResult<ChatChunk> | undefined = first
-    const rest: AsyncIterable<ChatChunk> = {
-      [Symbol.asyncIterator]: () => ({
-        next: async () => {
-          const r = pending ?? (await source.next())
-          pending = undefined
-          return r
-        },
-        return: async () => (await source.return?.()) ?? { done: true, value: undefined }
-      })
-    }
-    if (!first.done && opts.relayNative && hasNativeAnswer(first.value)) {
-      try {
-        for await (const chunk of rest) {
-          const events = nativeAnswer<NativeEvent[]>(chunk, 'anthropic')
-          // fail closed: a chunk changed after the upstream sent it must not be relayed as the upstream's bytes
-          if (!events) throw new GatewayError(500, 'The answer was changed inside the gateway after the upstream stream began.', { code: 'stream_changed' })
-          for (const e of events) yield `event: ${e.event}\ndata: ${e.data}\n\n`
-        }
-      } catch (err) {
-        yield errorEvent(err)
-      }
-      return
-    }
-    for await (const ev of chunksToAnthropicEvents(rest, { inputTokens: opts.inputTokens() })) yield formatAnthropicSSE(ev)
-  }
-  // a client that leaves before the first pull must still close the pipeline's stream (settling its cost)
-  return observeStream(render(), {
-    onEnd: async ({ closedEarly }) => {
-      if (closedEarly) await source.return?.()
+  return nativeRelayStream(stream, {
+    format: 'anthropic',
+    relayNative: opts.relayNative,
+    errorEvent,
+    rebuild: async function* (chunks) {
+      for await (const ev of chunksToAnthropicEvents(chunks, { inputTokens: opts.inputTokens() })) yield formatAnthropicSSE(ev)
     }
   })
 }
 
-function errorEvent(err: unknown): string {
-  return formatAnthropicSSE({ type: 'error', error: toAnthropicError(toGatewayError(err)).body.error })
+function errorEvent(err: GatewayError): string {
+  return formatAnthropicSSE({ type: 'error', error: toAnthropicError(err).body.error })
 }
 
 /**

@@ -1,9 +1,8 @@
 import { Hono } from 'hono'
 import { z } from 'zod'
-import type { RequestContext } from '../src/context.js'
-import { GatewayError, toGatewayError } from '../src/errors.js'
+import type { GatewayError } from '../src/errors.js'
 import type { Gateway } from '../src/gateway.js'
-import { NATIVE_REQUEST_KEY, hasNativeAnswer, nativeAnswer, requestFingerprint, type NativeRequest } from '../src/providers/native.js'
+import { NATIVE_REQUEST_KEY, nativeAnswer, requestFingerprint, type NativeRequest } from '../src/providers/native.js'
 import type { OpenAIProvider } from '../src/providers/openai/index.js'
 import {
   chunksToResponseEvents,
@@ -12,13 +11,12 @@ import {
   fromResponsesRequest,
   newId,
   toResponse,
-  type ResponseNativeEvent,
   type ResponseObject,
   type ResponsesRequest
 } from '../src/responses/index.js'
-import { observeStream } from '../src/stream.js'
 import type { ChatChunk, ChatRequest } from '../src/types.js'
 import { requestAbort, requestHeaders } from './incoming.js'
+import { lastModel, nativeRelayStream } from './native-relay.js'
 import { costHeaders } from './openai.js'
 import { SSE_HEADERS, sseBody } from './sse.js'
 import { requestIdOf } from './request-id.js'
@@ -89,10 +87,6 @@ function passesThrough(gateway: Gateway, alias: string): boolean {
   return provider?.kind === 'openai' && (provider as OpenAIProvider).responsesApi !== false
 }
 
-function lastModel(ctx: RequestContext): string {
-  return ctx.attempts[ctx.attempts.length - 1]?.model ?? ctx.alias
-}
-
 function errorEvent(err: GatewayError): string {
   return `event: error\ndata: ${JSON.stringify({ type: 'error', code: err.code ?? err.type, message: err.message, param: err.param })}\n\n`
 }
@@ -103,46 +97,12 @@ function errorEvent(err: GatewayError): string {
  * tool calls and the upstream's ids survive. Otherwise the events are rebuilt from the canonical chunks.
  */
 function responseEventStream(stream: AsyncIterable<ChatChunk>, body: ResponsesRequest, opts: { relayNative: boolean; model: string }): AsyncIterable<string> {
-  const source = stream[Symbol.asyncIterator]()
-  async function* render(): AsyncGenerator<string> {
-    let first: IteratorResult<ChatChunk>
-    try {
-      first = await source.next()
-    } catch (err) {
-      yield errorEvent(toGatewayError(err))
-      return
-    }
-    // the first chunk decides the mode; then it is read again as part of the stream
-    let pending: IteratorResult<ChatChunk> | undefined = first
-    const rest: AsyncIterable<ChatChunk> = {
-      [Symbol.asyncIterator]: () => ({
-        next: async () => {
-          const r = pending ?? (await source.next())
-          pending = undefined
-          return r
-        },
-        return: async () => (await source.return?.()) ?? { done: true, value: undefined }
-      })
-    }
-    if (!first.done && opts.relayNative && hasNativeAnswer(first.value)) {
-      try {
-        for await (const chunk of rest) {
-          const events = nativeAnswer<ResponseNativeEvent[]>(chunk, 'responses')
-          // fail closed: a chunk changed after the upstream sent it must not be relayed as the upstream's bytes
-          if (!events) throw new GatewayError(500, 'The answer was changed inside the gateway after the upstream stream began.', { code: 'stream_changed' })
-          for (const e of events) yield `event: ${e.event}\ndata: ${e.data}\n\n`
-        }
-      } catch (err) {
-        yield errorEvent(toGatewayError(err))
-      }
-      return
-    }
-    for await (const ev of chunksToResponseEvents(rest, body, { id: newId('resp'), model: opts.model })) yield formatResponseSSE(ev)
-  }
-  // a client that leaves before the first pull must still close the pipeline's stream (settling its cost)
-  return observeStream(render(), {
-    onEnd: async ({ closedEarly }) => {
-      if (closedEarly) await source.return?.()
+  return nativeRelayStream(stream, {
+    format: 'responses',
+    relayNative: opts.relayNative,
+    errorEvent,
+    rebuild: async function* (chunks) {
+      for await (const ev of chunksToResponseEvents(chunks, body, { id: newId('resp'), model: opts.model })) yield formatResponseSSE(ev)
     }
   })
 }
