@@ -9,11 +9,10 @@
  * gw.kill('SIGTERM'); await gw.exited
  */
 import { spawn } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { stringify } from 'yaml'
-import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY } from './gateway.js'
+import { writeConfigFiles } from './gateway.js'
 import { freePort } from './redis.js'
 
 export interface GatewayConfigOptions {
@@ -27,35 +26,23 @@ export interface GatewayConfigOptions {
 
 /** The same config shape as `startTestGateway` writes, on disk, for a process to load. */
 export function writeGatewayConfig(opts: GatewayConfigOptions = {}): { dir: string; file: string; config: Record<string, unknown> } {
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-proc-'))
-  const policies = { a: {}, b: {}, ...opts.policies }
-  const teams: Record<string, { policy: string }> = {}
-  for (const [team, policy] of Object.entries(policies)) {
-    writeFileSync(join(dir, `${team}.yaml`), stringify(policy))
-    teams[team] = { policy: `${team}.yaml` }
-  }
-  const config: Record<string, unknown> = {
-    server: { port: 0, host: '127.0.0.1', shutdown_grace_ms: 5000 },
-    store: { kind: 'memory' },
-    prices: join(process.cwd(), 'config/prices.yaml'),
-    providers: {
-      openai: { kind: 'openai', base_url: opts.openaiUrl ?? 'http://127.0.0.1:9/v1', api_key: opts.openaiKey ?? 'sk-none' }
+  return writeConfigFiles(
+    mkdtempSync(join(tmpdir(), 'sluice-proc-')),
+    {
+      server: { port: 0, host: '127.0.0.1', shutdown_grace_ms: 5000 },
+      store: { kind: 'memory' },
+      prices: join(process.cwd(), 'config/prices.yaml'),
+      providers: {
+        openai: { kind: 'openai', base_url: opts.openaiUrl ?? 'http://127.0.0.1:9/v1', api_key: opts.openaiKey ?? 'sk-none' }
+      },
+      models: {
+        'gpt-4o-mini': { provider: 'openai', model: 'gpt-4o-mini' },
+        'text-embedding-3-small': { provider: 'openai', model: 'text-embedding-3-small', type: 'embedding' }
+      }
     },
-    models: {
-      'gpt-4o-mini': { provider: 'openai', model: 'gpt-4o-mini' },
-      'text-embedding-3-small': { provider: 'openai', model: 'text-embedding-3-small', type: 'embedding' }
-    },
-    teams,
-    keys: [
-      { key: TEAM_A_KEY, team: 'a', user: 'alice' },
-      { key: TEAM_B_KEY, team: 'b', user: 'bob' }
-    ],
-    admin_key: ADMIN_KEY,
-    ...opts.config
-  }
-  const file = join(dir, 'gateway.yaml')
-  writeFileSync(file, stringify(config))
-  return { dir, file, config }
+    opts.policies,
+    opts.config
+  )
 }
 
 export interface GatewayProcess {
