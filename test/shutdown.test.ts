@@ -10,6 +10,7 @@ import type { Store } from '../src/store/types.js'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { TEAM_A_KEY } from './helpers/gateway.js'
 import { spawnGateway, writeGatewayConfig, type GatewayProcess } from './helpers/process.js'
+import { waitFor } from './helpers/wait.js'
 import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
 
 let fake: FakeOpenAI
@@ -41,12 +42,6 @@ const send = (gw: GatewayProcess, session: string, body: Record<string, unknown>
     (err: Error) => ({ status: -1, text: err.message })
   )
 
-const until = async (cond: () => boolean, ms: number) => {
-  const end = Date.now() + ms
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
-  return cond()
-}
-
 describe.runIf(runRedisTests)('SIGTERM', () => {
   beforeAll(async () => {
     fake = await startFakeOpenAI()
@@ -70,7 +65,7 @@ describe.runIf(runRedisTests)('SIGTERM', () => {
     fake.script = (body) => (body.stream ? { content: words(12), chunkDelayMs: 100 } : { delayMs: 800 })
     const run = `drain-${Date.now()}`
     const pending = Array.from({ length: 8 }, (_, i) => send(gw, `${run}-${i}`, { stream: i % 2 === 0 }))
-    expect(await until(() => fake.activeRequests() === 8, 5000)).toBe(true)
+    expect(await waitFor(() => fake.activeRequests() === 8, 5000)).toBe(true)
     const signalledAt = Date.now()
     gw.kill('SIGTERM')
     await gw.waitForLog(/SIGTERM: draining/)
@@ -101,7 +96,7 @@ describe.runIf(runRedisTests)('SIGTERM', () => {
     fake.script = () => ({ content: words(100), chunkDelayMs: 50 }) // a 5 s stream
     const run = `grace-${Date.now()}`
     const pending = send(gw, `${run}-0`, { stream: true })
-    expect(await until(() => fake.activeRequests() === 1, 5000)).toBe(true)
+    expect(await waitFor(() => fake.activeRequests() === 1, 5000)).toBe(true)
     await new Promise((r) => setTimeout(r, 200))
     const signalledAt = Date.now()
     gw.kill('SIGTERM')
@@ -112,7 +107,7 @@ describe.runIf(runRedisTests)('SIGTERM', () => {
     // the client got what streamed, then the end of the stream, not all 100 words
     expect(r.status).toBe(200)
     expect(r.text).not.toContain('w99')
-    expect(await until(() => fake.requests.at(-1)!.aborted, 2000)).toBe(true)
+    expect(await waitFor(() => fake.requests.at(-1)!.aborted, 2000)).toBe(true)
     const entries = (await reader.queryLedger({ team: 'a' })).filter((e) => e.session === `${run}-0`)
     expect(entries).toHaveLength(1)
     expect(entries[0]).toMatchObject({ status: 'aborted', estimated: true })
@@ -124,7 +119,7 @@ describe.runIf(runRedisTests)('SIGTERM', () => {
     fake.script = () => ({ content: words(200), chunkDelayMs: 50 }) // a 10 s stream, inside the grace period
     const session = `twice-${Date.now()}`
     const pending = send(gw, session, { stream: true })
-    expect(await until(() => fake.activeRequests() === 1, 5000)).toBe(true)
+    expect(await waitFor(() => fake.activeRequests() === 1, 5000)).toBe(true)
     gw.kill('SIGTERM')
     await gw.waitForLog(/SIGTERM: draining/)
     await new Promise((r) => setTimeout(r, 300))

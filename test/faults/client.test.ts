@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startFakeOpenAI, type FakeOpenAI } from '../fakes/openai.js'
 import { ADMIN_KEY, TEAM_A_KEY, startTestGateway, type TestGateway } from '../helpers/gateway.js'
+import { waitFor } from '../helpers/wait.js'
 
 let fake: FakeOpenAI
 let backup: FakeOpenAI
@@ -57,15 +58,9 @@ const post = (body: Record<string, unknown>, signal: AbortSignal) =>
     signal
   })
 
-const until = async (cond: () => boolean, ms = 3000) => {
-  const end = Date.now() + ms
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
-  return cond()
-}
-
 /** Entries written since `before` (ledger is append-only per team). */
 async function newEntries(before: number) {
-  await until(() => gw.gateway.inflight() === 0)
+  await waitFor(() => gw.gateway.inflight() === 0)
   await new Promise((r) => setTimeout(r, 50))
   await gw.gateway.ledger.flush()
   return (await gw.gateway.store.queryLedger({ team: 'a' })).slice(before)
@@ -89,9 +84,9 @@ async function expectReleased() {
     r = await reservedUsd()
   }
   expect(r).toBe(0)
-  await until(() => gw.gateway.inflight() === 0, 5000)
+  await waitFor(() => gw.gateway.inflight() === 0, 5000)
   expect(gw.gateway.inflight()).toBe(0)
-  expect(await until(() => fake.activeRequests() === 0 && backup.activeRequests() === 0)).toBe(true)
+  expect(await waitFor(() => fake.activeRequests() === 0 && backup.activeRequests() === 0)).toBe(true)
 }
 
 describe('client disconnects', () => {
@@ -100,10 +95,10 @@ describe('client disconnects', () => {
     const before = await countEntries()
     const ac = new AbortController()
     const pending = post({ model: 'gpt-4o-mini' }, ac.signal)
-    expect(await until(() => fake.activeRequests() === 1)).toBe(true)
+    expect(await waitFor(() => fake.activeRequests() === 1)).toBe(true)
     ac.abort()
     await expect(pending).rejects.toThrow()
-    expect(await until(() => fake.requests.at(-1)!.aborted)).toBe(true)
+    expect(await waitFor(() => fake.requests.at(-1)!.aborted)).toBe(true)
     const entries = await newEntries(before)
     expect(entries).toHaveLength(1)
     expect(entries[0]).toMatchObject({ status: 'aborted', estimated: true, session: 'client-faults' })
@@ -117,10 +112,10 @@ describe('client disconnects', () => {
     const before = await countEntries()
     const ac = new AbortController()
     const pending = post({ model: 'gpt-4o-mini', stream: true }, ac.signal)
-    expect(await until(() => fake.activeRequests() === 1)).toBe(true)
+    expect(await waitFor(() => fake.activeRequests() === 1)).toBe(true)
     ac.abort()
     await expect(pending).rejects.toThrow()
-    expect(await until(() => fake.requests.at(-1)!.aborted)).toBe(true)
+    expect(await waitFor(() => fake.requests.at(-1)!.aborted)).toBe(true)
     const entries = await newEntries(before)
     expect(entries.map((e) => e.status)).toEqual(['aborted'])
     await expectReleased()
@@ -138,7 +133,7 @@ describe('client disconnects', () => {
     let got = ''
     while (!got.includes('word3')) got += new TextDecoder().decode((await reader.read()).value)
     ac.abort()
-    expect(await until(() => fake.requests.at(-1)!.aborted)).toBe(true)
+    expect(await waitFor(() => fake.requests.at(-1)!.aborted)).toBe(true)
     const entries = await newEntries(before)
     expect(entries).toHaveLength(1)
     const e = entries[0]!
@@ -157,10 +152,10 @@ describe('client disconnects', () => {
     const before = await countEntries()
     const ac = new AbortController()
     const pending = post({ model: 'tiered', stream: true }, ac.signal)
-    expect(await until(() => fake.activeRequests() === 1)).toBe(true)
+    expect(await waitFor(() => fake.activeRequests() === 1)).toBe(true)
     ac.abort()
     await expect(pending).rejects.toThrow()
-    expect(await until(() => fake.requests.at(-1)!.aborted)).toBe(true)
+    expect(await waitFor(() => fake.requests.at(-1)!.aborted)).toBe(true)
     const entries = await newEntries(before)
     expect(entries.map((e) => [e.provider, e.status])).toEqual([['openai', 'aborted']])
     expect(backup.requests.length).toBe(backupBefore)
@@ -178,7 +173,7 @@ describe('client disconnects', () => {
     let got = ''
     while (!got.includes('w2')) got += new TextDecoder().decode((await reader.read()).value)
     ac.abort()
-    expect(await until(() => backup.requests.at(-1)!.aborted)).toBe(true)
+    expect(await waitFor(() => backup.requests.at(-1)!.aborted)).toBe(true)
     const entries = await newEntries(before)
     expect(entries.map((e) => [e.provider, e.status])).toEqual([
       ['openai', 'rejected'],

@@ -10,6 +10,7 @@ import { parse, stringify } from 'yaml'
 import { startFakeOpenAI, type FakeOpenAI } from '../fakes/openai.js'
 import { TEAM_A_KEY } from '../helpers/gateway.js'
 import { spawnGateway, writeGatewayConfig, type GatewayProcess } from '../helpers/process.js'
+import { waitFor } from '../helpers/wait.js'
 
 let fake: FakeOpenAI
 let gw: GatewayProcess
@@ -42,15 +43,6 @@ async function reloads(result: 'ok' | 'error'): Promise<number> {
   return m ? Number(m[1]) : 0
 }
 
-async function waitFor(cond: () => Promise<boolean>, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await cond()) return true
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return cond()
-}
-
 describe('hot reload of a broken config', () => {
   it('keeps the running config, and /readyz and the metric show the failed reload', async () => {
     const good = readFileSync(file, 'utf8')
@@ -58,7 +50,7 @@ describe('hot reload of a broken config', () => {
 
     // syntax error in the gateway config
     writeFileSync(file, good + '\nmodels: [unclosed\n')
-    expect(await waitFor(async () => (await reloads('error')) >= 1)).toBe(true)
+    expect(await waitFor(async () => (await reloads('error')) >= 1, 5000, 100)).toBe(true)
     const ready = await fetch(`${gw.url}/readyz`)
     const body = await ready.json()
     expect(body.checks.config).toMatch(/^running the previous config; last reload failed: .*gateway\.yaml/)
@@ -68,10 +60,10 @@ describe('hot reload of a broken config', () => {
 
     // restore it, then break a policy file with valid YAML but an invalid value: also rejected, still serving
     writeFileSync(file, good)
-    expect(await waitFor(async () => (await fetch(`${gw.url}/readyz`).then((r) => r.json())).checks.config === 'ok')).toBe(true)
+    expect(await waitFor(async () => (await fetch(`${gw.url}/readyz`).then((r) => r.json())).checks.config === 'ok', 5000, 100)).toBe(true)
     const before = await reloads('error')
     writeFileSync(join(dir, 'a.yaml'), stringify({ budgets: [{ scope: 'galaxy', limit_usd: -1 }] }))
-    expect(await waitFor(async () => (await reloads('error')) > before)).toBe(true)
+    expect(await waitFor(async () => (await reloads('error')) > before, 5000, 100)).toBe(true)
     expect((await (await fetch(`${gw.url}/readyz`)).json()).checks.config).toMatch(/a\.yaml/)
     expect((await chat()).status).toBe(200)
 
@@ -81,7 +73,7 @@ describe('hot reload of a broken config', () => {
     config.models['gpt-4o-mini-2'] = { provider: 'openai', model: 'gpt-4o-mini' }
     const okBefore = await reloads('ok')
     writeFileSync(file, stringify(config))
-    expect(await waitFor(async () => (await fetch(`${gw.url}/readyz`).then((r) => r.json())).checks.config === 'ok')).toBe(true)
+    expect(await waitFor(async () => (await fetch(`${gw.url}/readyz`).then((r) => r.json())).checks.config === 'ok', 5000, 100)).toBe(true)
     expect(await reloads('ok')).toBeGreaterThan(okBefore)
     expect((await chat('gpt-4o-mini-2')).status).toBe(200)
   }, 30_000)

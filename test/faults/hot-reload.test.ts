@@ -10,6 +10,7 @@ import { stringify } from 'yaml'
 import { startFakeOpenAI, type FakeOpenAI } from '../fakes/openai.js'
 import { ADMIN_KEY } from '../helpers/gateway.js'
 import { spawnGateway, writeGatewayConfig, type GatewayProcess } from '../helpers/process.js'
+import { waitFor } from '../helpers/wait.js'
 
 let fake: FakeOpenAI
 let gw: GatewayProcess
@@ -34,15 +35,6 @@ async function teamLimit(): Promise<number | undefined> {
   return body.data[0]?.limit_usd
 }
 
-async function waitFor(cond: () => Promise<boolean>, ms = 5000): Promise<boolean> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await cond()) return true
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  return cond()
-}
-
 /** Write a temp file next to the target and rename it over the target: the target gets a new inode. */
 function replaceAtomically(file: string, text: string) {
   const tmp = `${file}.tmp-${process.pid}`
@@ -56,22 +48,22 @@ describe('hot reload through the file watcher', () => {
     expect(await teamLimit()).toBe(5)
 
     writeFileSync(file, policy(7))
-    expect(await waitFor(async () => (await teamLimit()) === 7)).toBe(true)
+    expect(await waitFor(async () => (await teamLimit()) === 7, 5000, 50)).toBe(true)
 
     // several replaces in a row: each must be seen, also after the watched inode went away
     for (const limit of [11, 13, 17]) {
       replaceAtomically(file, policy(limit))
-      expect(await waitFor(async () => (await teamLimit()) === limit), `limit ${limit}`).toBe(true)
+      expect(await waitFor(async () => (await teamLimit()) === limit, 5000, 50), `limit ${limit}`).toBe(true)
     }
 
     // a broken replacement: rejected, the running policy stays, /readyz says so
     replaceAtomically(file, stringify({ budgets: [{ scope: 'team', limit_usd: 'lots', window: 'day' }] }))
-    expect(await waitFor(async () => ((await (await fetch(`${gw.url}/readyz`)).json()) as { checks: { config: string } }).checks.config.includes('a.yaml'))).toBe(true)
+    expect(await waitFor(async () => ((await (await fetch(`${gw.url}/readyz`)).json()) as { checks: { config: string } }).checks.config.includes('a.yaml'), 5000, 50)).toBe(true)
     expect(await teamLimit()).toBe(17)
 
     // and a good one after it is applied and clears the failure
     replaceAtomically(file, policy(19))
-    expect(await waitFor(async () => (await teamLimit()) === 19)).toBe(true)
+    expect(await waitFor(async () => (await teamLimit()) === 19, 5000, 50)).toBe(true)
     expect(((await (await fetch(`${gw.url}/readyz`)).json()) as { checks: { config: string } }).checks.config).toBe('ok')
 
     // a burst of replaces spread over the debounce and the reload itself: the last one wins
@@ -79,6 +71,6 @@ describe('hot reload through the file watcher', () => {
       replaceAtomically(file, policy(100 + i))
       await new Promise((r) => setTimeout(r, 150 + i * 4))
     }
-    expect(await waitFor(async () => (await teamLimit()) === 111)).toBe(true)
+    expect(await waitFor(async () => (await teamLimit()) === 111, 5000, 50)).toBe(true)
   }, 40_000)
 })

@@ -8,21 +8,13 @@ import { createRedisStore } from '../../src/store/redis.js'
 import { startFakeOpenAI, type FakeOpenAI } from '../fakes/openai.js'
 import { TEAM_A_KEY, TEAM_B_KEY } from '../helpers/gateway.js'
 import { spawnGateway, writeGatewayConfig, type GatewayProcess } from '../helpers/process.js'
+import { waitFor } from '../helpers/wait.js'
 import { runRedisTests, startRedis, type TestRedis } from '../helpers/redis.js'
 
 let fake: FakeOpenAI
 let redis: TestRedis
 let proc: GatewayProcess | undefined
 const prefix = `redis-start-${Date.now()}:`
-
-const until = async (cond: () => Promise<boolean>, ms: number) => {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await cond()) return true
-    await new Promise((r) => setTimeout(r, 100))
-  }
-  return cond()
-}
 
 const chat = (gw: GatewayProcess, key: string, session: string) =>
   fetch(`${gw.url}/v1/chat/completions`, {
@@ -76,12 +68,12 @@ describe.runIf(runRedisTests)('Redis unreachable at start', () => {
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('budget_store_unavailable')
 
     await redis.start()
-    expect(await until(async () => (await fetch(`${gw.url}/readyz`)).status === 200, 10_000)).toBe(true)
+    expect(await waitFor(async () => (await fetch(`${gw.url}/readyz`)).status === 200, 10_000, 100)).toBe(true)
     expect((await chat(gw, TEAM_B_KEY, 'after')).status).toBe(200)
     // what was answered while Redis was away reached its ledger once it came
     const reader = await createRedisStore({ url: redis.url, prefix })
     try {
-      expect(await until(async () => (await reader.queryLedger({ session: 'while-away' })).length === 1, 10_000)).toBe(true)
+      expect(await waitFor(async () => (await reader.queryLedger({ session: 'while-away' })).length === 1, 10_000, 100)).toBe(true)
     } finally {
       await reader.close()
     }
