@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import { createEventLog, type EventLog } from './audit.js'
 import { admissionFor, embeddingWorstCase } from './budget/index.js'
 import { createSemanticEngine, type SemanticEngine } from './cache/engine.js'
@@ -9,6 +8,7 @@ import type { GatewayConfig } from './config/load.js'
 import type { Attempt, PipelineResult, RequestContext, Step } from './context.js'
 import { GatewayError, UpstreamError } from './errors.js'
 import { costOf, tokenCounts } from './ledger/cost.js'
+import { ledgerEntryFor } from './ledger/entry.js'
 import { createLedger, type Ledger } from './ledger/index.js'
 import { createMetrics, type Metrics } from './metrics/index.js'
 import { createPipeline, finish } from './pipeline.js'
@@ -271,12 +271,10 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
           attempt.costUsd = cost
           attempt.latencyMs = performance.now() - started
           ctx.costUsd += cost
-          ledger.record({
-            id: randomUUID(), request_id: ctx.id, ts: Date.now(), team: principal.team, key_id: ctx.principal.keyId, user: ctx.principal.user,
-            session: ctx.session, agent: ctx.agent, tags: ctx.tags.length ? ctx.tags : undefined, alias: ctx.alias, model: `${target.provider.name}/${target.model.model}`,
-            provider: target.provider.name, surface: 'embeddings', stream: false, status: attempt.status, http_status: httpStatus,
+          ledger.record(ledgerEntryFor(ctx, {
+            model: `${target.provider.name}/${target.model.model}`, provider: target.provider.name, stream: false, status: attempt.status, http_status: httpStatus,
             tokens, estimated, cost_usd: cost, latency_ms: Math.round(attempt.latencyMs), attempt: 1, error: attempt.error
-          })
+          }))
           const labels = { team: principal.team, model: ctx.alias }
           metrics.cost.inc(labels, cost)
           if (tokens.input) metrics.tokens.inc({ ...labels, kind: 'input' }, tokens.input)

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto'
 import type { Registry } from 'prom-client'
 import type { Attempt, PipelineResult, RequestContext, Step } from '../context.js'
 import type { Price } from '../config/schema.js'
 import { ledgerAtEnd } from '../ledger/at-end.js'
+import { ledgerEntryFor } from '../ledger/entry.js'
 import type { LedgerEntry } from '../ledger/types.js'
 import type { Store } from '../store/types.js'
 import { observeStream } from '../stream.js'
@@ -296,20 +296,9 @@ function cacheable(c: ChatCompletion): boolean {
 }
 
 function hitEntry(ctx: RequestContext, entry: CachedAnswer): LedgerEntry {
-  return {
-    id: randomUUID(),
-    request_id: ctx.id,
-    ts: Date.now(),
-    team: ctx.principal.team,
-    key_id: ctx.principal.keyId,
-    user: ctx.principal.user,
-    session: ctx.session,
-    agent: ctx.agent,
-    tags: ctx.tags.length ? ctx.tags : undefined,
-    alias: ctx.alias,
+  return ledgerEntryFor(ctx, {
     model: 'cache',
     provider: 'cache',
-    surface: ctx.surface,
     stream: ctx.stream,
     status: 'cache_hit',
     tokens: { input: 0, output: 0, cached_input: 0, cache_write: 0 },
@@ -319,5 +308,5 @@ function hitEntry(ctx: RequestContext, entry: CachedAnswer): LedgerEntry {
     cache: ctx.cache,
     latency_ms: Math.round(performance.now() - ctx.startedAt),
     attempt: 0
-  }
+  })
 }

@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto'
 import { providerCacheSavings } from '../cache/prompt-caching.js'
 import { resolveCachePolicy } from '../cache/schema.js'
 import type { Attempt, PipelineResult, RequestContext } from '../context.js'
 import { GatewayError, UpstreamError } from '../errors.js'
 import { costOf, tokenCounts } from '../ledger/cost.js'
 import { ledgerAtEnd } from '../ledger/at-end.js'
+import { ledgerEntryFor } from '../ledger/entry.js'
 import type { Ledger } from '../ledger/index.js'
 import type { Metrics } from '../metrics/index.js'
 import type { Target } from '../routing/types.js'
@@ -81,20 +81,9 @@ export function createTargetCaller(deps: CallDeps) {
       attempt.latencyMs = performance.now() - started
       if (err) attempt.error = err instanceof Error ? err.message : String(err)
       ctx.costUsd += cost
-      record({
-        id: randomUUID(),
-        request_id: ctx.id,
-        ts: Date.now(),
-        team: ctx.principal.team,
-        key_id: ctx.principal.keyId,
-        user: ctx.principal.user,
-        session: ctx.session,
-        agent: ctx.agent,
-        tags: ctx.tags.length ? ctx.tags : undefined,
-        alias: ctx.alias,
+      record(ledgerEntryFor(ctx, {
         model: `${target.provider.name}/${target.model.model}`,
         provider: target.provider.name,
-        surface: ctx.surface,
         stream,
         status,
         http_status: err instanceof GatewayError ? err.status : status === 'ok' ? 200 : undefined,
@@ -107,7 +96,7 @@ export function createTargetCaller(deps: CallDeps) {
         attempt: attemptNo,
         reason: over.reason,
         error: attempt.error
-      })
+      }))
       const labels = { team: ctx.principal.team, model: ctx.alias }
       metrics.cost.inc(labels, cost)
       if (tokens.input) metrics.tokens.inc({ ...labels, kind: 'input' }, tokens.input)

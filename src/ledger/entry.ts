@@ -1,0 +1,34 @@
+import { randomUUID } from 'node:crypto'
+import type { RequestContext } from '../context.js'
+import type { LedgerEntry } from './types.js'
+
+/** The fields every entry takes from its request rather than from what happened. */
+type RequestFields = 'id' | 'request_id' | 'ts' | 'team' | 'key_id' | 'user' | 'session' | 'agent' | 'tags' | 'alias' | 'surface'
+
+/**
+ * A ledger entry for one thing that happened in a request (a provider attempt, a cache hit): a fresh id, the time
+ * now, and the request's attribution (team, key, user, session, agent, tags, alias, surface) from `ctx`.
+ *
+ * @example
+ * record(ledgerEntryFor(ctx, { model: 'cache', provider: 'cache', stream: ctx.stream, status: 'cache_hit', tokens, estimated: false, cost_usd: 0, latency_ms, attempt: 0 }))
+ */
+export function ledgerEntryFor(ctx: RequestContext, fields: Omit<LedgerEntry, RequestFields>): LedgerEntry {
+  // fields in the order entries have always had: the stored JSON and the NDJSON export keep their shape
+  const { model, provider, ...rest } = fields
+  return {
+    id: randomUUID(),
+    request_id: ctx.id,
+    ts: Date.now(),
+    team: ctx.principal.team,
+    key_id: ctx.principal.keyId,
+    user: ctx.principal.user,
+    session: ctx.session,
+    agent: ctx.agent,
+    tags: ctx.tags.length ? ctx.tags : undefined,
+    alias: ctx.alias,
+    model,
+    provider,
+    surface: ctx.surface,
+    ...rest
+  }
+}
