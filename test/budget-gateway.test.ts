@@ -11,6 +11,7 @@ import { guardrailsPolicySchema } from '../src/guardrails/schema.js'
 import { countPromptTokens } from '../src/tokens.js'
 import { startFakeOpenAI, type FakeOpenAI, type FakeOpenAIReply } from './fakes/openai.js'
 import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { errorHeader, refusal } from './helpers/errors.js'
 
 const KEY_C = 'sk-sluice-team-c-0000000000000003'
 const KEY_D = 'sk-sluice-team-d-0000000000000004'
@@ -78,15 +79,6 @@ const ledgerTotal = async (team: string) => {
   await gw.gateway.ledger.flush()
   return (await gw.gateway.store.queryLedger({ team })).reduce((s, e) => s + e.cost_usd, 0)
 }
-async function refusal(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p
-  } catch (err) {
-    return err as APIError
-  }
-  throw new Error('expected a refusal')
-}
-const header = (err: APIError, name: string) => (err.headers as unknown as Headers).get(name)
 
 describe('budgets through the gateway (openai SDK, real HTTP)', () => {
   it('refuses a request whose worst case does not fit, in OpenAI shape, and the SDK does not retry it', async () => {
@@ -97,8 +89,8 @@ describe('budgets through the gateway (openai SDK, real HTTP)', () => {
     expect(err.status).toBe(429)
     expect(err.code).toBe('budget_exceeded')
     expect(err.message).toMatch(/team "a" budget is \$0\.0002 per day \(UTC\), resets \d{4}-\d\d-\d\dT00:00:00\.000Z/)
-    expect(header(err, 'x-should-retry')).toBe('false')
-    expect(header(err, 'retry-after')).toBeNull()
+    expect(errorHeader(err, 'x-should-retry')).toBe('false')
+    expect(errorHeader(err, 'retry-after')).toBeNull()
     expect(await metric('sluice_budget_rejections_total')).toBe(before + 1)
     expect(fake.served.requests).toBe(served)
   })
@@ -384,7 +376,7 @@ describe('budgets and rate limits on route aliases', () => {
     const err = await refusal(rc('rl').chat.completions.create({ model: 'smart', messages: hello, max_tokens: 5 }))
     expect(err.status).toBe(429)
     expect(err.code).toBe('rate_limit_exceeded')
-    expect(header(err, 'retry-after')).not.toBeNull()
+    expect(errorHeader(err, 'retry-after')).not.toBeNull()
   })
 })
 
@@ -455,7 +447,7 @@ describe('embeddings go through admission and settlement', () => {
     expect(err?.status).toBe(429)
     expect(err?.code).toBe('budget_exceeded')
     expect(err?.message).toMatch(/team "em" budget is \$0\.003 in total/)
-    expect(header(err!, 'x-should-retry')).toBe('false')
+    expect(errorHeader(err!, 'x-should-retry')).toBe('false')
     await g.gateway.ledger.flush()
     const spent = (await g.gateway.store.queryLedger({ team: 'em' })).reduce((s, e) => s + e.cost_usd, 0)
     expect(spent).toBeLessThanOrEqual(EMB_CAP)

@@ -1,8 +1,9 @@
-import OpenAI, { type APIError } from 'openai'
+import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatDuration } from '../src/budget/ratelimit.js'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { errorHeader, refusal } from './helpers/errors.js'
 
 let fake: FakeOpenAI
 let gw: TestGateway
@@ -22,15 +23,6 @@ afterAll(async () => {
 
 const ask = (key: string, max_tokens?: number) =>
   new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens }).withResponse()
-async function refusal(p: Promise<unknown>): Promise<APIError> {
-  try {
-    await p
-  } catch (err) {
-    return err as APIError
-  }
-  throw new Error('expected a refusal')
-}
-const h = (err: APIError, name: string) => (err.headers as unknown as Headers).get(name)
 
 describe('rate limits through the gateway', () => {
   it('refuses past the RPM with OpenAI-style headers and a Retry-After', async () => {
@@ -44,11 +36,11 @@ describe('rate limits through the gateway', () => {
     expect(err.status).toBe(429)
     expect(err.code).toBe('rate_limit_exceeded')
     expect(err.message).toMatch(/requests per min \(RPM\): Limit 2/)
-    expect(h(err, 'x-ratelimit-remaining-requests')).toBe('0')
+    expect(errorHeader(err, 'x-ratelimit-remaining-requests')).toBe('0')
     // one request comes back every 30 s at 2 per minute
-    expect(Number(h(err, 'retry-after'))).toBeGreaterThan(25)
-    expect(Number(h(err, 'retry-after'))).toBeLessThanOrEqual(30)
-    expect(h(err, 'x-should-retry')).toBeNull()
+    expect(Number(errorHeader(err, 'retry-after'))).toBeGreaterThan(25)
+    expect(Number(errorHeader(err, 'retry-after'))).toBeLessThanOrEqual(30)
+    expect(errorHeader(err, 'x-should-retry')).toBeNull()
     expect(fake.served.requests).toBe(served)
     const text = await gw.gateway.metrics.registry.metrics()
     expect(text).toMatch(/sluice_ratelimit_rejections_total\{team="a",scope="key",kind="requests"\} 1/)
@@ -61,8 +53,8 @@ describe('rate limits through the gateway', () => {
     expect(left).toBeLessThan(200)
     const err = await refusal(ask(TEAM_B_KEY, 400))
     expect(err.status).toBe(429)
-    expect(h(err, 'x-should-retry')).toBe('false')
-    expect(h(err, 'retry-after')).toBeNull()
+    expect(errorHeader(err, 'x-should-retry')).toBe('false')
+    expect(errorHeader(err, 'retry-after')).toBeNull()
     // the first request asked for 100 output tokens and used a handful: the difference came back
     const again = await ask(TEAM_B_KEY, 10)
     expect(Number(again.response.headers.get('x-ratelimit-remaining-tokens'))).toBeGreaterThan(left)
