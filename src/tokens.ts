@@ -1,4 +1,5 @@
 import { get_encoding, type Tiktoken, type TiktokenEncoding } from 'tiktoken'
+import { createTextMemo } from './memo.js'
 import type { ChatMessage, ChatRequest } from './types.js'
 
 const encoders = new Map<string, Tiktoken>()
@@ -50,7 +51,7 @@ const SPLIT_LONG_RUNS = new RegExp(`(\\S{${LONG_RUN}})`)
 const MEMO_CHARS = 2_000_000
 /** Longer texts are counted every time rather than take a large share of the memo. */
 const MEMO_TEXT_MAX = 200_000
-const memos = new Map<string, { counts: Map<string, number>; chars: number }>()
+const memos = new Map<string, (text: string) => number>()
 
 /**
  * Count the tokens of a text; exact unless it holds runs of 256+ non-space characters, linear time always.
@@ -61,23 +62,9 @@ const memos = new Map<string, { counts: Map<string, number>; chars: number }>()
 export function countTextTokens(text: string, encoding: TiktokenEncoding = 'cl100k_base'): number {
   if (!text) return 0
   if (text.length > MEMO_TEXT_MAX) return countUncached(text, encoding)
-  let memo = memos.get(encoding)
-  if (!memo) memos.set(encoding, (memo = { counts: new Map(), chars: 0 }))
-  const known = memo.counts.get(text)
-  if (known !== undefined) {
-    memo.counts.delete(text)
-    memo.counts.set(text, known)
-    return known
-  }
-  const n = countUncached(text, encoding)
-  memo.counts.set(text, n)
-  memo.chars += text.length
-  while (memo.chars > MEMO_CHARS) {
-    const oldest = memo.counts.keys().next().value as string
-    memo.counts.delete(oldest)
-    memo.chars -= oldest.length
-  }
-  return n
+  let count = memos.get(encoding)
+  if (!count) memos.set(encoding, (count = createTextMemo((t) => countUncached(t, encoding), MEMO_CHARS)))
+  return count(text)
 }
 
 function countUncached(text: string, encoding: TiktokenEncoding): number {

@@ -3,6 +3,8 @@
  * run them. Detectors are pure: text in, match positions out.
  */
 
+import { createTextMemo } from '../memo.js'
+
 export interface Match {
   /** Rule name, e.g. `pii.email`, `secret.github`, `deny.competitors`. */
   rule: string
@@ -115,7 +117,7 @@ const NO_MATCHES: readonly Match[] = Object.freeze([])
 /** Characters of text remembered per detector list and allow-list (a few MB at most over all policies). */
 const REMEMBER_CHARS = 1_000_000
 const REMEMBER_TEXT_MAX = 100_000
-const remembered = new WeakMap<readonly Detector[], Map<unknown, { results: Map<string, readonly Match[]>; chars: number }>>()
+const remembered = new WeakMap<readonly Detector[], Map<unknown, (text: string) => readonly Match[]>>()
 
 /**
  * `findAll` for input that repeats: an agent resends its system prompt and the whole conversation every
@@ -130,24 +132,13 @@ export function findAllRemembered(text: string, detectors: readonly Detector[], 
   if (text.length > REMEMBER_TEXT_MAX) return findAll(text, detectors, allowed)
   let byAllowed = remembered.get(detectors)
   if (!byAllowed) remembered.set(detectors, (byAllowed = new Map()))
-  let memo = byAllowed.get(allowed)
-  if (!memo) byAllowed.set(allowed, (memo = { results: new Map(), chars: 0 }))
-  const known = memo.results.get(text)
-  if (known) {
-    memo.results.delete(text)
-    memo.results.set(text, known)
-    return known
-  }
-  const found = findAll(text, detectors, allowed)
-  const frozen = found.length === 0 ? NO_MATCHES : Object.freeze(found.map((m) => Object.freeze(m)))
-  memo.results.set(text, frozen)
-  memo.chars += text.length
-  while (memo.chars > REMEMBER_CHARS) {
-    const oldest = memo.results.keys().next().value as string
-    memo.results.delete(oldest)
-    memo.chars -= oldest.length
-  }
-  return frozen
+  let find = byAllowed.get(allowed)
+  if (!find) byAllowed.set(allowed, (find = createTextMemo((t) => frozenMatches(findAll(t, detectors, allowed)), REMEMBER_CHARS)))
+  return find(text)
+}
+
+function frozenMatches(found: Match[]): readonly Match[] {
+  return found.length === 0 ? NO_MATCHES : Object.freeze(found.map((m) => Object.freeze(m)))
 }
 
 /** Replaces matches (sorted, non-overlapping) with what `replacement` returns. */
