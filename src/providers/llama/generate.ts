@@ -87,12 +87,7 @@ export async function generateText(
     tokens.slice(cachedTokens),
     { confidence: plan.logprobs, probabilities: plan.logprobs && plan.topLogprobs > 0 },
     {
-      temperature: plan.temperature,
-      topP: plan.topP,
-      topK: 0,
-      minP: 0,
-      seed: plan.seed,
-      tokenBias: plan.tokenBias,
+      ...sampling(plan),
       grammarEvaluationState: plan.grammar ? new LlamaGrammarEvaluationState({ model: rt.model, grammar: plan.grammar }) : undefined
     }
   )
@@ -120,6 +115,14 @@ export async function generateText(
 }
 
 /**
+ * The plan's OpenAI sampling in node-llama-cpp's terms, the same on both generation paths. Top-k and min-p are
+ * off: the OpenAI API has neither, so only what the client asked for shapes the distribution.
+ */
+function sampling(plan: GenerationPlan) {
+  return { temperature: plan.temperature, topP: plan.topP, topK: 0, minP: 0, seed: plan.seed, tokenBias: plan.tokenBias }
+}
+
+/**
  * Generate with node-llama-cpp's LlamaChat, which knows each chat template's function-calling syntax and
  * constrains call arguments with a grammar. Used when the request offers tools; no logprobs on this path.
  */
@@ -138,12 +141,7 @@ export async function generateWithTools(
       functions: plan.functions,
       documentFunctionParams: true,
       maxTokens: plan.maxTokens,
-      temperature: plan.temperature,
-      topP: plan.topP,
-      topK: 0,
-      minP: 0,
-      seed: plan.seed,
-      tokenBias: plan.tokenBias,
+      ...sampling(plan),
       customStopTriggers: plan.stop.length > 0 ? plan.stop : undefined,
       signal,
       stopOnAbortSignal: true,
