@@ -120,22 +120,14 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
    */
   const track = (clientSignal: AbortSignal, owned?: AbortController) => {
     if (draining) throw new GatewayError(503, 'The gateway is shutting down; retry on another instance.', { code: 'shutting_down', headers: { 'retry-after': '1' } })
-    if (owned && owned.signal === clientSignal) {
-      inflight.add(owned)
-      metrics.inflight.inc()
-      let done = false
-      const release = () => {
-        if (done) return
-        done = true
-        inflight.delete(owned)
-        metrics.inflight.dec()
-      }
-      return { signal: clientSignal, release }
-    }
-    const controller = new AbortController()
+    const direct = owned?.signal === clientSignal ? owned : undefined
+    // otherwise a controller of our own follows the client's signal
+    const controller = direct ?? new AbortController()
     const onAbort = () => controller.abort(clientSignal.reason)
-    if (clientSignal.aborted) controller.abort(clientSignal.reason)
-    else clientSignal.addEventListener('abort', onAbort, { once: true })
+    if (!direct) {
+      if (clientSignal.aborted) controller.abort(clientSignal.reason)
+      else clientSignal.addEventListener('abort', onAbort, { once: true })
+    }
     inflight.add(controller)
     metrics.inflight.inc()
     let released = false
@@ -143,7 +135,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       if (released) return
       released = true
       inflight.delete(controller)
-      clientSignal.removeEventListener('abort', onAbort)
+      if (!direct) clientSignal.removeEventListener('abort', onAbort)
       metrics.inflight.dec()
     }
     return { signal: controller.signal, release }
