@@ -67,7 +67,13 @@ function familyRules<T extends string>(
   }))
 }
 
-function scanSet(rules: ScanRule[]) {
+/** A layer's (input or output) secret, PII and deny rules, with the lookups the steps use. */
+function scanSet(p: InputPolicy | OutputPolicy) {
+  const rules: ScanRule[] = [
+    ...familyRules(p.secrets, SECRET_TYPES, SECRET_DETECTORS),
+    ...familyRules(p.pii, PII_TYPES, PII_DETECTORS),
+    ...p.deny.map((d) => ({ detector: denyDetector(d), action: d.action, reversible: false }))
+  ]
   return { rules, detectors: rules.map((r) => r.detector), actions: new Map(rules.map((r) => [r.detector.rule, r])) }
 }
 
@@ -75,14 +81,9 @@ function compile(policy: GuardrailsPolicy): CompiledGuardrails {
   const out: CompiledGuardrails = { allowed: allowListCheck(policy.allow) }
   if (policy.input) {
     const p = policy.input
-    const rules = [
-      ...familyRules(p.secrets, SECRET_TYPES, SECRET_DETECTORS),
-      ...familyRules(p.pii, PII_TYPES, PII_DETECTORS),
-      ...p.deny.map((d) => ({ detector: denyDetector(d), action: d.action, reversible: false }))
-    ]
     out.input = {
       policy: p,
-      ...scanSet(rules),
+      ...scanSet(p),
       injection: {
         trusted: injectionDetectors(p.injection?.level ?? 'off'),
         untrusted: injectionDetectors(p.injection?.untrusted_level ?? 'off'),
@@ -96,12 +97,7 @@ function compile(policy: GuardrailsPolicy): CompiledGuardrails {
   }
   if (policy.output) {
     const p = policy.output
-    const rules = [
-      ...familyRules(p.secrets, SECRET_TYPES, SECRET_DETECTORS),
-      ...familyRules(p.pii, PII_TYPES, PII_DETECTORS),
-      ...p.deny.map((d) => ({ detector: denyDetector(d), action: d.action, reversible: false }))
-    ]
-    out.output = { policy: p, ...scanSet(rules) }
+    out.output = { policy: p, ...scanSet(p) }
   }
   return out
 }
