@@ -1,27 +1,23 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import type { FakeOpenAI } from './fakes/openai.js'
+import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 
+let stack: Stack
 let fake: FakeOpenAI
 let gw: TestGateway
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI()
-  gw = await startTestGateway({
-    openaiUrl: fake.url,
-    openaiKey: fake.apiKey,
+  ;({ fake, gw } = stack = await startStack({
     policies: {
       a: { cache: { when: 'always' }, guardrails: { input: { pii: { action: 'redact' } } } },
       b: {}
     }
-  })
+  }))
 })
-afterAll(async () => {
-  await gw?.close(0)
-  await fake?.close()
-})
+afterAll(() => stack?.close())
 
 const api = async (path: string, key: string | undefined, init: { method?: string; body?: unknown; text?: string } = {}) => {
   const headers: Record<string, string> = {}

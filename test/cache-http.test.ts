@@ -3,9 +3,10 @@ import Anthropic from '@anthropic-ai/sdk'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { LedgerEntry } from '../src/ledger/types.js'
-import { startFakeAnthropic, type FakeAnthropic } from './fakes/anthropic.js'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
+import type { FakeAnthropic } from './fakes/anthropic.js'
+import type { FakeOpenAI } from './fakes/openai.js'
 import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
 
 const KEYS = {
@@ -32,33 +33,18 @@ const POLICIES = {
 
 const keysConfig = Object.entries(KEYS).map(([team, key]) => ({ key, team }))
 
+let stack: Stack<true>
 let openai: FakeOpenAI
 let anthropic: FakeAnthropic
 let gw: TestGateway
 const clients = {} as Record<Team, OpenAI>
 
 beforeAll(async () => {
-  openai = await startFakeOpenAI()
-  anthropic = await startFakeAnthropic()
-  gw = await startTestGateway({
-    openaiUrl: openai.url,
-    openaiKey: openai.apiKey,
-    anthropicUrl: anthropic.url,
-    anthropicKey: anthropic.apiKey,
-    policies: POLICIES,
-    config: { keys: keysConfig }
-  })
-  for (const team of Object.keys(KEYS) as Team[]) clients[team] = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: KEYS[team], maxRetries: 0 })
+  ;({ fake: openai, anthropic, gw } = stack = await startStack({ anthropic: true, policies: POLICIES, config: { keys: keysConfig } }))
+  for (const team of Object.keys(KEYS) as Team[]) clients[team] = stack.clientFor(KEYS[team])
 })
-afterAll(async () => {
-  await gw.close(0)
-  await openai.close()
-  await anthropic.close()
-})
-beforeEach(() => {
-  openai.script = undefined
-  anthropic.setScript(undefined)
-})
+afterAll(() => stack?.close())
+beforeEach(() => stack.reset())
 
 /** A question no other test asks, so tests do not see each other's entries. */
 let n = 0

@@ -2,13 +2,15 @@ import { existsSync, mkdtempSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import type { FakeOpenAI } from './fakes/openai.js'
+import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 
 const CHROMIUM = process.env.SLUICE_CHROMIUM ?? '/usr/bin/chromium'
 const haveChromium = existsSync(CHROMIUM)
 if (!haveChromium) console.warn(`dashboard test skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set SLUICE_CHROMIUM)`)
 
+let stack: Stack
 let fake: FakeOpenAI
 let gw: TestGateway
 
@@ -24,10 +26,7 @@ const chat = async (key: string, body: Record<string, unknown>, headers: Record<
 
 describe('GET /dashboard', () => {
   beforeAll(async () => {
-    fake = await startFakeOpenAI()
-    gw = await startTestGateway({
-      openaiUrl: fake.url,
-      openaiKey: fake.apiKey,
+    ;({ fake, gw } = stack = await startStack({
       policies: {
         a: {
           guardrails: { input: { pii: { action: 'redact' } } },
@@ -36,7 +35,7 @@ describe('GET /dashboard', () => {
         },
         b: { budgets: [{ scope: 'team', window: 'month', limit_usd: 5 }], cache: {} }
       }
-    })
+    }))
     // traffic: two teams, sessions, a redaction, a cascade escalation, a provider prompt-cache read and an exact-cache hit
     fake.script = (body) => {
       const text = JSON.stringify(body.messages)
@@ -54,10 +53,7 @@ describe('GET /dashboard', () => {
     expect(await chat(TEAM_B_KEY, { messages: [{ role: 'user', content: 'what is the capital of France?' }] }, { 'x-sluice-session': 'bravo-session' })).toBe(200)
     await gw.gateway.ledger.flush()
   }, 30_000)
-  afterAll(async () => {
-    await gw?.close(0)
-    await fake?.close()
-  })
+  afterAll(() => stack?.close())
 
   it('serves a self-contained page with a strict content security policy', async () => {
     const res = await fetch(`${gw.url}/dashboard`)

@@ -6,26 +6,20 @@
  */
 import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { ADMIN_KEY, TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { ADMIN_KEY, TEAM_A_KEY, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 
-let fake: FakeOpenAI
+let stack: Stack
 let gw: TestGateway
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI()
-  gw = await startTestGateway({
-    openaiUrl: fake.url,
-    openaiKey: fake.apiKey,
+  ;({ gw } = stack = await startStack({
     // team a has a budget, so admission counts every prompt's tokens (tiktoken) before the call
     policies: { a: { budgets: [{ scope: 'team', limit_usd: 1_000_000 }] }, b: { models: ['gpt-4o'] } },
     config: { server: { port: 0, host: '127.0.0.1', shutdown_grace_ms: 1000, request_timeout_ms: 1500, body_limit_bytes: 4 * 1024 * 1024 } }
-  })
+  }))
 })
-afterAll(async () => {
-  await gw?.close(0)
-  await fake?.close()
-})
+afterAll(() => stack?.close())
 
 /** Write raw bytes to the gateway and collect what it answers until it closes (bounded). */
 function raw(payload: string | Buffer, opts: { timeoutMs?: number } = {}): Promise<{ text: string; closed: boolean; ms: number }> {

@@ -1,24 +1,19 @@
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import type { FakeOpenAI } from './fakes/openai.js'
+import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 
+let stack: Stack
 let fake: FakeOpenAI
 let gw: TestGateway
 let client: OpenAI
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI()
-  gw = await startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey })
-  client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: TEAM_A_KEY, maxRetries: 0 })
+  ;({ fake, gw, client } = stack = await startStack())
 })
-afterAll(async () => {
-  await gw.close(0)
-  await fake.close()
-})
-beforeEach(() => {
-  fake.script = undefined
-})
+afterAll(() => stack?.close())
+beforeEach(() => stack.reset())
 
 const flush = () => gw.gateway.ledger.flush()
 

@@ -1,7 +1,8 @@
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
+import type { FakeOpenAI } from './fakes/openai.js'
 import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
 
 const policyA = {
@@ -12,22 +13,16 @@ const policyA = {
   }
 }
 
+let stack: Stack
 let fake: FakeOpenAI
 let gw: TestGateway
 let client: OpenAI
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI()
-  gw = await startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey, policies: { a: policyA, b: {} } })
-  client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: TEAM_A_KEY, maxRetries: 0 })
+  ;({ fake, gw, client } = stack = await startStack({ policies: { a: policyA, b: {} } }))
 })
-afterAll(async () => {
-  await gw.close(0)
-  await fake.close()
-})
-beforeEach(() => {
-  fake.script = undefined
-})
+afterAll(() => stack?.close())
+beforeEach(() => stack.reset())
 
 describe('guardrails through the HTTP surface and the openai SDK', () => {
   it('redacts PII before the provider sees it and restores it in the answer', async () => {

@@ -4,32 +4,28 @@
  * action is one structured log line through the gateway logger, never with the matched text.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import type { FakeOpenAI } from './fakes/openai.js'
+import { TEAM_A_KEY, TEAM_B_KEY, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 
 const EMAIL = 'jane.doe@example.com'
 const TOKEN = 'ghp_' + 'a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8'
 
+let stack: Stack
 let fake: FakeOpenAI
 let gw: TestGateway
 const logs: { level: string; msg: string; fields?: Record<string, unknown> }[] = []
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI()
-  gw = await startTestGateway({
-    openaiUrl: fake.url,
-    openaiKey: fake.apiKey,
+  ;({ fake, gw } = stack = await startStack({
     policies: {
       a: { guardrails: { input: { pii: { action: 'redact', reversible: false } }, output: { secrets: {} } } },
       b: { guardrails: { output: { secrets: {} } }, cache: { exact: { enabled: true } } }
     },
     server: { log: (level, msg, fields) => void logs.push({ level, msg, fields }) }
-  })
+  }))
 })
-afterAll(async () => {
-  await gw.close(0)
-  await fake.close()
-})
+afterAll(() => stack?.close())
 beforeEach(() => {
   fake.script = undefined
   logs.length = 0

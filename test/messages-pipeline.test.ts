@@ -1,48 +1,30 @@
 import Anthropic from '@anthropic-ai/sdk'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startFakeAnthropic, type FakeAnthropic } from './fakes/anthropic.js'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import type { FakeAnthropic } from './fakes/anthropic.js'
+import { DEFAULT_KEYS, TEAM_A_KEY, TEAM_B_KEY, TEAM_C_KEY, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 
-const CACHE_KEY = 'sk-sluice-team-c-0000000000000003'
+const CACHE_KEY = TEAM_C_KEY
 
+let stack: Stack<true>
 let anthropic: FakeAnthropic
-let openai: FakeOpenAI
 let gw: TestGateway
 const client = (key = TEAM_A_KEY) => new Anthropic({ baseURL: gw.url, apiKey: key, maxRetries: 0 })
 
 beforeAll(async () => {
-  anthropic = await startFakeAnthropic()
-  openai = await startFakeOpenAI()
-  gw = await startTestGateway({
-    openaiUrl: openai.url,
-    openaiKey: openai.apiKey,
-    anthropicUrl: anthropic.url,
-    anthropicKey: anthropic.apiKey,
+  ;({ anthropic, gw } = stack = await startStack({
+    anthropic: true,
     policies: {
       a: {},
       // the worst case of any request is more than this
       b: { budgets: [{ scope: 'team', limit_usd: 0.000001, window: 'day' }] },
       c: { cache: {} }
     },
-    config: {
-      keys: [
-        { key: TEAM_A_KEY, team: 'a', user: 'alice' },
-        { key: TEAM_B_KEY, team: 'b', user: 'bob' },
-        { key: CACHE_KEY, team: 'c', user: 'carol' }
-      ]
-    }
-  })
+    config: { keys: [...DEFAULT_KEYS, { key: CACHE_KEY, team: 'c', user: 'carol' }] }
+  }))
 })
-afterAll(async () => {
-  await gw.close(0)
-  await anthropic.close()
-  await openai.close()
-})
-beforeEach(() => {
-  anthropic.setScript(undefined)
-  openai.script = undefined
-})
+afterAll(() => stack?.close())
+beforeEach(() => stack.reset())
 
 describe('the same pipeline on /v1/messages', () => {
   it('refuses a request over budget with a 429 in Anthropic shape, before any upstream call', async () => {

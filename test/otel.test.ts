@@ -7,9 +7,9 @@ import { createTracing } from '../src/otel/index.js'
 import { createOtlpExporter, tracesUrl } from '../src/otel/exporter.js'
 import { encodeSpans, type SpanData } from '../src/otel/encode.js'
 import { parseTraceparent, sampledByRatio, startTrace } from '../src/otel/trace-context.js'
-import { startFakeAnthropic, type FakeAnthropic } from './fakes/anthropic.js'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 
 /** A loopback OTLP/HTTP collector: records every export request; can answer with an error or never. */
 async function startCollector(opts: { mode?: 'ok' | 'hang' | 'error' } = {}) {
@@ -64,31 +64,23 @@ const CALLER_SPAN = '00f067aa0ba902b7'
 const PROMPT = 'the secret launch code is banana-42'
 
 describe('traces through a gateway with telemetry.otlp', () => {
+  let stack: Stack
   let fake: FakeOpenAI
-  let anthropic: FakeAnthropic
   let collector: Collector
   let gw: TestGateway
   let client: OpenAI
 
   beforeAll(async () => {
-    fake = await startFakeOpenAI()
-    anthropic = await startFakeAnthropic()
     collector = await startCollector()
-    gw = await startTestGateway({
-      openaiUrl: fake.url,
-      openaiKey: fake.apiKey,
-      anthropicUrl: anthropic.url,
-      anthropicKey: anthropic.apiKey,
+    ;({ fake, gw, client } = stack = await startStack({
+      anthropic: true,
       policies: { a: { routing: { routes: { smart: { fallback: ['gpt-4o', 'gpt-4o-mini'] } }, breaker: false, retry: { retries: 1, base_ms: 1, max_ms: 1 } } }, b: { cache: { exact: { enabled: true } } } },
       config: { telemetry: { otlp: { endpoint: collector.url, batch_delay_ms: 20, service_name: 'sluice-test', headers: { 'x-collector-token': 'tok-1' } } } }
-    })
-    client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: TEAM_A_KEY, maxRetries: 0 })
+    }))
   })
   afterAll(async () => {
-    await gw.close(0)
-    await collector.close()
-    await fake.close()
-    await anthropic.close()
+    await stack?.close()
+    await collector?.close()
   })
   beforeEach(() => {
     fake.script = undefined

@@ -1,28 +1,23 @@
-import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { formatDuration } from '../src/budget/ratelimit.js'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import type { FakeOpenAI } from './fakes/openai.js'
+import { TEAM_A_KEY, TEAM_B_KEY, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 import { errorHeader, refusal } from './helpers/errors.js'
 
+let stack: Stack
 let fake: FakeOpenAI
 let gw: TestGateway
 
 beforeAll(async () => {
-  fake = await startFakeOpenAI()
-  gw = await startTestGateway({
-    openaiUrl: fake.url,
-    openaiKey: fake.apiKey,
+  ;({ fake, gw } = stack = await startStack({
     policies: { a: { rate_limits: [{ scope: 'key', rpm: 2 }] }, b: { rate_limits: [{ scope: 'team', tpm: 300 }] } }
-  })
+  }))
 })
-afterAll(async () => {
-  await gw?.close(0)
-  await fake?.close()
-})
+afterAll(() => stack?.close())
 
 const ask = (key: string, max_tokens?: number) =>
-  new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens }).withResponse()
+  stack.clientFor(key).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens }).withResponse()
 
 describe('rate limits through the gateway', () => {
   it('refuses past the RPM with OpenAI-style headers and a Retry-After', async () => {

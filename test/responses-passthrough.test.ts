@@ -1,25 +1,20 @@
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startFakeAnthropic, type FakeAnthropic } from './fakes/anthropic.js'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import type { FakeOpenAI } from './fakes/openai.js'
+import { DEFAULT_KEYS, TEAM_A_KEY, TEAM_B_KEY, TEAM_C_KEY, TEAM_D_KEY, type TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 
-const CACHE_KEY = 'sk-sluice-team-c-0000000000000003'
-const GUARD_KEY = 'sk-sluice-team-d-0000000000000004'
+const CACHE_KEY = TEAM_C_KEY
+const GUARD_KEY = TEAM_D_KEY
 
+let stack: Stack
 let openai: FakeOpenAI
-let anthropic: FakeAnthropic
 let gw: TestGateway
-const client = (key = TEAM_A_KEY) => new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 })
+const client = (key = TEAM_A_KEY) => stack.clientFor(key)
 
 beforeAll(async () => {
-  openai = await startFakeOpenAI()
-  anthropic = await startFakeAnthropic()
-  gw = await startTestGateway({
-    openaiUrl: openai.url,
-    openaiKey: openai.apiKey,
-    anthropicUrl: anthropic.url,
-    anthropicKey: anthropic.apiKey,
+  ;({ fake: openai, gw } = stack = await startStack({
+    anthropic: true,
     policies: {
       a: {},
       // the worst case of any request is more than this
@@ -28,20 +23,11 @@ beforeAll(async () => {
       d: { guardrails: { input: { pii: { action: 'redact', reversible: true } } } }
     },
     config: {
-      keys: [
-        { key: TEAM_A_KEY, team: 'a', user: 'alice' },
-        { key: TEAM_B_KEY, team: 'b', user: 'bob' },
-        { key: CACHE_KEY, team: 'c', user: 'carol' },
-        { key: GUARD_KEY, team: 'd', user: 'dan' }
-      ]
+      keys: [...DEFAULT_KEYS, { key: CACHE_KEY, team: 'c', user: 'carol' }, { key: GUARD_KEY, team: 'd', user: 'dan' }]
     }
-  })
+  }))
 })
-afterAll(async () => {
-  await gw.close(0)
-  await openai.close()
-  await anthropic.close()
-})
+afterAll(() => stack?.close())
 beforeEach(() => {
   openai.script = undefined
 })

@@ -1,43 +1,32 @@
 import OpenAI from 'openai'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { startFakeAnthropic, type FakeAnthropic } from './fakes/anthropic.js'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import type { FakeAnthropic } from './fakes/anthropic.js'
+import type { FakeOpenAI } from './fakes/openai.js'
+import type { TestGateway } from './helpers/gateway.js'
+import { startStack, type Stack } from './helpers/stack.js'
 
+let stack: Stack<true>
 let openai: FakeOpenAI
 let anthropic: FakeAnthropic
 let gw: TestGateway
 let client: OpenAI
 
 beforeAll(async () => {
-  openai = await startFakeOpenAI()
-  anthropic = await startFakeAnthropic()
   // gpt-4o-mini goes through the pass-through (test/responses-passthrough.test.ts); these tests use the same fake
   // as a chat-only OpenAI-compatible server (`responses_api: false`), which gets the translation
-  gw = await startTestGateway({
-    openaiUrl: openai.url,
-    openaiKey: openai.apiKey,
-    anthropicUrl: anthropic.url,
-    anthropicKey: anthropic.apiKey,
-    config: {
+  ;({ fake: openai, anthropic, gw, client } = stack = await startStack({
+    anthropic: true,
+    config: ({ fake, anthropic }) => ({
       providers: {
-        openai: { kind: 'openai', base_url: openai.url, api_key: openai.apiKey, responses_api: false },
-        anthropic: { kind: 'anthropic', base_url: anthropic.url, api_key: anthropic.apiKey }
+        openai: { kind: 'openai', base_url: fake.url, api_key: fake.apiKey, responses_api: false },
+        anthropic: { kind: 'anthropic', base_url: anthropic!.url, api_key: anthropic!.apiKey }
       },
       models: { 'gpt-4o-mini': { provider: 'openai', model: 'gpt-4o-mini' }, 'claude-sonnet': { provider: 'anthropic', model: 'claude-sonnet-4-5' } }
-    }
-  })
-  client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: TEAM_A_KEY, maxRetries: 0 })
+    })
+  }))
 })
-afterAll(async () => {
-  await gw.close(0)
-  await openai.close()
-  await anthropic.close()
-})
-beforeEach(() => {
-  openai.script = undefined
-  anthropic.setScript(undefined)
-})
+afterAll(() => stack?.close())
+beforeEach(() => stack.reset())
 
 const entries = async () => {
   await gw.gateway.ledger.flush()
