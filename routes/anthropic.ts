@@ -19,7 +19,7 @@ import type { ChatChunk, ChatRequest } from '../src/types.js'
 import { requestAbort, requestHeaders, requestSignal } from './incoming.js'
 import { lastModel, nativeRelayStream } from './native-relay.js'
 import { costHeaders } from './openai.js'
-import { SSE_HEADERS, sseBody } from './sse.js'
+import { sseBody, streamHeaders } from './sse.js'
 import { requestIdOf } from './request-id.js'
 import { readBody } from './validate.js'
 
@@ -79,8 +79,6 @@ export function anthropicRoutes(gateway: Gateway) {
       const message = nativeAnswer<AnthropicMessage>(result.body, 'anthropic') ?? toAnthropicMessage(result.body)
       return c.json(message, 200, { ...(await costHeaders(gateway, ctx)), 'request-id': ctx.id })
     }
-    const out: Record<string, string> = { ...SSE_HEADERS, ...ctx.responseHeaders, 'request-id': ctx.id }
-    if (ctx.guardrails.length) out['x-sluice-guardrails'] = ctx.guardrails.join(',')
     const events = anthropicEventStream(result.stream, {
       // with guardrails on, the canonical (guarded) chunks are what the client gets; see docs/notes/surfaces.md
       relayNative: !ctx.policy.guardrails,
@@ -88,7 +86,7 @@ export function anthropicRoutes(gateway: Gateway) {
     })
     return new Response(
       sseBody(events, (s) => s, () => '', errorEvent),
-      { status: 200, headers: out }
+      { status: 200, headers: { ...streamHeaders(ctx), 'request-id': ctx.id } }
     )
   })
 

@@ -5,7 +5,7 @@ import type { Gateway } from '../src/gateway.js'
 import type { ChatChunk, ChatRequest, EmbeddingRequest } from '../src/types.js'
 import { requestAbort, requestHeaders } from './incoming.js'
 import { requestIdOf } from './request-id.js'
-import { SSE_HEADERS, sseBody } from './sse.js'
+import { sseBody, streamHeaders } from './sse.js'
 import { chatRequestSchema, embeddingRequestSchema, readBody } from './validate.js'
 
 /**
@@ -28,8 +28,6 @@ export function openaiRoutes(gateway: Gateway) {
       const headers = await costHeaders(gateway, ctx)
       return c.json(result.body, 200, headers)
     }
-    const headers: Record<string, string> = { ...SSE_HEADERS, ...ctx.responseHeaders }
-    if (ctx.guardrails.length) headers['x-sluice-guardrails'] = ctx.guardrails.join(',')
     return new Response(
       sseBody(
         result.stream,
@@ -45,7 +43,7 @@ export function openaiRoutes(gateway: Gateway) {
         () => 'data: [DONE]\n\n',
         (err) => `data: ${JSON.stringify(err.toJSON())}\n\n`
       ),
-      { status: 200, headers }
+      { status: 200, headers: streamHeaders(ctx) }
     )
   })
 

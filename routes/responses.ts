@@ -18,7 +18,7 @@ import type { ChatChunk, ChatRequest } from '../src/types.js'
 import { requestAbort, requestHeaders } from './incoming.js'
 import { lastModel, nativeRelayStream } from './native-relay.js'
 import { costHeaders } from './openai.js'
-import { SSE_HEADERS, sseBody } from './sse.js'
+import { sseBody, streamHeaders } from './sse.js'
 import { requestIdOf } from './request-id.js'
 import { readBody } from './validate.js'
 
@@ -71,11 +71,9 @@ export function responsesRoutes(gateway: Gateway) {
       const response = nativeAnswer<ResponseObject>(result.body, 'responses') ?? toResponse(result.body, body)
       return c.json(response, 200, await costHeaders(gateway, ctx))
     }
-    const out: Record<string, string> = { ...SSE_HEADERS, ...ctx.responseHeaders }
-    if (ctx.guardrails.length) out['x-sluice-guardrails'] = ctx.guardrails.join(',')
     // with guardrails on, the canonical (guarded) chunks are what the client gets, as on /v1/messages
     const text = responseEventStream(result.stream, body, { relayNative: !ctx.policy.guardrails, model: lastModel(ctx) })
-    return new Response(sseBody(text, (s) => s, () => '', errorEvent), { status: 200, headers: out })
+    return new Response(sseBody(text, (s) => s, () => '', errorEvent), { status: 200, headers: streamHeaders(ctx) })
   })
 
   return app

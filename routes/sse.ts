@@ -1,3 +1,4 @@
+import type { RequestContext } from '../src/context.js'
 import type { GatewayError } from '../src/errors.js'
 import { toGatewayError } from '../src/errors.js'
 
@@ -46,3 +47,16 @@ export function sseBody<T>(
 }
 
 export const SSE_HEADERS = { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' }
+
+/**
+ * Response headers for a streamed answer: SSE, the pipeline's own headers, and the guardrail actions known before
+ * the first byte (cost is not known yet; it is in the ledger when the stream ends).
+ *
+ * @example
+ * return new Response(sseBody(...), { status: 200, headers: streamHeaders(ctx) })
+ */
+export function streamHeaders(ctx: RequestContext): Record<string, string> {
+  const headers: Record<string, string> = { ...SSE_HEADERS, ...ctx.responseHeaders }
+  if (ctx.guardrails.length) headers['x-sluice-guardrails'] = ctx.guardrails.join(',')
+  return headers
+}
