@@ -289,7 +289,9 @@ async function soak(sluice: Child): Promise<number> {
 }
 
 interface Growth {
-  /** Samples judged (after the warm-up). */
+  /** Where judging starts: the first major collection after the warm-up (the warm-up's end without one). */
+  fromS: number
+  /** Samples judged. */
   n: number
   /** Seconds the judged samples span. */
   spanS: number
@@ -320,7 +322,7 @@ function robustSlope(xs: number[], ys: number[]): number {
 }
 
 /**
- * Growth after the warm-up, as a trend: the Theil–Sen slope (the median of all pairwise slopes, which a few
+ * Growth from the first major collection after the warm-up, as a trend: the Theil–Sen slope (the median of all pairwise slopes, which a few
  * outlying samples cannot bend) times the judged span.
  *
  * RSS: over every judged sample. Heap: heap used is a sawtooth (garbage piles up between collections; sampled
@@ -332,19 +334,22 @@ function robustSlope(xs: number[], ys: number[]): number {
  * that; see `soak`).
  */
 function judge(samples: Sample[], warmupS: number): Growth {
-  const steady = samples.filter((s) => s.t >= warmupS)
+  const live = livePoints(samples, warmupS)
+  // Judging starts at a clean point: the first major collection after the warm-up. V8 may run none for the
+  // first minute (old space and RSS then climb with garbage, 50+ MB) and shrink the heap at the next one.
+  const fromS = live[0]?.t ?? warmupS
+  const steady = samples.filter((s) => s.t >= fromS)
   const n = steady.length
   const spanS = n ? steady.at(-1)!.t - steady[0]!.t : 0
-  const live = livePoints(samples, warmupS)
   const rssSlope = n >= 8 ? robustSlope(steady.map((s) => s.t / 60), steady.map((s) => s.rssMb)) : NaN
   const heapSlope = live.length >= 2 ? robustSlope(live.map((p) => p.t / 60), live.map((p) => p.mb)) : NaN
-  return { n, spanS, rssSlope, rssMb: (rssSlope * spanS) / 60, live, heapSlope, heapMb: (heapSlope * spanS) / 60 }
+  return { fromS, n, spanS, rssSlope, rssMb: (rssSlope * spanS) / 60, live, heapSlope, heapMb: (heapSlope * spanS) / 60 }
 }
 
 async function report(samples: Sample[], counts: Record<string, number>, unexpected: string[], latencies: number[]): Promise<number> {
   const warmupS = warmup * durationS
   const g = judge(samples, warmupS)
-  const steady = samples.filter((s) => s.t >= warmupS)
+  const steady = samples.filter((s) => s.t >= g.fromS)
   const lags = samples.map((s) => s.lagMs).filter(Number.isFinite)
   const maxLag = Math.max(...lags)
   const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–')
@@ -357,16 +362,18 @@ async function report(samples: Sample[], counts: Record<string, number>, unexpec
   console.log('\nresponses:')
   for (const [k, v] of Object.entries(counts).sort()) console.log(`  ${k}: ${v}`)
   say(`latency from due time: p50 ${fmt(median(latencies), 2)} ms, p99 ${fmt(quantile(latencies, 0.99), 2)} ms, max ${fmt(quantile(latencies, 1), 1)} ms`)
-  say(`ran ${fmt(ranS, 0)} s${ranS > durationS + 1 ? ` (extended from ${durationS} s to see ${MIN_MAJOR_GCS} major GCs after the warm-up)` : ''}; samples: ${samples.length}, ${g.n} judged (after ${fmt(warmupS, 0)} s of warm-up, spanning ${fmt(g.spanS, 0)} s); semantic index entries at the end of warm-up ${steady[0]?.semanticEntries ?? '–'}, at the end ${samples.at(-1)?.semanticEntries ?? '–'}`)
-  say(`RSS: after warm-up ${fmt(steady[0]?.rssMb ?? NaN, 0)} MB, end ${fmt(samples.at(-1)?.rssMb ?? NaN, 0)} MB, max ${fmt(Math.max(...samples.map((s) => s.rssMb)), 0)} MB; trend ${fmt(g.rssSlope, 2)} MB/min = ${fmt(g.rssMb)} MB over the judged ${fmt(g.spanS, 0)} s (limit ${limits.rssMb})`)
-  say(`live heap (old space after each major GC, ${g.live.length} judged: ${g.live.map((p) => p.mb.toFixed(1)).join(', ')} MB): trend ${fmt(g.heapSlope, 2)} MB/min = ${fmt(g.heapMb)} MB over the judged ${fmt(g.spanS, 0)} s (limit ${limits.heapMb}); heap used max ${fmt(Math.max(...samples.map((s) => s.heapMb)), 0)} MB, heap total at the end ${fmt(samples.at(-1)?.heapTotalMb ?? NaN, 0)} MB`)
+  say(`ran ${fmt(ranS, 0)} s${ranS > durationS + 1 ? ` (extended from ${durationS} s to see ${MIN_MAJOR_GCS} major GCs after the warm-up)` : ''}; samples: ${samples.length}, ${g.n} judged (from ${fmt(g.fromS, 1)} s, the first major GC after ${fmt(warmupS, 0)} s of warm-up, spanning ${fmt(g.spanS, 0)} s); semantic index entries when judging starts ${steady[0]?.semanticEntries ?? '–'}, at the end ${samples.at(-1)?.semanticEntries ?? '–'}`)
+  say(`RSS: when judging starts ${fmt(steady[0]?.rssMb ?? NaN, 0)} MB, end ${fmt(samples.at(-1)?.rssMb ?? NaN, 0)} MB, max ${fmt(Math.max(...samples.map((s) => s.rssMb)), 0)} MB; trend ${fmt(g.rssSlope, 2)} MB/min = ${fmt(g.rssMb)} MB over the judged ${fmt(g.spanS, 0)} s (limit ${limits.rssMb})`)
+  const mbs = g.live.map((p) => p.mb.toFixed(1))
+  const listed = mbs.length > 12 ? `${mbs.slice(0, 3).join(', ')} … ${mbs.slice(-3).join(', ')}; range ${fmt(Math.min(...g.live.map((p) => p.mb)))}–${fmt(Math.max(...g.live.map((p) => p.mb)))}` : mbs.join(', ')
+  say(`live heap (old space after each major GC, ${g.live.length} judged: ${listed} MB): trend ${fmt(g.heapSlope, 2)} MB/min = ${fmt(g.heapMb)} MB over the judged ${fmt(g.spanS, 0)} s (limit ${limits.heapMb}); heap used max ${fmt(Math.max(...samples.map((s) => s.heapMb)), 0)} MB, heap total at the end ${fmt(samples.at(-1)?.heapTotalMb ?? NaN, 0)} MB`)
   say(`event-loop lag: median ${fmt(median(lags), 2)} ms, max ${fmt(maxLag, 2)} ms (limit ${limits.lagMs}), p99 (prom-client) max ${fmt(Math.max(...samples.map((s) => s.lagP99Ms).filter(Number.isFinite)), 2)} ms`)
 
   const failures: string[] = []
   if ((counts.unexpected ?? 0) > 0) failures.push(`${counts.unexpected} unexpected responses or errors:\n    ${unexpected.join('\n    ')}`)
   if (g.n < 8) failures.push(`only ${g.n} samples after warm-up; run longer or sample more often (--sample)`)
   if (g.rssMb > limits.rssMb) failures.push(`RSS grows ${fmt(g.rssSlope, 2)} MB/min after the warm-up: ${fmt(g.rssMb)} MB over ${fmt(g.spanS, 0)} s (limit ${limits.rssMb} MB)`)
-  if (g.live.length < 2) console.log(`warning: live heap not judged: ${g.live.length} major GC(s) after the warm-up in ${fmt(ranS, 0)} s (RSS still judged); run longer`)
+  if (g.live.length < 2) console.log(`warning: live heap not judged: ${g.live.length} major GC(s) after the warm-up in ${fmt(ranS, 0)} s (RSS judged from the warm-up's end); run longer`)
   if (g.heapMb > limits.heapMb) failures.push(`live heap grows ${fmt(g.heapSlope, 2)} MB/min after the warm-up: ${fmt(g.heapMb)} MB over ${fmt(g.spanS, 0)} s (limit ${limits.heapMb} MB)`)
   const rejected = (counts['budget 402'] ?? 0) + (counts['budget 429'] ?? 0)
   if (rejected === 0) failures.push('no budget rejection at all: the over-budget key was always served (is budget enforcement wired in?)')
