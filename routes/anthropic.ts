@@ -80,7 +80,7 @@ export function anthropicRoutes(gateway: Gateway) {
       return c.json(message, 200, { ...(await costHeaders(gateway, ctx)), 'request-id': ctx.id })
     }
     const events = anthropicEventStream(result.stream, {
-      // with guardrails on, the canonical (guarded) chunks are what the client gets; see docs/notes/surfaces.md
+      // with guardrails on, the canonical (guarded) chunks are what the client gets; see README, Inbound surfaces
       relayNative: !ctx.policy.guardrails,
       inputTokens: () => countPromptTokens(ctx.request, encodingFor(lastModel(ctx)))
     })

@@ -42,7 +42,7 @@ const responsesSchema = z.looseObject({
  * The OpenAI Responses surface: `POST /v1/responses`. For an OpenAI target the client's body goes to the upstream's
  * `/responses` as sent (model replaced) and its answer comes back as sent, usage settled in the ledger; other
  * targets get a translation to chat completions (stateless, function tools only). The pipeline works on the
- * canonical view either way. See docs/notes/surfaces.md. Errors are OpenAI-shaped, as the API's.
+ * canonical view either way. See README, Inbound surfaces. Errors are OpenAI-shaped, as the API's.
  *
  * @example
  * app.route('/v1', responsesRoutes(gateway))

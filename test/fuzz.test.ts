@@ -194,7 +194,7 @@ function generate(r: R, i: number): FuzzRequest {
 /**
  * One connection per request: after answering a request whose body it never read (an admin route refusing
  * the key, a 413), @hono/node-server drains that body for at most 500 ms and then closes the keep-alive
- * connection, which would fail whatever request a client reused it for (see docs/notes/guarantees.md).
+ * connection, which would fail whatever request a client reused it for (see README, What Sluice guarantees).
  */
 async function send(req: FuzzRequest) {
   const dispatcher = new Agent({ pipelining: 0 })

@@ -12,7 +12,7 @@ export const RESULTS_FILE = join(import.meta.dirname, '..', 'RESULTS.md')
 
 const HEADER = `# Benchmark results
 
-Produced by the scripts in bench/ (see docs/notes/bench.md): \`npm run bench\` (about 10 minutes) or
+Produced by the scripts in bench/ (see README, Performance): \`npm run bench\` (about 10 minutes) or
 \`npm run bench -- --quick\` (about 1 minute), \`node --import tsx bench/semantic.ts\`, and
 \`node --import tsx bench/soak.ts --write\`. Each rewrites only its own marked section.
 `

@@ -112,7 +112,7 @@ export const BUILTIN_WEIGHTS: FeatureWeights = {
 
 /**
  * The built-in difficulty scorer: `featureScorer(BUILTIN_WEIGHTS)`. No model, microseconds per prompt.
- * Weights were set by hand, not fitted; its measured signal is weak (docs/notes/routing.md).
+ * Weights were set by hand, not fitted; its measured signal is weak (README, Routing).
  *
  * @example
  * builtinScorer({ messages: [{ role: 'user', content: 'Solve 3x + 5 = 20 for x.' }] }) // ≈ 0.49

@@ -2,7 +2,7 @@ import type { Provider } from '../providers/types.js'
 import type { Embedder } from './types.js'
 
 /**
- * Default thresholds, chosen with bench/mrpc-threshold.ts (see docs/notes/caching.md for the table).
+ * Default thresholds, chosen with bench/mrpc-threshold.ts (see README, Caching, for the table).
  * Model embedders could not be measured on the build machines (no embedding model available there):
  * their default is deliberately strict; run the bench with the model and set `semantic.threshold`.
  */
