@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { performance } from 'node:perf_hooks'
+import { createContext } from '../src/auth/context.js'
 import type { RequestContext } from '../src/context.js'
 import { findAll, type Detector } from '../src/guardrails/detect.js'
 import { injectionDetectors } from '../src/guardrails/injection.js'
@@ -105,14 +106,11 @@ function table(title: string, rows: RuleScore[]): string {
 }
 
 function fakeCtx(policy: unknown, content: string): RequestContext {
-  return {
+  return createContext({
     id: 'bench',
-    startedAt: 0,
-    surface: 'chat',
     principal: { team: 'bench', keyId: 'k' },
-    tags: [],
     policy: { budgets: [], rate_limits: [], guardrails: policy as never },
-    alias: 'gpt-4o-mini',
+    headers: {},
     request: {
       model: 'gpt-4o-mini',
       messages: [
@@ -120,17 +118,9 @@ function fakeCtx(policy: unknown, content: string): RequestContext {
         { role: 'user', content }
       ]
     },
-    stream: false,
-    wantsUsage: false,
-    headers: {},
-    signal: new AbortController().signal,
-    responseHeaders: {},
-    attempts: [],
-    costUsd: 0,
-    guardrails: [],
-    onDone: [],
-    state: {}
-  }
+    surface: 'chat',
+    signal: new AbortController().signal
+  })
 }
 
 /** Microseconds per request through both guard steps around a terminal step that answers at once. */

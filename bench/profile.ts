@@ -18,8 +18,8 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { closedLoop } from './lib/load.js'
-import { cpuMicros, startRedis, type Child } from './lib/procs.js'
-import { BENCH_KEY, buildSluice, startFake, startSluice } from './lib/targets.js'
+import { cpuMicros, type Child } from './lib/procs.js'
+import { BENCH_KEY, buildSluice, startBackends, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -109,15 +109,7 @@ async function main(): Promise<void> {
   if (!flags['no-build']) await buildSluice()
   const children: Child[] = []
   try {
-    const fake = await startFake()
-    children.push(fake)
-    const upstream = `http://127.0.0.1:${fake.port}`
-    let redisUrl: string | undefined
-    if (flags.store === 'redis') {
-      const redis = await startRedis()
-      children.push(redis)
-      redisUrl = `redis://127.0.0.1:${redis.port}`
-    }
+    const { upstream, redisUrl } = await startBackends(flags.store!, children)
     const dir = await mkdtemp(join(tmpdir(), 'sluice-prof-'))
     const nodeArgs = flags['no-profile'] ? [] : ['--cpu-prof', `--cpu-prof-dir=${dir}`]
     const sluice = await startSluice(flags.store === 'redis' ? 'sluice-redis' : 'sluice-memory', {

@@ -21,10 +21,10 @@ import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { Pool } from 'undici'
 import { promptWords } from './lib/bodies.js'
-import { rssBytes, startRedis, type Child } from './lib/procs.js'
+import { rssBytes, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median, quantile } from './lib/stats.js'
-import { BENCH_KEY, buildSluice, sluiceAvailable, startFake, startSluice, TIGHT_KEY } from './lib/targets.js'
+import { BENCH_KEY, buildSluice, sluiceAvailable, startBackends, startSluice, TIGHT_KEY } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -142,15 +142,7 @@ async function main(): Promise<number> {
   })
   try {
     if (!flags['no-build']) await buildSluice()
-    const fake = await startFake()
-    children.push(fake)
-    const upstream = `http://127.0.0.1:${fake.port}`
-    let redisUrl: string | undefined
-    if (flags.store === 'redis') {
-      const redis = await startRedis()
-      children.push(redis)
-      redisUrl = `redis://127.0.0.1:${redis.port}`
-    }
+    const { upstream, redisUrl } = await startBackends(flags.store!, children)
     const sluice = await startSluice(`soak-${flags.store}`, { upstream, redisUrl })
     children.push(sluice)
     const ok = await soak(sluice)

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { request } from 'undici'
-import { freePort, startChild, type Child } from './procs.js'
+import { freePort, startChild, startRedis, type Child } from './procs.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 const BENCH = join(ROOT, 'bench')
@@ -34,6 +34,20 @@ export async function startFake(): Promise<Child> {
     port,
     ready: () => answers(`http://127.0.0.1:${port}`, '/v1/models')
   })
+}
+
+/**
+ * The fake upstream, and a throwaway redis-server when the store is Redis: what a Sluice target needs around it.
+ * Each started child is pushed onto `children` at once, so the caller stops it even if a later start fails.
+ */
+export async function startBackends(store: string, children: Child[]): Promise<{ upstream: string; redisUrl?: string }> {
+  const fake = await startFake()
+  children.push(fake)
+  const upstream = `http://127.0.0.1:${fake.port}`
+  if (store !== 'redis') return { upstream }
+  const redis = await startRedis()
+  children.push(redis)
+  return { upstream, redisUrl: `redis://127.0.0.1:${redis.port}` }
 }
 
 export async function startFloor(upstream: string): Promise<Child> {
