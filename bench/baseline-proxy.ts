@@ -13,6 +13,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http'
 import { pipeline } from 'node:stream/promises'
 import { parseArgs } from 'node:util'
 import { pathToFileURL } from 'node:url'
+import { announceListening } from './lib/procs.js'
 import { Pool } from 'undici'
 
 // Hop-by-hop headers belong to one connection and must not be forwarded (RFC 9110 §7.6.1).
@@ -60,10 +61,5 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   })
   if (!values.upstream) throw new Error('baseline-proxy: pass --upstream http://127.0.0.1:PORT (or UPSTREAM_URL)')
   const { port } = await startBaselineProxy({ port: Number(values.port), upstream: values.upstream })
-  const msg = { listening: port }
-  console.log(JSON.stringify(msg))
-  process.send?.(msg)
-  const stop = () => process.exit(0)
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
+  announceListening(port)
 }

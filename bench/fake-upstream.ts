@@ -19,6 +19,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { parseArgs } from 'node:util'
 import { pathToFileURL } from 'node:url'
+import { announceListening } from './lib/procs.js'
 
 interface Behaviour {
   tokens: number
@@ -240,10 +241,5 @@ export async function startFakeUpstream(port: number): Promise<{ port: number; c
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values } = parseArgs({ options: { port: { type: 'string', default: process.env.PORT ?? '0' } } })
   const { port } = await startFakeUpstream(Number(values.port))
-  const msg = { listening: port }
-  console.log(JSON.stringify(msg))
-  process.send?.(msg)
-  const stop = () => process.exit(0)
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
+  announceListening(port)
 }

@@ -277,7 +277,7 @@ describe('budgets and rate limits on route aliases', () => {
     return g.gateway.store.queryLedger({ team })
   }
   const sum = (xs: number[]) => xs.reduce((s, x) => s + x, 0)
-  const budgetRow = async (team: string) => (await (await fetch(`${g.url}/admin/budgets?team=${team}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json() as any).data[0]
+  const budgetRow = (team: string) => firstBudgetRow(g.url, team)
 
   beforeAll(async () => {
     g = await startTestGateway({
@@ -390,7 +390,7 @@ describe('embeddings go through admission and settlement', () => {
     const text = await g.gateway.metrics.registry.metrics()
     return text.split('\n').filter((l) => l.startsWith(name) && labels.every((x) => l.includes(x))).reduce((s, l) => s + Number(l.split(' ').at(-1)), 0)
   }
-  const budgetRow = async (team: string) => (await (await fetch(`${g.url}/admin/budgets?team=${team}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json() as any).data[0]
+  const budgetRow = (team: string) => firstBudgetRow(g.url, team)
 
   beforeAll(async () => {
     g = await startTestGateway({
@@ -594,4 +594,9 @@ function toolTurnOf(...pages: string[]): OpenAI.ChatCompletionMessageParam[] {
     { role: 'assistant', content: null, tool_calls: pages.map((_, i) => ({ id: `call_${i}`, type: 'function' as const, function: { name: 'fetch_page', arguments: `{"n":${i}}` } })) },
     ...pages.map((content, i) => ({ role: 'tool' as const, tool_call_id: `call_${i}`, content }))
   ]
+}
+
+/** The first row of /admin/budgets for a team, read with the admin key. */
+async function firstBudgetRow(url: string, team: string): Promise<any> {
+  return ((await (await fetch(`${url}/admin/budgets?team=${team}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).json()) as any).data[0]
 }

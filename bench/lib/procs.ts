@@ -175,3 +175,16 @@ async function redisPing(port: number): Promise<boolean> {
     sock.once('data', (d) => done(d.toString().startsWith('+PONG')))
   })
 }
+
+/**
+ * What a bench child process does once its server listens: print (and, under a fork, send) `{ listening: port }`,
+ * and exit cleanly on SIGTERM / SIGINT.
+ */
+export function announceListening(port: number): void {
+  const msg = { listening: port }
+  console.log(JSON.stringify(msg))
+  process.send?.(msg)
+  const stop = () => process.exit(0)
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
