@@ -38,7 +38,10 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
   const map = new Map<string, Held>()
   const cache = new Map<string, Held>()
   let cacheBytes = 0
-  let ledger: LedgerEntry[] = []
+  // The ledger is a ring of the newest `maxLedger` entries: appending to a full one overwrites the oldest
+  // in place (slicing a full array copied all of it on every append).
+  const ledger: LedgerEntry[] = []
+  let ledgerHead = 0
   // budgets: the same semantics as the Redis scripts; a call runs to completion without awaiting, so it is atomic
   const counters = new Map<string, Counter>()
   const reservations = new Map<string, Map<string, { amount: number; expiresAt: number; keys: string[] }>>()
@@ -167,14 +170,21 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
       }
     },
     async appendLedger(entries) {
-      ledger.push(...entries)
-      if (ledger.length > maxLedger) ledger = ledger.slice(ledger.length - maxLedger)
+      for (const e of entries) {
+        if (ledger.length < maxLedger) ledger.push(e)
+        else {
+          ledger[ledgerHead] = e
+          ledgerHead = (ledgerHead + 1) % maxLedger
+        }
+      }
     },
     async queryLedger(filter: LedgerFilter) {
       const out: LedgerEntry[] = []
       const limit = filter.limit ?? Infinity
-      for (let i = ledger.length - 1; i >= 0 && out.length < limit; i--) {
-        if (matchesLedgerFilter(ledger[i]!, filter)) out.push(ledger[i]!)
+      // newest first: the ring's newest entry sits just before its head
+      for (let k = ledger.length - 1; k >= 0 && out.length < limit; k--) {
+        const e = ledger[(ledgerHead + k) % ledger.length]!
+        if (matchesLedgerFilter(e, filter)) out.push(e)
       }
       return out.reverse()
     },
