@@ -143,14 +143,14 @@ async function main(): Promise<void> {
   }
   if (peerAvailable()) {
     try {
-      const peer = await startPeer()
+      const peer = await startPeer(upstream)
       children.push(peer)
       workloads.push({ name: 'peer-portkey', child: peer, origin: `http://127.0.0.1:${peer.port}`, models: plain, mode: 'unique', closed: true, open: true, stream: true, note: '@portkey-ai/gateway from npm' })
     } catch (err) {
       skipped.push(`peer-portkey: ${(err as Error).message.split('\n')[0]}`)
     }
   } else {
-    skipped.push('peer-portkey: not installed (cd bench/peer && npm install)')
+    skipped.push('peer-portkey: not installed (cd bench/peer && npm ci)')
   }
 
   const only = flags.only?.split(',').map((s) => s.trim())

@@ -132,19 +132,30 @@ export async function startSluice(
 /** The optional peer (Portkey's gateway), installed in bench/peer/ with its own package.json. */
 export const peerAvailable = () => existsSync(join(BENCH, 'peer', 'node_modules', '@portkey-ai', 'gateway'))
 
-export async function startPeer(): Promise<Child> {
+/**
+ * Start the peer: bench/peer/start.mjs runs Portkey's gateway in plain node and routes every request to
+ * `upstream` with Portkey's own provider and custom-host headers; ready once a chat request succeeds through it.
+ *
+ * @example
+ * if (peerAvailable()) children.push(await startPeer(upstream))
+ */
+export async function startPeer(upstream: string): Promise<Child> {
   const port = await freePort()
   return startChild({
     name: 'peer',
     command: process.execPath,
-    args: [join(BENCH, 'peer', 'start.mjs'), '--port', String(port)],
+    args: [join(BENCH, 'peer', 'start.mjs'), '--port', String(port), '--upstream', upstream],
     cwd: join(BENCH, 'peer'),
     port,
+    // As for Sluice; with --headless Portkey serves no web UI either way.
+    env: { NODE_ENV: 'production' },
     timeoutMs: 60_000,
-    ready: async () => {
-      const res = await request(`http://127.0.0.1:${port}/`, { headersTimeout: 2_000 })
-      await res.body.dump()
-      return res.statusCode < 500
-    }
+    // A real chat request, so a peer that serves but cannot reach the fake fails here, not as non-2xx later.
+    ready: () =>
+      answers(`http://127.0.0.1:${port}`, '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
+        body: '{"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":"ready?"}]}'
+      })
   })
 }
