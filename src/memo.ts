@@ -1,3 +1,9 @@
+/** A remembered function of text; `peek` answers only from what is remembered, computing nothing. */
+export interface TextMemo<V> {
+  (text: string): V
+  peek(text: string): V | undefined
+}
+
 /**
  * A pure function of text, remembered: each text is computed once while it is remembered, least recently used
  * out first, and the remembered texts hold at most `maxChars` characters in all. For input that repeats: an agent
@@ -8,11 +14,12 @@
  * const count = createTextMemo((text) => enc.encode_ordinary(text).length, 2_000_000)
  * count('hello') // computed
  * count('hello') // remembered
+ * count.peek('world') // undefined: never computed
  */
-export function createTextMemo<V>(compute: (text: string) => V, maxChars: number): (text: string) => V {
+export function createTextMemo<V>(compute: (text: string) => V, maxChars: number): TextMemo<V> {
   const values = new Map<string, V>()
   let chars = 0
-  return (text) => {
+  const memo = (text: string): V => {
     const known = values.get(text)
     if (known !== undefined) {
       // a Map keeps insertion order: set again, the text becomes the most recently used
@@ -30,4 +37,7 @@ export function createTextMemo<V>(compute: (text: string) => V, maxChars: number
     }
     return value
   }
+  // a read that neither computes nor refreshes: callers with a cheaper answer for unknown texts
+  memo.peek = (text: string): V | undefined => values.get(text)
+  return memo
 }

@@ -1,5 +1,5 @@
 import { get_encoding, type Tiktoken, type TiktokenEncoding } from 'tiktoken'
-import { createTextMemo } from './memo.js'
+import { createTextMemo, type TextMemo } from './memo.js'
 import type { ChatMessage, ChatRequest } from './types.js'
 
 const encoders = new Map<string, Tiktoken>()
@@ -51,7 +51,7 @@ const SPLIT_LONG_RUNS = new RegExp(`(\\S{${LONG_RUN}})`)
 const MEMO_CHARS = 2_000_000
 /** Longer texts are counted every time rather than take a large share of the memo. */
 const MEMO_TEXT_MAX = 200_000
-const memos = new Map<string, (text: string) => number>()
+const memos = new Map<string, TextMemo<number>>()
 
 /**
  * Count the tokens of a text; exact unless it holds runs of 256+ non-space characters, linear time always.
@@ -62,9 +62,26 @@ const memos = new Map<string, (text: string) => number>()
 export function countTextTokens(text: string, encoding: TiktokenEncoding = 'cl100k_base'): number {
   if (!text) return 0
   if (text.length > MEMO_TEXT_MAX) return countUncached(text, encoding)
+  return memoFor(encoding)(text)
+}
+
+function memoFor(encoding: TiktokenEncoding): TextMemo<number> {
   let count = memos.get(encoding)
   if (!count) memos.set(encoding, (count = createTextMemo((t) => countUncached(t, encoding), MEMO_CHARS)))
-  return count(text)
+  return count
+}
+
+/**
+ * At least as many tokens as tiktoken counts in a text, without running it: the remembered count when the
+ * text was counted before, else its UTF-8 length (every BPE token of these encodings is at least one byte).
+ * For budget reservations, where an upper bound suffices and the provider reports the real count after.
+ *
+ * @example
+ * textTokenBound('hello world', 'o200k_base') // 11, or 2 once the text has been counted
+ */
+export function textTokenBound(text: string, encoding: TiktokenEncoding = 'cl100k_base'): number {
+  if (!text) return 0
+  return memoFor(encoding).peek(text) ?? Buffer.byteLength(text, 'utf8')
 }
 
 function countUncached(text: string, encoding: TiktokenEncoding): number {
@@ -83,23 +100,39 @@ function countUncached(text: string, encoding: TiktokenEncoding): number {
  * countPromptTokens({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }) // 9
  */
 export function countPromptTokens(req: Pick<ChatRequest, 'messages' | 'tools'> & { model?: string }, encoding?: TiktokenEncoding): number {
-  const enc = encoding ?? encodingFor(req.model ?? '')
+  return promptTokens(req, encoding ?? encodingFor(req.model ?? ''), countTextTokens)
+}
+
+/**
+ * An upper bound of `countPromptTokens` that runs no tokenizer: texts counted before count exactly, others by
+ * their UTF-8 length (`textTokenBound`). What budget reservations use when nothing needs the exact count.
+ *
+ * @example
+ * promptTokenBound({ messages: [{ role: 'user', content: 'hi' }] }, 'o200k_base') // >= countPromptTokens(...)
+ */
+export function promptTokenBound(req: Pick<ChatRequest, 'messages' | 'tools'> & { model?: string }, encoding?: TiktokenEncoding): number {
+  return promptTokens(req, encoding ?? encodingFor(req.model ?? ''), textTokenBound)
+}
+
+type CountText = (text: string, enc: TiktokenEncoding) => number
+
+function promptTokens(req: Pick<ChatRequest, 'messages' | 'tools'>, enc: TiktokenEncoding, count: CountText): number {
   let n = 3
-  for (const m of req.messages) n += 3 + countMessage(m, enc)
-  if (req.tools?.length) n += countTextTokens(JSON.stringify(req.tools), enc)
+  for (const m of req.messages) n += 3 + countMessage(m, enc, count)
+  if (req.tools?.length) n += count(JSON.stringify(req.tools), enc)
   return n
 }
 
-function countMessage(m: ChatMessage, enc: TiktokenEncoding): number {
-  let n = countTextTokens(m.role, enc)
-  if (typeof m.content === 'string') n += countTextTokens(m.content, enc)
+function countMessage(m: ChatMessage, enc: TiktokenEncoding, count: CountText): number {
+  let n = count(m.role, enc)
+  if (typeof m.content === 'string') n += count(m.content, enc)
   else if (Array.isArray(m.content)) {
     for (const part of m.content) {
-      if (part.type === 'text' && typeof part.text === 'string') n += countTextTokens(part.text, enc)
+      if (part.type === 'text' && typeof part.text === 'string') n += count(part.text, enc)
       else if (part.type === 'image_url') n += 765
     }
   }
-  if (m.tool_calls) for (const c of m.tool_calls) n += countTextTokens(c.function.name + c.function.arguments, enc)
+  if (m.tool_calls) for (const c of m.tool_calls) n += count(c.function.name + c.function.arguments, enc)
   if (m.name) n += 1
   return n
 }

@@ -55,6 +55,11 @@ export interface AdmitOptions {
    * route, or undefined when it cannot go there (the request is then refused).
    */
   downgrade?: (to: string) => AdmissionEstimate | undefined
+  /**
+   * The estimate was an upper bound (prompts not tokenized): the exact one, asked for only where the bound
+   * would refuse the request or trip a shadow budget, so neither happens on the bound's slack alone.
+   */
+  exact?: () => AdmissionEstimate
 }
 
 /** The outcome of an admitted request. */
@@ -202,6 +207,11 @@ export function createAdmission(deps: AdmitDeps): Admission {
     try {
       let amount = estimate.usd
       let res = await reserve(ctx, scoped, amount)
+      const exact = opts.exact && once(opts.exact)
+      if (!res.ok && exact && exact().usd < amount) {
+        amount = exact().usd
+        res = await reserve(ctx, scoped, amount)
+      }
       if (!res.ok) {
         const refusing = scoped[res.refused!]!
         const to = typeof refusing.line.on_exceed === 'object' ? refusing.line.on_exceed.downgrade_to : undefined
@@ -218,7 +228,10 @@ export function createAdmission(deps: AdmitDeps): Admission {
         }
         if (!res.ok) throw refuse(ctx, scoped[res.refused!]!, res, toNanosCeil(moved && to ? moved.usd : amount))
       }
-      countShadow(ctx, scoped, res, toNanosCeil(amount))
+      if (exact && shadowExceeded(scoped, res, toNanosCeil(amount)).length > 0) amount = Math.min(amount, exact().usd)
+      for (const s of shadowExceeded(scoped, res, toNanosCeil(amount))) {
+        metrics?.shadowExceeded.inc({ team, scope: s.line.scope, window: s.line.window })
+      }
     } catch (err) {
       if (err instanceof GatewayError) throw err
       storeDown(ctx, 'budget reservation', err)
@@ -251,12 +264,11 @@ export function createAdmission(deps: AdmitDeps): Admission {
     )
   }
 
-  function countShadow(ctx: RequestContext, scoped: ScopedBudget[], res: ReserveBudgetResult, amount: number) {
-    scoped.forEach((s, i) => {
+  /** The shadow budgets this amount would have exceeded (counted, never refused). */
+  function shadowExceeded(scoped: ScopedBudget[], res: ReserveBudgetResult, amount: number): ScopedBudget[] {
+    return scoped.filter((s, i) => {
       const st = res.counters[i]!
-      if (s.spec.shadow && st.spentNanos + st.reservedNanos + amount > s.spec.limitNanos) {
-        metrics?.shadowExceeded.inc({ team: ctx.principal.team, scope: s.line.scope, window: s.line.window })
-      }
+      return s.spec.shadow && st.spentNanos + st.reservedNanos + amount > s.spec.limitNanos
     })
   }
 }
@@ -278,17 +290,20 @@ export function createAdmitStep(deps: AdmitDeps): Step {
   const admission = createAdmission(deps)
 
   /** The strategy behind a public name, as the router resolves it: the team's route first, then the model. */
-  const plan = (ctx: RequestContext, alias: string, request: ChatRequest): RouteWorstCase | undefined => {
+  const plan = (ctx: RequestContext, alias: string, request: ChatRequest, bound = false): RouteWorstCase | undefined => {
     const routing = ctx.policy.routing
     const node: RouteNode | undefined = routing && Object.hasOwn(routing.routes, alias) ? routing.routes[alias] : config.models[alias] ? alias : undefined
     if (node === undefined) return undefined
-    return routeWorstCase(request, node, { models: config.models, routing, stream: ctx.stream })
+    return routeWorstCase(request, node, { models: config.models, routing, stream: ctx.stream, bound })
   }
 
   return async (ctx, next) => {
     const { budgets, rate_limits } = ctx.policy
     if (budgets.length === 0 && rate_limits.length === 0) return next()
-    const worst = plan(ctx, ctx.alias, ctx.request)
+    // Budgets alone reserve an upper bound of the prompt (no tokenizer run on text not seen before) and count it
+    // exactly only where that bound would refuse; token rate limits take the exact count up front.
+    const bound = rate_limits.length === 0
+    const worst = plan(ctx, ctx.alias, ctx.request, bound)
     // an unknown name: the router answers 404 without a call
     if (!worst) return next()
     // the injection classifier step (after this one) calls a model of its own, whatever the route
@@ -298,6 +313,7 @@ export function createAdmitStep(deps: AdmitDeps): Step {
       tokens: w.promptTokens + w.outputTokens + classifier.promptTokens + classifier.outputTokens
     })
     const admitted = await admission.admit(ctx, estimate(worst), {
+      exact: bound ? () => estimate(plan(ctx, ctx.alias, ctx.request)!) : undefined,
       downgrade: (to) => {
         const w = plan(ctx, to, { ...ctx.request, model: to })
         return w && estimate(w)
@@ -400,6 +416,19 @@ export function reservationTtl(config: GatewayConfig): number {
   let longest = config.server.request_timeout_ms
   for (const p of Object.values(config.providers)) if ('timeouts' in p) longest = Math.max(longest, p.timeouts.total_ms)
   return longest + 60_000
+}
+
+/** A thunk computed on its first call only. */
+function once<T>(f: () => T): () => T {
+  let done = false
+  let value: T
+  return () => {
+    if (!done) {
+      value = f()
+      done = true
+    }
+    return value
+  }
 }
 
 function defaultLog(level: 'info' | 'warn' | 'error', msg: string): void {

@@ -1,5 +1,5 @@
 import type { ResolvedModel } from '../config/load.js'
-import { countPromptTokens, countTextTokens, encodingFor } from '../tokens.js'
+import { countPromptTokens, countTextTokens, encodingFor, promptTokenBound } from '../tokens.js'
 import type { ChatRequest, EmbeddingRequest } from '../types.js'
 
 /** Output cap assumed for a request that sets no max_tokens when its model has no `max_output_tokens`. */
@@ -19,13 +19,15 @@ export interface WorstCase {
  * The most a request can cost on a model: its prompt counted with tiktoken for the model's encoding, plus
  * the output cap (the request's max_completion_tokens / max_tokens, else the model's `max_output_tokens`, else
  * 4096) for each of `n` choices, at the model's price. Prompt tokens are priced at the dearest of input,
- * cache-write and cached-input, so a prompt-cache write cannot exceed the estimate.
+ * cache-write and cached-input, so a prompt-cache write cannot exceed the estimate. With `bound`, texts not
+ * counted before are taken at their UTF-8 length instead of being tokenized (`promptTokenBound`).
  *
  * @example
  * worstCase({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 100 }, model).usd
  */
-export function worstCase(request: ChatRequest, model: ResolvedModel): WorstCase {
-  const promptTokens = countPromptTokens(request, encodingFor(model.model, model.encoding))
+export function worstCase(request: ChatRequest, model: ResolvedModel, opts: { bound?: boolean } = {}): WorstCase {
+  const encoding = encodingFor(model.model, model.encoding)
+  const promptTokens = opts.bound ? promptTokenBound(request, encoding) : countPromptTokens(request, encoding)
   const requested = requestedCap(request)
   const outputCap = requested ?? model.max_output_tokens ?? DEFAULT_OUTPUT_CAP
   const outputTokens = outputCap * Math.max(1, request.n ?? 1)

@@ -23,6 +23,11 @@ export interface RouteWorstCaseOptions {
   routing?: RoutingPolicy
   /** The client streams: a streamed attempt that fails before its first chunk is charged its prompt. */
   stream: boolean
+  /**
+   * Count prompts with `promptTokenBound` (no tokenizer run for texts not counted before): a larger but
+   * still safe reservation. `promptTokens` is then a bound too, so a rate limiter must not use it.
+   */
+  bound?: boolean
 }
 
 /** Characters of a tier's answer a judge is shown (`judgeMessages` in src/routing/checks.ts cuts there). */
@@ -68,7 +73,7 @@ export function routeWorstCase(request: ChatRequest, node: RouteNode, opts: Rout
     const model = opts.models[name]
     // a target that is not configured is refused by the router without a call
     if (!model) return { ok: 0, fail: 0, calls: 0 }
-    const worst = worstCase({ ...request, ...mode.override, model: model.model }, model)
+    const worst = worstCase({ ...request, ...mode.override, model: model.model }, model, { bound: opts.bound })
     promptTokens = Math.max(promptTokens, worst.promptTokens)
     const failed = mode.stream ? (worst.promptTokens * promptPrice(model)) / 1e6 : 0
     const retries = opts.routing ? { ...opts.routing.retry, ...opts.routing.targets[name]?.retry }.retries ?? 0 : 0
