@@ -9,7 +9,10 @@ import type { GuardrailEvent } from './guardrails/record.js'
 
 /**
  * The steps between identify and plan/call, in the order of the request path:
- * guard input → guard output → admit (budgets, rate limits) → look up (caches) → injection classifier.
+ * guard input → guard output → rate limits → look up (caches) → budgets → injection classifier.
+ *
+ * Budgets come after the caches: a hit costs nothing, so it reserves nothing (and is served even when a
+ * budget is spent); rate limits come before them, so a hit still counts as a request.
  *
  * The output guard sits outside the caches on purpose: cached answers keep reversible-redaction
  * placeholders and are restored (and masked) per request, so one user's values never reach another.
@@ -23,7 +26,7 @@ export function pipelineSteps(rt: Runtime): Step[] {
     log?.('info', `guardrail ${e.layer} ${e.rule}: ${e.action}`, { event: 'guardrail', request_id: e.requestId, team: e.team, session: e.session, layer: e.layer, rule: e.rule, action: e.action, count: e.count })
   }
   const guardDeps = { store: rt.store, registry: rt.metrics.registry, record }
-  const steps: (Step | undefined)[] = [createGuardInputStep(guardDeps), createGuardOutputStep(guardDeps), admitStep(rt), cacheStep(rt),
+  const steps: (Step | undefined)[] = [createGuardInputStep(guardDeps), createGuardOutputStep(guardDeps), admitStep(rt, 'rate'), cacheStep(rt), admitStep(rt, 'budgets'),
     // a model call of its own: after budgets and the cache, so it is admitted first and a hit never pays for it
     createClassifierStep({ ...guardDeps, resolveTarget: (n) => rt.targets.get(n), callTarget: createTargetCaller({ ledger: rt.ledger, metrics: rt.metrics }) })]
   return steps.filter((s): s is Step => s !== undefined)

@@ -60,6 +60,8 @@ export interface AdmitOptions {
    * would refuse the request or trip a shadow budget, so neither happens on the bound's slack alone.
    */
   exact?: () => AdmissionEstimate
+  /** Which checks to run (both by default): the chat pipeline takes rate limits before the cache and budgets after it. */
+  only?: 'rate' | 'budgets'
 }
 
 /** The outcome of an admitted request. */
@@ -197,7 +199,8 @@ export function createAdmission(deps: AdmitDeps): Admission {
 
   const admit = async (ctx: RequestContext, estimate: AdmissionEstimate, opts: AdmitOptions = {}): Promise<Admitted> => {
     const { budgets, rate_limits } = ctx.policy
-    if (rate_limits.length > 0) await admitRate(ctx, estimate.tokens)
+    if (rate_limits.length > 0 && opts.only !== 'budgets') await admitRate(ctx, estimate.tokens)
+    if (opts.only === 'rate') return { enforced: false }
 
     const scoped = budgetsInScope(ctx, budgets, clock())
     if (scoped.length === 0) return { enforced: false }
@@ -285,7 +288,7 @@ export function createAdmission(deps: AdmitDeps): Admission {
  * const admit = createAdmitStep({ config, store, registry: metrics.registry })
  * const run = createPipeline([guardInput, admit, cache, route])
  */
-export function createAdmitStep(deps: AdmitDeps): Step {
+export function createAdmitStep(deps: AdmitDeps, only?: AdmitOptions['only']): Step {
   const { config } = deps
   const admission = createAdmission(deps)
 
@@ -298,11 +301,12 @@ export function createAdmitStep(deps: AdmitDeps): Step {
   }
 
   return async (ctx, next) => {
-    const { budgets, rate_limits } = ctx.policy
-    if (budgets.length === 0 && rate_limits.length === 0) return next()
+    const budgets = only === 'rate' ? [] : ctx.policy.budgets
+    const rateLimits = only === 'budgets' ? [] : ctx.policy.rate_limits
+    if (budgets.length === 0 && rateLimits.length === 0) return next()
     // Budgets alone reserve an upper bound of the prompt (no tokenizer run on text not seen before) and count it
     // exactly only where that bound would refuse; token rate limits take the exact count up front.
-    const bound = rate_limits.length === 0
+    const bound = rateLimits.length === 0
     const worst = plan(ctx, ctx.alias, ctx.request, bound)
     // an unknown name: the router answers 404 without a call
     if (!worst) return next()
@@ -313,6 +317,7 @@ export function createAdmitStep(deps: AdmitDeps): Step {
       tokens: w.promptTokens + w.outputTokens + classifier.promptTokens + classifier.outputTokens
     })
     const admitted = await admission.admit(ctx, estimate(worst), {
+      only,
       exact: bound ? () => estimate(plan(ctx, ctx.alias, ctx.request)!) : undefined,
       downgrade: (to) => {
         const w = plan(ctx, to, { ...ctx.request, model: to })

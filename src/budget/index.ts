@@ -10,14 +10,16 @@ export { windowAt } from './window.js'
 export { teamKeys, parseCounterKey } from './keys.js'
 
 /**
- * The admission step for a runtime, or none when no team policy has budgets or rate limits.
+ * The admission step for a runtime — rate limits, budgets, or both — or none when no team policy has them.
+ * The chat pipeline takes rate limits before the cache (a hit still counts as a request) and budgets after it
+ * (a hit costs nothing, so it reserves nothing).
  *
  * @example
- * steps.push(admitStep(rt))
+ * steps.push(admitStep(rt, 'rate'), cacheStep(rt), admitStep(rt, 'budgets'))
  */
-export function admitStep(rt: Runtime): Step | undefined {
-  const used = Object.values(rt.config.policies).some((p) => p.budgets.length > 0 || p.rate_limits.length > 0)
-  return used ? createAdmitStep({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log }) : undefined
+export function admitStep(rt: Runtime, only?: 'rate' | 'budgets'): Step | undefined {
+  const used = Object.values(rt.config.policies).some((p) => (only !== 'rate' && p.budgets.length > 0) || (only !== 'budgets' && p.rate_limits.length > 0))
+  return used ? createAdmitStep({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log }, only) : undefined
 }
 
 const admissions = new WeakMap<Runtime, Admission | undefined>()

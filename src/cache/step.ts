@@ -249,8 +249,10 @@ export function createCacheStep(deps: CacheStepDeps): Step {
 
     ctx.cache = intent.read ? 'miss' : 'bypass'
     ctx.responseHeaders['x-sluice-cache'] = ctx.cache
+    const alias = ctx.alias
     const result = await next()
-    if (!intent.write) return result
+    // a budget downgrade after the lookup moved the request: its answer is not the asked model's
+    if (!intent.write || ctx.alias !== alias) return result
 
     const semToStore = async (): Promise<{ query: SemanticQuery; vector: Float32Array; cache: SemanticCache } | undefined> => {
       if (!sem || !semantic) return undefined
