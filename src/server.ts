@@ -8,7 +8,6 @@ import { GatewayError, toGatewayError } from './errors.js'
 import { toAnthropicError } from './providers/anthropic/index.js'
 import { createGateway, type Gateway, type StepsFactory } from './gateway.js'
 import { createMemoryStore } from './store/memory.js'
-import { createRedisStore } from './store/redis.js'
 import type { Store } from './store/types.js'
 import { adminRoutes } from '../routes/admin.js'
 import { anthropicRoutes } from '../routes/anthropic.js'
@@ -37,6 +36,8 @@ export interface ServerOptions {
  */
 export async function createStore(config: StoreConfig, log?: Logger): Promise<Store> {
   if (config.kind === 'memory') return createMemoryStore({ maxLedgerEntries: config.max_ledger_entries, maxCacheBytes: config.max_cache_bytes })
+  // loaded only here: ioredis is about 20 MB of a memory-store gateway's RSS that it would never use
+  const { createRedisStore } = await import('./store/redis.js')
   return createRedisStore({
     url: config.url,
     urls: config.urls,

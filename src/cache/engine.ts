@@ -5,7 +5,6 @@ import type { Provider } from '../providers/types.js'
 import type { Target } from '../routing/types.js'
 import { createBuiltinEmbedder, createProviderEmbedder } from '../vector/embedders.js'
 import { createMemoryIndex } from '../vector/memory.js'
-import { createQdrantIndex } from '../vector/qdrant.js'
 import type { Embedder, VectorIndex } from '../vector/types.js'
 import { semanticCacheConfigSchema, type SemanticCacheConfig } from './schema.js'
 import { createSemanticCache, type SemanticCache } from './semantic.js'
@@ -86,10 +85,12 @@ export function createSemanticEngine(deps: SemanticEngineDeps): SemanticEngine {
     }
   }
 
-  const indexFor = (cfg: SemanticCacheConfig['index'], dimensions: number): VectorIndex =>
-    cfg.kind === 'memory'
-      ? createMemoryIndex({ dimensions, maxEntries: cfg.max_entries })
-      : createQdrantIndex({ url: cfg.url, apiKey: cfg.api_key, collection: cfg.collection, dimensions, timeoutMs: cfg.timeout_ms, pruneEvery: cfg.prune_every })
+  const indexFor = async (cfg: SemanticCacheConfig['index'], dimensions: number): Promise<VectorIndex> => {
+    if (cfg.kind === 'memory') return createMemoryIndex({ dimensions, maxEntries: cfg.max_entries })
+    // loaded only when configured: the Qdrant client is about 9 MB of RSS
+    const { createQdrantIndex } = await import('../vector/qdrant.js')
+    return createQdrantIndex({ url: cfg.url, apiKey: cfg.api_key, collection: cfg.collection, dimensions, timeoutMs: cfg.timeout_ms, pruneEvery: cfg.prune_every })
+  }
 
   const build = async (config: GatewayConfig): Promise<void> => {
     if (!semanticCacheWanted(config)) return
@@ -103,7 +104,7 @@ export function createSemanticEngine(deps: SemanticEngineDeps): SemanticEngine {
       // one embedding tells the dimension (model embedders do not know it up front) and proves the embedder works
       const [probe] = await made.embedder.embed(['sluice semantic cache dimension probe'])
       if (!probe?.length) throw new Error('the embedder returned an empty vector')
-      const index = indexFor(block.index, probe.length)
+      const index = await indexFor(block.index, probe.length)
       await index.init()
       const previous = running
       running = { key, cache: createSemanticCache({ embedder: made.embedder, index }), owned }
