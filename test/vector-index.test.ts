@@ -284,3 +284,48 @@ describe('builtin embedder', () => {
     expect(dot(a!, c!)).toBeLessThan(0.3)
   })
 })
+
+describe('builtin embedder features', () => {
+  /** The embedding written plainly: build each feature's string, then FNV-1a it (the definition embedText keeps). */
+  const STOP = new Set(
+    ('a an the of to in on at by for with from and or but as is are was were be been being it its this that ' +
+      'these those i me my you your we our he she they them his her their do does did have has had will would ' +
+      'shall should can could may might must so if then than there here what which who whom how when where why').split(' ')
+  )
+  function reference(text: string, dims: number): Float32Array {
+    const v = new Float32Array(dims)
+    const add = (feature: string, weight: number) => {
+      let h = 0x811c9dc5
+      for (let i = 0; i < feature.length; i++) h = Math.imul(h ^ feature.charCodeAt(i), 0x01000193)
+      h >>>= 0
+      v[h % dims]! += h & 0x80000000 ? -weight : weight
+    }
+    let prev: string | undefined
+    for (const w of text.normalize('NFKC').toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []) {
+      add('w' + w, STOP.has(w) ? 0.3 : 1)
+      if (prev !== undefined) add('b' + prev + ' ' + w, 0.5)
+      prev = w
+      const padded = '<' + w + '>'
+      if (padded.length > 4) for (let i = 0; i + 3 <= padded.length; i++) add('c' + padded.slice(i, i + 3), 0.25)
+    }
+    let sum = 0
+    for (const x of v) sum += x * x
+    if (sum > 0) for (let i = 0; i < dims; i++) v[i]! *= 1 / Math.sqrt(sum)
+    return v
+  }
+
+  it('hashes the same features as the plain definition, bit for bit, in ASCII and beyond', () => {
+    const texts = [
+      'How do I reset my password?',
+      'Request 42: agent tool call result file search query index',
+      'x y 12 ab-cd_EF!! 3.14',
+      'Ｆｕｌｌｗｉｄｔｈ ﬁle ½ café İstanbul ΣΊΣΥΦΟΣ',
+      'emoji 😀 between words, 中文字符 and Привет мир',
+      ''
+    ]
+    for (const t of texts) {
+      expect(Array.from(embedText(t, DIMS))).toEqual(Array.from(reference(t, DIMS)))
+      expect(Array.from(embedText(t, 64))).toEqual(Array.from(reference(t, 64)))
+    }
+  })
+})

@@ -44,27 +44,92 @@ export function createBuiltinEmbedder(opts: BuiltinEmbedderOptions = {}): Embedd
 /** The builtin embedding of one text (synchronous: used by the bench and the index latency measurement). */
 export function embedText(text: string, dims: number): Float32Array {
   const v = new Float32Array(dims)
-  const words = text.normalize('NFKC').toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []
-  let prev: string | undefined
-  for (const w of words) {
-    add(v, dims, 'w' + w, STOPWORDS.has(w) ? 0.3 : 1)
-    if (prev !== undefined) add(v, dims, 'b' + prev + ' ' + w, 0.5)
-    prev = w
-    const padded = '<' + w + '>'
-    if (padded.length > 4) for (let i = 0; i + 3 <= padded.length; i++) add(v, dims, 'c' + padded.slice(i, i + 3), 0.25)
+  // NFKC leaves ASCII unchanged, and in ASCII the letters and digits are [a-z0-9] once lowercased: a prompt
+  // in plain ASCII (most of them) skips the normalisation and the Unicode regex, and finds the same words.
+  if (isAscii(text)) {
+    const t = text.toLowerCase()
+    let prev = -1
+    let prevEnd = -1
+    for (let i = 0; i < t.length; ) {
+      if (!isAsciiWordChar(t.charCodeAt(i))) {
+        i++
+        continue
+      }
+      const start = i
+      while (i < t.length && isAsciiWordChar(t.charCodeAt(i))) i++
+      addWord(v, dims, t, start, i, prev, prevEnd)
+      prev = start
+      prevEnd = i
+    }
+  } else {
+    const t = text.normalize('NFKC').toLowerCase()
+    const words = /[\p{L}\p{N}]+/gu
+    let prev = -1
+    let prevEnd = -1
+    for (let m = words.exec(t); m !== null; m = words.exec(t)) {
+      const end = m.index + m[0].length
+      addWord(v, dims, t, m.index, end, prev, prevEnd)
+      prev = m.index
+      prevEnd = end
+    }
   }
   return normalize(v)
 }
 
-function add(v: Float32Array, dims: number, feature: string, weight: number): void {
-  // FNV-1a, 32 bits: the low bits pick the dimension, the top bit the sign (keeps collisions unbiased).
-  let h = 0x811c9dc5
-  for (let i = 0; i < feature.length; i++) {
-    h ^= feature.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
+const FNV_OFFSET = 0x811c9dc5
+const FNV_PRIME = 0x01000193
+const CHAR_W = 0x77
+const CHAR_B = 0x62
+const CHAR_C = 0x63
+const CHAR_SPACE = 0x20
+const CHAR_LT = 0x3c
+const CHAR_GT = 0x3e
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false
+  return true
+}
+
+/** [a-z0-9]: the ASCII letters and digits of lowercased text. */
+function isAsciiWordChar(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39)
+}
+
+/** One FNV-1a step (32 bits). */
+function mix(h: number, c: number): number {
+  return Math.imul(h ^ c, FNV_PRIME)
+}
+
+/** FNV-1a state after `t[start..end)`, from state `h`. */
+function mixRange(h: number, t: string, start: number, end: number): number {
+  for (let i = start; i < end; i++) h = Math.imul(h ^ t.charCodeAt(i), FNV_PRIME)
+  return h
+}
+
+/**
+ * The features of the word `t[start..end)`, in this order: 'w' + word, 'b' + previous word + ' ' + word,
+ * 'c' + each trigram of '<' + word + '>'. Each is hashed as it is read (the same FNV-1a over the same
+ * characters as hashing the built string, so the same vector, without a string per feature).
+ */
+function addWord(v: Float32Array, dims: number, t: string, start: number, end: number, prev: number, prevEnd: number): void {
+  const len = end - start
+  add(v, dims, mixRange(mix(FNV_OFFSET, CHAR_W), t, start, end), STOPWORDS.has(t.slice(start, end)) ? 0.3 : 1)
+  if (prev >= 0) add(v, dims, mixRange(mix(mixRange(mix(FNV_OFFSET, CHAR_B), t, prev, prevEnd), CHAR_SPACE), t, start, end), 0.5)
+  if (len <= 2) return
+  // trigrams of '<' + word + '>': padded index p is '<' at 0, the word at 1..len, '>' at len + 1
+  const c0 = mix(FNV_OFFSET, CHAR_C)
+  for (let p = 0; p + 3 <= len + 2; p++) {
+    let h = c0
+    for (let q = p; q < p + 3; q++) h = mix(h, q === 0 ? CHAR_LT : q === len + 1 ? CHAR_GT : t.charCodeAt(start + q - 1))
+    add(v, dims, h, 0.25)
   }
-  h >>>= 0
-  v[h % dims]! += h & 0x80000000 ? -weight : weight
+}
+
+/** Adds ±weight at the dimension of a feature hash: the low bits pick the dimension, the top bit the sign (keeps collisions unbiased). */
+function add(v: Float32Array, dims: number, hash: number, weight: number): void {
+  // h % dims of a power of two is its low bits: an int mask instead of a floating-point remainder (h ≥ 2³¹)
+  const at = (dims & (dims - 1)) === 0 ? hash & (dims - 1) : (hash >>> 0) % dims
+  v[at]! += hash < 0 ? -weight : weight
 }
 
 /** Scales to unit length in place (a zero vector stays zero). */
