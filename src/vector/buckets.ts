@@ -1,7 +1,7 @@
 /**
  * LSH buckets of one table in typed arrays: an open-addressing map from bucket key to the bucket's first
- * slot (linear probing, backward-shift deletion), and the bucket's slots chained through `next` / `prev`
- * arrays that the caller owns, one entry per slot of the index. No object per bucket or per entry: a
+ * slot (linear probing, backward-shift deletion), and the bucket's slots chained through next / previous
+ * links in an array that the caller owns and lays out (see `SlotLinks`). No object per bucket or per entry: a
  * lookup touches a few contiguous words instead of a JS Map's entry, an array header and its elements.
  */
 export interface BucketTable {
@@ -13,12 +13,13 @@ export interface BucketTable {
   remove(key: number, slot: number, links: SlotLinks): void
 }
 
-/** The chains: `next[i]` / `prev[i]` for the link index `i` the caller gives a slot in this table (-1 = none). */
+/** The chains, in an array the caller lays out: a slot's next and previous slot in this table (-1 = none). */
 export interface SlotLinks {
-  next: Int32Array
-  prev: Int32Array
-  /** Link index of `slot` in this table. */
-  at(slot: number): number
+  chains: Int32Array
+  /** Index in `chains` of the slot after `slot` in its bucket. */
+  nextAt(slot: number): number
+  /** Index in `chains` of the slot before `slot` in its bucket. */
+  prevAt(slot: number): number
 }
 
 /**
@@ -85,12 +86,12 @@ export function createBucketTable(): BucketTable {
     },
     add(key, slot, links) {
       let i = find(key)
-      const at = links.at(slot)
-      links.prev[at] = -1
+      const chain = links.chains
+      chain[links.prevAt(slot)] = -1
       if (i >= 0) {
         const first = heads[i]!
-        links.next[at] = first
-        links.prev[links.at(first)] = slot
+        chain[links.nextAt(slot)] = first
+        chain[links.prevAt(first)] = slot
         heads[i] = slot
         return
       }
@@ -101,16 +102,16 @@ export function createBucketTable(): BucketTable {
       i = ~i
       keys[i] = key
       heads[i] = slot
-      links.next[at] = -1
+      chain[links.nextAt(slot)] = -1
       used++
     },
     remove(key, slot, links) {
-      const at = links.at(slot)
-      const before = links.prev[at]!
-      const after = links.next[at]!
-      if (after !== -1) links.prev[links.at(after)] = before
+      const chain = links.chains
+      const before = chain[links.prevAt(slot)]!
+      const after = chain[links.nextAt(slot)]!
+      if (after !== -1) chain[links.prevAt(after)] = before
       if (before !== -1) {
-        links.next[links.at(before)] = after
+        chain[links.nextAt(before)] = after
         return
       }
       const i = find(key)
