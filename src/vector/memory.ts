@@ -53,8 +53,12 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   const probeMasks = probeTemplate(Math.min(bits, 8), opts.probes ?? 8)
   /** Scratch for project: one dot product per hyperplane. */
   const dots = new Float64Array(width)
-  /** Scratch for probing: a table's bits ordered by how close the query lies to their hyperplanes. */
-  const order = new Int32Array(bits)
+  /** Scratch for probing: |dots|, how close the query lies to each hyperplane (up to the plane's norm). */
+  const margins = new Float64Array(width)
+  /** The probes flip only a table's `ranked` closest hyperplanes: only those need ordering. */
+  const ranked = 32 - Math.clz32(probeMasks.reduce((all, m) => all | m, 0))
+  /** Scratch for probing: a table's `ranked` bits closest to the query, closest first. */
+  const order = new Int32Array(Math.max(ranked, 1))
   /** Keys already computed for a vector: a lookup that misses hashes the vector it then stores. */
   const hashed = new WeakMap<Float32Array, Uint32Array>()
 
@@ -196,15 +200,17 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       seenAt.fill(0)
       generation = 1
     }
+    for (let j = 0; j < width; j++) margins[j] = Math.abs(dots[j]!)
     for (let t = 0; t < tables; t++) {
       const table = part.buckets[t]!
-      // Rank the table's bits by the query's distance to their hyperplanes (insertion sort, a few bits):
-      // a near neighbour differs from the query mostly on hyperplanes the query lies close to.
+      // The table's `ranked` bits closest to the query's hyperplanes, closest first (a stable partial insertion
+      // sort): a near neighbour differs from the query mostly on hyperplanes the query lies close to.
       const base = t * bits
-      for (let b = 0; b < bits; b++) {
-        const m = Math.abs(dots[base + b]!)
-        let i = b
-        while (i > 0 && Math.abs(dots[base + order[i - 1]!]!) > m) {
+      for (let b = 0, kept = 0; b < bits && ranked > 0; b++) {
+        const m = margins[base + b]!
+        if (kept === ranked && !(margins[base + order[kept - 1]!]! > m)) continue
+        let i = kept < ranked ? kept++ : kept - 1
+        while (i > 0 && margins[base + order[i - 1]!]! > m) {
           order[i] = order[i - 1]!
           i--
         }
