@@ -209,6 +209,22 @@ describe('memory index specifics', () => {
     expect(found.map((f) => f.id).sort()).toEqual(ids.slice(2).sort())
   })
 
+  it('evicts in insertion order: a replaced entry counts as new, a deleted one is skipped', async () => {
+    const index = createMemoryIndex({ dimensions: DIMS, maxEntries: 3 })
+    const put = (id: string) => index.upsert({ id, vector: vec(`question ${id}`), scope: 's', text: id, expiresAt: NOW + HOUR })
+    const held = async () => (await index.search(vec('question'), { scope: 's', minScore: -1, limit: 10, now: NOW })).map((f) => f.id).sort()
+    await put('a')
+    await put('b')
+    await put('c')
+    await put('a') // replaced: now the newest
+    await put('d') // evicts b, the oldest
+    expect(await held()).toEqual(['a', 'c', 'd'])
+    await index.delete('c')
+    await put('e')
+    await put('f') // evicts a, now the oldest
+    expect(await held()).toEqual(['d', 'e', 'f'])
+  })
+
   it('through LSH (a scope larger than the exact scan) finds what an exact scan finds', async () => {
     const lsh = createMemoryIndex({ dimensions: DIMS, exactScanLimit: 100 })
     const exact = createMemoryIndex({ dimensions: DIMS, exactScanLimit: 1_000_000 })

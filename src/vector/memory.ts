@@ -78,9 +78,12 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
    * string of `width` bits (table t's key at bits t × bits..) in `words` words, then its bucket chain links,
    * next in each table, then previous in each table. A search walks a chain and reads each entry's keys:
    * both in the same record, mostly the same cache line (and the packed keys take a third fewer popcounts).
+   * The record ends with the slot's links in the eviction order (older, newer).
    */
   const words = Math.ceil(width / 32)
-  const stride = words + 2 * tables
+  const OLDER = words + 2 * tables
+  const NEWER = OLDER + 1
+  const stride = NEWER + 1
   let nodes = new Int32Array(stride * 1024)
   /** Scratch for search: the query's keys packed like a record's. */
   const querySig = new Int32Array(words)
@@ -91,8 +94,14 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
     prevAt: (slot: number) => slot * stride + words + tables + t
   }))
   const free: number[] = []
-  /** id → slot, in insertion order (the eviction order). */
   const byId = new Map<string, number>()
+  /**
+   * Ends of the eviction order (insertion order), a list through each record's OLDER / NEWER links: finding
+   * the oldest entry through the Map's iterator skipped the holes its deletions leave at the front, up to
+   * half its capacity on every eviction.
+   */
+  let oldest = -1
+  let newest = -1
   const partitions = new Map<string, Partition>()
 
   /**
@@ -153,6 +162,13 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       if (part.slots.size === 0) partitions.delete(scope)
     }
     byId.delete(ids[slot]!)
+    const at = slot * stride
+    const older = nodes[at + OLDER]!
+    const newer = nodes[at + NEWER]!
+    if (older === -1) oldest = newer
+    else nodes[older * stride + NEWER] = newer
+    if (newer === -1) newest = older
+    else nodes[newer * stride + OLDER] = older
     texts[slot] = ''
     free.push(slot)
   }
@@ -246,10 +262,7 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       }
       const old = byId.get(entry.id)
       if (old !== undefined) remove(old)
-      while (byId.size >= maxEntries) {
-        const oldest = byId.values().next().value as number
-        remove(oldest)
-      }
+      while (byId.size >= maxEntries) remove(oldest)
       const slot = free.length > 0 ? free.pop()! : ids.length
       if ((slot + 1) * dims > slab.length) {
         const grown = new Int8Array(Math.max(slab.length * 2, (slot + 1) * dims))
@@ -273,6 +286,11 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       const k = hashKeys(entry.vector)
       pack(k, nodes, slot * stride)
       byId.set(entry.id, slot)
+      nodes[slot * stride + OLDER] = newest
+      nodes[slot * stride + NEWER] = -1
+      if (newest === -1) oldest = slot
+      else nodes[newest * stride + NEWER] = slot
+      newest = slot
       let part = partitions.get(entry.scope)
       if (!part) {
         part = { slots: new Set(), buckets: Array.from({ length: tables }, () => createBucketTable()) }
@@ -312,6 +330,7 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
 
     async close() {
       byId.clear()
+      oldest = newest = -1
       partitions.clear()
     }
   }
