@@ -173,17 +173,16 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
     free.push(slot)
   }
 
-  /** The query's non-zero components (index, value), filled by `sparseQuery` for the search under way. */
+  /** The query's non-zero components (index, value), filled by `nonZeros` for the search under way. */
   const nzIndex = new Int32Array(dims)
   const nzValue = new Float64Array(dims)
   let nz = 0
 
   /**
-   * Keep the query's non-zero components when they are at most three quarters of it (the builtin embedder's
-   * vectors are mostly zeros): scoring then skips the zero terms, which add nothing to the dot product, so
-   * the scores stay the same bit for bit. Dense vectors keep the plain loop.
+   * Keeps the query's non-zero components (the builtin embedder's vectors are mostly zeros): scoring skips
+   * the zero terms, which add ±0 to the dot product and so leave it the same bit for bit.
    */
-  function sparseQuery(query: Float32Array): boolean {
+  function nonZeros(query: Float32Array): void {
     nz = 0
     for (let d = 0; d < dims; d++) {
       const x = query[d]!
@@ -191,16 +190,65 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       nzIndex[nz] = d
       nzValue[nz++] = x
     }
-    return nz * 4 <= dims * 3
   }
 
-  function score(query: Float32Array, slot: number, sparse: boolean): number {
+  /** Scratch for search: the unexpired candidates of the search under way, in visiting order, and their scores. */
+  let live = new Int32Array(1024)
+  let scores = new Float64Array(1024)
+
+  /**
+   * Scores `live[0..n)` into `scores`, eight entries at a time: each dot product still adds its terms one
+   * by one in the same order (the same result bit for bit), but eight independent sums keep the
+   * floating-point adders busy where one sum waits on each add in turn (an exact scan takes half the time).
+   */
+  function scoreLive(n: number): void {
+    if (scores.length < n) scores = new Float64Array(live.length)
     const v = slab
-    const base = slot * dims
-    let dot = 0
-    if (sparse) for (let k = 0; k < nz; k++) dot += nzValue[k]! * v[base + nzIndex[k]!]!
-    else for (let d = 0; d < dims; d++) dot += query[d]! * v[base + d]!
-    return dot * scales[slot]!
+    let c = 0
+    for (; c + 8 <= n; c += 8) {
+      const b0 = live[c]! * dims
+      const b1 = live[c + 1]! * dims
+      const b2 = live[c + 2]! * dims
+      const b3 = live[c + 3]! * dims
+      const b4 = live[c + 4]! * dims
+      const b5 = live[c + 5]! * dims
+      const b6 = live[c + 6]! * dims
+      const b7 = live[c + 7]! * dims
+      let d0 = 0
+      let d1 = 0
+      let d2 = 0
+      let d3 = 0
+      let d4 = 0
+      let d5 = 0
+      let d6 = 0
+      let d7 = 0
+      for (let k = 0; k < nz; k++) {
+        const x = nzValue[k]!
+        const i = nzIndex[k]!
+        d0 += x * v[b0 + i]!
+        d1 += x * v[b1 + i]!
+        d2 += x * v[b2 + i]!
+        d3 += x * v[b3 + i]!
+        d4 += x * v[b4 + i]!
+        d5 += x * v[b5 + i]!
+        d6 += x * v[b6 + i]!
+        d7 += x * v[b7 + i]!
+      }
+      scores[c] = d0 * scales[live[c]!]!
+      scores[c + 1] = d1 * scales[live[c + 1]!]!
+      scores[c + 2] = d2 * scales[live[c + 2]!]!
+      scores[c + 3] = d3 * scales[live[c + 3]!]!
+      scores[c + 4] = d4 * scales[live[c + 4]!]!
+      scores[c + 5] = d5 * scales[live[c + 5]!]!
+      scores[c + 6] = d6 * scales[live[c + 6]!]!
+      scores[c + 7] = d7 * scales[live[c + 7]!]!
+    }
+    for (; c < n; c++) {
+      const base = live[c]! * dims
+      let dot = 0
+      for (let k = 0; k < nz; k++) dot += nzValue[k]! * v[base + nzIndex[k]!]!
+      scores[c] = dot * scales[live[c]!]!
+    }
   }
 
   /** Calls visit once per candidate slot: the whole scope when small, else the LSH buckets near the query. */
@@ -305,15 +353,28 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       if (!part || query.limit <= 0) return []
       const found: VectorMatch[] = []
       const expired: number[] = []
-      const sparse = sparseQuery(vector)
+      nonZeros(vector)
+      let n = 0
       forEachCandidate(part, vector, query.minScore, (slot) => {
         if (expires[slot]! <= query.now) {
           expired.push(slot)
           return
         }
-        const s = score(vector, slot, sparse)
-        if (s >= query.minScore) found.push({ id: ids[slot]!, score: Math.min(1, s), text: texts[slot]! })
+        if (n === live.length) {
+          const grown = new Int32Array(n * 2)
+          grown.set(live)
+          live = grown
+        }
+        live[n++] = slot
       })
+      scoreLive(n)
+      for (let c = 0; c < n; c++) {
+        const s = scores[c]!
+        if (s >= query.minScore) {
+          const slot = live[c]!
+          found.push({ id: ids[slot]!, score: Math.min(1, s), text: texts[slot]! })
+        }
+      }
       for (const slot of expired) remove(slot)
       found.sort((a, b) => b.score - a.score)
       return found.slice(0, query.limit)
