@@ -64,4 +64,29 @@ describe('budget reservations without tokenizing the prompt', () => {
     expect(mayCost).toBeCloseTo(refusedExact, 6)
     expect(mayCost).toBeLessThan(worstCase({ ...request, messages: [{ role: 'user', content: freshPrompt('other') }] }, model, { bound: true }).usd / 2)
   })
+
+  it('counts a shadow budget as exceeded only when the exact worst case would exceed it', async () => {
+    const model = gw.gateway.config.models['gpt-4o-mini']!
+    const request = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: freshPrompt('shadowx') }], max_tokens: 1 }
+    const bound = worstCase(request, model, { bound: true }).usd
+    const exact = worstCase(request, model).usd
+    const shadow = (limit: number) => ({ budgets: [{ scope: 'team', limit_usd: limit, window: 'total', shadow: true }, { scope: 'key', limit_usd: 1, window: 'day' }] })
+    const exceeded = async () => {
+      const text = await gw.gateway.metrics.registry.metrics()
+      return text.split('\n').filter((l) => l.startsWith('sluice_budget_shadow_exceeded_total{')).reduce((n, l) => n + Number(l.split(' ').at(-1)), 0)
+    }
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: TEAM_A_KEY, maxRetries: 0 })
+    fake.script = () => ({ completionTokens: 1, promptTokens: 5 })
+    // between the two: the bound alone would count it, the exact amount does not
+    writeFileSync(join(gw.dir, 'a.yaml'), stringify(shadow((exact + bound) / 2)))
+    gw.gateway.reload(await loadConfig(gw.file, {}))
+    const before = await exceeded()
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: freshPrompt('shadowy') }], max_tokens: 1 })
+    expect(await exceeded()).toBe(before)
+    // below the exact amount: counted
+    writeFileSync(join(gw.dir, 'a.yaml'), stringify(shadow(exact / 2)))
+    gw.gateway.reload(await loadConfig(gw.file, {}))
+    await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: freshPrompt('shadowz') }], max_tokens: 1 })
+    expect(await exceeded()).toBe(before + 1)
+  })
 })

@@ -231,8 +231,10 @@ export function createAdmission(deps: AdmitDeps): Admission {
         }
         if (!res.ok) throw refuse(ctx, scoped[res.refused!]!, res, toNanosCeil(moved && to ? moved.usd : amount))
       }
-      if (exact && shadowExceeded(scoped, res, toNanosCeil(amount)).length > 0) amount = Math.min(amount, exact().usd)
-      for (const s of shadowExceeded(scoped, res, toNanosCeil(amount))) {
+      let shadows = shadowExceeded(scoped, res, toNanosCeil(amount))
+      // a bound that trips a shadow budget is checked again at the exact amount (the reservation stays as made)
+      if (shadows.length > 0 && exact && exact().usd < amount) shadows = shadowExceeded(scoped, res, toNanosCeil(exact().usd))
+      for (const s of shadows) {
         metrics?.shadowExceeded.inc({ team, scope: s.line.scope, window: s.line.window })
       }
     } catch (err) {
