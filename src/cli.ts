@@ -4,7 +4,7 @@ import { ConfigError, loadConfig } from './config/load.js'
 import { watchConfig } from './config/watch.js'
 import { AdminClientError, createAdminClient } from './admin/client.js'
 import { startServer, type Logger } from './server.js'
-import { preloadEncodings } from './tokens.js'
+import { preloadEncodings, shouldPreloadEncodings } from './tokens.js'
 
 const HELP = `sluice — an LLM gateway
 
@@ -78,12 +78,13 @@ async function main(argv: string[]): Promise<number> {
       for (const w of config.warnings) log('warn', w)
       for (const [p, v] of Object.entries(config.missingEnv)) log('warn', `provider "${p}" unavailable: ${v} is not set`)
       const portArg = (values.port as string | undefined) ?? process.env.PORT
-      // tiktoken tables load before the port opens, not on the first request (o200k: about 350 ms)
-      preloadEncodings(Object.values(config.models))
+      // tiktoken tables load before the port opens, not on the first request (o200k: about 350 ms), when the
+      // config counts tokens routinely; otherwise they load on first use and a small gateway skips ~85 MB of RSS
+      if (shouldPreloadEncodings(config)) preloadEncodings(Object.values(config.models))
       const server = await startServer(config, { port: portArg ? Number(portArg) : undefined, log })
       const stopWatching = watchConfig(config, (next) => {
         server.gateway.reload(next)
-        preloadEncodings(Object.values(next.models))
+        if (shouldPreloadEncodings(next)) preloadEncodings(Object.values(next.models))
       }, (err) => {
         server.gateway.reloadFailed(err)
         log(err ? 'error' : 'info', err ? `config reload rejected, keeping the running config: ${err}` : 'config reloaded')

@@ -1,8 +1,18 @@
-import { get_encoding, type Tiktoken, type TiktokenEncoding } from 'tiktoken'
+import { createRequire } from 'node:module'
+import type { Tiktoken, TiktokenEncoding } from 'tiktoken'
 import { createTextMemo, type TextMemo } from './memo.js'
 import type { ChatMessage, ChatRequest } from './types.js'
 
 const encoders = new Map<string, Tiktoken>()
+// tiktoken is required on first use, not imported: its module alone holds about 20 MB of WebAssembly, and a
+// gateway whose budgets reserve on the byte bound may never count a token (README, Performance: "RSS").
+const require = createRequire(import.meta.url)
+let getEncoding: typeof import('tiktoken').get_encoding | undefined
+
+/** Whether tiktoken has been loaded in this process (tests and the RSS notes read it). */
+export function tokenizerLoaded(): boolean {
+  return getEncoding !== undefined
+}
 
 /** The tiktoken encoding for a model: o200k for the 4o/4.1/o-series, cl100k otherwise (a close count for non-OpenAI models). */
 export function encodingFor(model: string, explicit?: string): TiktokenEncoding {
@@ -13,7 +23,8 @@ export function encodingFor(model: string, explicit?: string): TiktokenEncoding 
 function encoder(name: TiktokenEncoding): Tiktoken {
   let enc = encoders.get(name)
   if (!enc) {
-    enc = get_encoding(name)
+    getEncoding ??= (require('tiktoken') as typeof import('tiktoken')).get_encoding
+    enc = getEncoding(name)
     encoders.set(name, enc)
   }
   return enc
@@ -22,6 +33,7 @@ function encoder(name: TiktokenEncoding): Tiktoken {
 /**
  * Load the encodings these models are counted with now rather than on the first request that needs one
  * (about 350 ms for o200k_base, which blocks the event loop). Encodings no model uses stay unloaded.
+ * Whether the CLI calls it at all is `tokenizer.preload` (see `shouldPreloadEncodings`).
  *
  * @example
  * preloadEncodings(Object.values(config.models)) // ['o200k_base']
@@ -39,6 +51,24 @@ export function preloadEncodings(models: Iterable<{ model: string; encoding?: st
     }
   }
   return loaded
+}
+
+/**
+ * Whether a config counts tokens on routine requests, so its encodings are worth loading before the port opens:
+ * `always`, or `auto` with a `tpm` rate limit in some team policy (token rate limits count every prompt exactly).
+ * Otherwise budgets reserve on the byte bound and tiktoken loads on the first exact count (a refusal, a prompt
+ * whose bytes exceed `max_input_tokens`, a response without usage), which pays the load once.
+ *
+ * @example
+ * shouldPreloadEncodings({ tokenizer: { preload: 'auto' }, policies: { a: { rate_limits: [{ tpm: 1000 }] } } }) // true
+ */
+export function shouldPreloadEncodings(config: {
+  tokenizer: { preload: 'auto' | 'always' | 'never' }
+  policies: Record<string, { rate_limits: { rpm?: number; tpm?: number }[] }>
+}): boolean {
+  const { preload } = config.tokenizer
+  if (preload !== 'auto') return preload === 'always'
+  return Object.values(config.policies).some((p) => p.rate_limits.some((r) => r.tpm !== undefined))
 }
 
 // BPE merging is quadratic in the length of one pre-token: 100k letters without a space take ~13 s and
