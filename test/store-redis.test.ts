@@ -36,4 +36,22 @@ describe.runIf(runRedisTests)('Redis store ledger', () => {
     expect((await store.queryLedger({ team: 'b' })).length).toBe(0)
     expect((await store.queryLedger({ limit: 1 })).map((e) => e.id)).toEqual(['e3'])
   })
+
+  it('sends the commands of one tick in one write (auto-pipelining: a settle, a cache write and a ledger append share a round trip)', async () => {
+    const client = (store as unknown as { client: { stream: { write: (...a: unknown[]) => boolean } } }).client
+    const socket = client.stream
+    const write = socket.write
+    let writes = 0
+    socket.write = function (this: unknown, ...args: unknown[]) {
+      writes++
+      return write.apply(this, args)
+    }
+    try {
+      await Promise.all([store.cacheSet('k1', 'v1', 60_000), store.cacheSet('k2', 'v2', 60_000), store.cacheGet('k1'), store.get('k3')])
+    } finally {
+      socket.write = write
+    }
+    expect(writes).toBe(1)
+    expect(await store.cacheGet('k2')).toBe('v2')
+  })
 })

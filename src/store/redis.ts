@@ -37,7 +37,9 @@ return v`
 export async function createRedisStore(opts: RedisStoreOptions): Promise<Store & { readonly client: RedisClient; readonly prefix: string }> {
   const prefix = opts.prefix ?? 'sluice:'
   const maxLedger = opts.maxLedgerEntries ?? 1_000_000
-  const common = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true }
+  // auto-pipelining: commands issued in one tick (a settle, a cache write, other requests' reservations) go out
+  // in one write and come back in one read; Redis misses 506 -> 445 us of gateway CPU (README, Performance)
+  const common = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: true }
   const client: RedisClient = opts.urls?.length
     ? new Cluster(opts.urls.map(parseNode), { redisOptions: common, enableOfflineQueue: false })
     : new Redis(opts.url ?? 'redis://127.0.0.1:6379', { ...common, retryStrategy: (n) => Math.min(50 * n, 1000) })
