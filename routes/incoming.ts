@@ -76,17 +76,20 @@ export function requestHeader(c: Context, name: string): string | undefined {
  * gateway.chat({ signal: requestSignal(c), ... })
  */
 export function requestSignal(c: Context): AbortSignal {
-  return requestAbort(c).signal
+  const a = requestAbort(c)
+  return a.abort ? a.abort.signal : a.signal
 }
 
 /**
- * The client-disconnect signal, with its controller when it is ours alone: spread into `gateway.chat` or
- * `gateway.embeddings`, which then aborts that same controller on shutdown instead of chaining a second one.
+ * Aborted when the client goes away: a controller of our own (spread into `gateway.chat` or `gateway.embeddings`,
+ * which then aborts that same controller on shutdown instead of chaining a second one), or Hono's request
+ * signal where there is no Node request. The controller's signal is not read here: Node makes it on first read,
+ * and an exact-cache hit never reads it.
  *
  * @example
  * gateway.chat({ ...requestAbort(c), headers, body, surface: 'chat' })
  */
-export function requestAbort(c: Context): { signal: AbortSignal; abort?: AbortController } {
+export function requestAbort(c: Context): { signal: AbortSignal; abort?: undefined } | { abort: AbortController; signal?: undefined } {
   const node = nodeOf(c)
   if (!node) return { signal: c.req.raw.signal }
   const controller = new AbortController()
@@ -94,7 +97,7 @@ export function requestAbort(c: Context): { signal: AbortSignal; abort?: AbortCo
     if (node.incoming.errored) controller.abort(node.incoming.errored.toString())
     else if (!node.outgoing.writableFinished) controller.abort('Client connection prematurely closed.')
   })
-  return { signal: controller.signal, abort: controller }
+  return { abort: controller }
 }
 
 /**

@@ -116,15 +116,17 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
 
   /**
    * Track a request so shutdown can drain it, and abort it when the client or the gateway gives up. A controller
-   * handed over with the client's signal (`owned`, used for nothing else) is aborted directly: one per request.
+   * handed over by the route (`abort`, aborted on client disconnect and used for nothing else) is aborted directly:
+   * one per request, and its signal is not read here (Node makes it on first read). Otherwise a controller of our
+   * own follows the client's `signal`.
    */
-  const track = (clientSignal: AbortSignal, owned?: AbortController) => {
+  const track = (input: { signal?: AbortSignal; abort?: AbortController }) => {
     if (draining) throw new GatewayError(503, 'The gateway is shutting down; retry on another instance.', { code: 'shutting_down', headers: { 'retry-after': '1' } })
-    const direct = owned?.signal === clientSignal ? owned : undefined
-    // otherwise a controller of our own follows the client's signal
+    const direct = input.abort
+    const clientSignal = input.signal
     const controller = direct ?? new AbortController()
-    const onAbort = () => controller.abort(clientSignal.reason)
-    if (!direct) {
+    const onAbort = () => controller.abort(clientSignal!.reason)
+    if (!direct && clientSignal) {
       if (clientSignal.aborted) controller.abort(clientSignal.reason)
       else clientSignal.addEventListener('abort', onAbort, { once: true })
     }
@@ -135,10 +137,10 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       if (released) return
       released = true
       inflight.delete(controller)
-      if (!direct) clientSignal.removeEventListener('abort', onAbort)
+      if (!direct) clientSignal?.removeEventListener('abort', onAbort)
       metrics.inflight.dec()
     }
-    return { signal: controller.signal, release }
+    return { controller, release }
   }
 
   return {
@@ -156,15 +158,15 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     isAdmin: (headers: Headers) => isAdminKey(presentedKey({ authorization: headers.authorization, 'x-api-key': headers['x-api-key'] }), adminSha),
 
     /** Run a chat request through the pipeline. The result's stream must be consumed or returned by the caller. */
-    async chat(input: { headers: Headers; body: ChatRequest; signal: AbortSignal; abort?: AbortController; surface: RequestContext['surface']; state?: Record<string, unknown>; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
+    async chat(input: { headers: Headers; body: ChatRequest; signal?: AbortSignal; abort?: AbortController; surface: RequestContext['surface']; state?: Record<string, unknown>; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
       // routes identify before reading the body (an unknown caller must not make us parse it) and pass it on
       const principal = input.principal ?? (await identify(input.headers))
       checkModel(principal, input.body.model, 'chat')
-      const { signal, release } = track(input.signal, input.abort)
+      const { controller, release } = track(input)
       let ctx: RequestContext
       try {
         // id: given at arrival (routes/request-id.ts), so error responses and ledger entries carry the same one
-        ctx = createContext({ principal, policy: policyOf(principal), headers: input.headers, request: input.body, surface: input.surface, signal, id: input.id })
+        ctx = createContext({ principal, policy: policyOf(principal), headers: input.headers, request: input.body, surface: input.surface, abort: controller, id: input.id })
         // a surface's own per-request state (e.g. the native body for pass-through, src/providers/native.ts)
         if (input.state) Object.assign(ctx.state, input.state)
       } catch (err) {
@@ -173,7 +175,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       }
       ctx.onDone.push((c, error) => {
         release()
-        const status = error instanceof GatewayError ? String(error.status) : error ? (signal.aborted ? '499' : '500') : '200'
+        const status = error instanceof GatewayError ? String(error.status) : error ? (controller.signal.aborted ? '499' : '500') : '200'
         const last = c.attempts[c.attempts.length - 1]
         metrics.requests.inc({ team: c.principal.team, model: c.alias, provider: last?.provider ?? (c.cache === 'hit' || c.cache === 'semantic-hit' ? 'cache' : 'none'), status })
       })
@@ -200,18 +202,18 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
      * returned context carries the cost, the session total and the response headers (`costHeaders`).
      * Base64 is encoded here (Float32, little-endian) as the openai SDK expects.
      */
-    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal: AbortSignal; abort?: AbortController; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; body: EmbeddingResponse }> {
+    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal?: AbortSignal; abort?: AbortController; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; body: EmbeddingResponse }> {
       const principal = input.principal ?? (await identify(input.headers))
       const target = checkModel(principal, input.body.model, 'embedding')!
       const reason = target.provider.unavailableReason?.()
       if (reason) throw new GatewayError(503, `Model "${input.body.model}" is unavailable: ${reason}.`, { type: 'api_error', code: 'model_unavailable' })
       if (!target.provider.embed) throw new GatewayError(400, `The model "${input.body.model}" cannot create embeddings.`, { code: 'model_not_supported', param: 'model' })
-      const { signal, release } = track(input.signal, input.abort)
+      const { controller, release } = track(input)
       let ctx: RequestContext
       try {
         // a chat-shaped context: the same attribution (session, agent, tags, body user), admission and settlement
         const request: ChatRequest = { model: input.body.model, messages: [], ...(typeof input.body.user === 'string' ? { user: input.body.user } : {}) }
-        ctx = createContext({ principal, policy: policyOf(principal), headers: input.headers, request, surface: 'embeddings', signal, id: input.id })
+        ctx = createContext({ principal, policy: policyOf(principal), headers: input.headers, request, surface: 'embeddings', abort: controller, id: input.id })
       } catch (err) {
         release()
         throw err
@@ -228,7 +230,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
         let estimated = false
         let httpStatus: number | undefined = 200
         try {
-          const res = await target.provider.embed({ ...input.body, model: target.model.model }, { signal })
+          const res = await target.provider.embed({ ...input.body, model: target.model.model }, { signal: ctx.signal })
           if (res.usage) usage = { prompt_tokens: res.usage.prompt_tokens, completion_tokens: 0, total_tokens: res.usage.total_tokens }
           else {
             usage = { prompt_tokens: worst.tokens, completion_tokens: 0, total_tokens: worst.tokens }
@@ -285,7 +287,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
         // settle the reservation and correct the token buckets (admission's callbacks)
         await finish(ctx, failure)
         release()
-        const status = failure instanceof GatewayError ? String(failure.status) : failure ? (signal.aborted ? '499' : '500') : '200'
+        const status = failure instanceof GatewayError ? String(failure.status) : failure ? (ctx.signal.aborted ? '499' : '500') : '200'
         metrics.requests.inc({ team: principal.team, model: ctx.alias, provider: ctx.attempts.length ? target.provider.name : 'none', status })
       }
     },

@@ -14,6 +14,9 @@ const SESSION_ID = /^[\w.:@/+=-]{1,200}$/
  *
  * @example
  * const ctx = createContext({ principal, policy, headers, request, surface: 'chat', signal })
+ *
+ * `abort` instead of `signal`: the request's controller, whose signal Node makes on first read; a request that
+ * never reads `ctx.signal` (an exact-cache hit) never makes one (about 3 % of a hit's CPU).
  */
 export function createContext(input: {
   principal: Principal
@@ -21,9 +24,11 @@ export function createContext(input: {
   headers: Headers
   request: ChatRequest
   surface: RequestContext['surface']
-  signal: AbortSignal
+  signal?: AbortSignal
+  abort?: { readonly signal: AbortSignal }
   id?: string
 }): RequestContext {
+  const abort = input.abort ?? { signal: input.signal! }
   const { headers, request } = input
   const session = attribution(headers['x-sluice-session'] ?? headers['x-session-id'], 'x-sluice-session')
   const agent = attribution(headers['x-sluice-agent'], 'x-sluice-agent')
@@ -45,7 +50,9 @@ export function createContext(input: {
     stream: request.stream === true,
     wantsUsage: request.stream_options?.include_usage === true,
     headers,
-    signal: input.signal,
+    get signal() {
+      return abort.signal
+    },
     responseHeaders: {},
     attempts: [],
     costUsd: 0,
