@@ -1,3 +1,5 @@
+import { createLru } from './lru.js'
+
 /** A remembered function of text; `peek` answers only from what is remembered, computing nothing. */
 export interface TextMemo<V> {
   (text: string): V
@@ -17,27 +19,15 @@ export interface TextMemo<V> {
  * count.peek('world') // undefined: never computed
  */
 export function createTextMemo<V>(compute: (text: string) => V, maxChars: number): TextMemo<V> {
-  const values = new Map<string, V>()
-  let chars = 0
+  const values = createLru<string, V>({ max: maxChars, weigh: (text) => text.length })
   const memo = (text: string): V => {
     const known = values.get(text)
-    if (known !== undefined) {
-      // a Map keeps insertion order: set again, the text becomes the most recently used
-      values.delete(text)
-      values.set(text, known)
-      return known
-    }
+    if (known !== undefined) return known
     const value = compute(text)
     values.set(text, value)
-    chars += text.length
-    while (chars > maxChars) {
-      const oldest = values.keys().next().value as string
-      values.delete(oldest)
-      chars -= oldest.length
-    }
     return value
   }
   // a read that neither computes nor refreshes: callers with a cheaper answer for unknown texts
-  memo.peek = (text: string): V | undefined => values.get(text)
+  memo.peek = (text: string): V | undefined => values.peek(text)
   return memo
 }

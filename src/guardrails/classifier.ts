@@ -4,6 +4,7 @@ import { ConfigError, type ResolvedModel } from '../config/load.js'
 import type { TeamPolicy } from '../config/schema.js'
 import type { RequestContext, Step } from '../context.js'
 import { GatewayError } from '../errors.js'
+import { createLru } from '../lru.js'
 import type { TargetCaller } from '../providers/call.js'
 import type { Target } from '../routing/types.js'
 import { countPromptTokens, encodingFor } from '../tokens.js'
@@ -121,24 +122,6 @@ function messageText(m: ChatMessage): string {
   return m.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).filter(Boolean).join('\n')
 }
 
-function lru<V>(max: number) {
-  const map = new Map<string, V>()
-  return {
-    get(k: string): V | undefined {
-      const v = map.get(k)
-      if (v !== undefined) {
-        map.delete(k)
-        map.set(k, v)
-      }
-      return v
-    },
-    set(k: string, v: V): void {
-      map.delete(k)
-      map.set(k, v)
-      if (map.size > max) map.delete(map.keys().next().value as string)
-    }
-  }
-}
 
 /**
  * The prompt-injection classifier step (policy `guardrails.input.injection.classifier`): a second opinion after
@@ -157,7 +140,7 @@ function lru<V>(max: number) {
  * const run = createPipeline([guardInput, guardOutput, admit, cache, classify, route])
  */
 export function createClassifierStep(deps: ClassifierDeps): Step {
-  const memo = lru<number>(MEMO_ENTRIES)
+  const memo = createLru<string, number>({ max: MEMO_ENTRIES })
   return async (ctx, next) => {
     const policy = ctx.policy.guardrails?.input?.injection?.classifier
     if (!policy) return next()

@@ -1,5 +1,6 @@
 import type { LedgerEntry, LedgerFilter } from '../ledger/types.js'
 import { matchesLedgerFilter } from '../ledger/filter.js'
+import { createLru } from '../lru.js'
 import type { BudgetCounterSpec, SettleBudgetRequest, SettleBudgetResult, Store } from './types.js'
 
 export interface MemoryStoreOptions {
@@ -36,8 +37,8 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
   const maxCacheBytes = opts.maxCacheBytes ?? 32 * 1024 * 1024
   const maxLedger = opts.maxLedgerEntries ?? 100_000
   const map = new Map<string, Held>()
-  const cache = new Map<string, Held>()
-  let cacheBytes = 0
+  // an LRU with its own recency list: evicting from a full Map's front walked every hole earlier evictions left
+  const cache = createLru<string, Held>({ max: maxCacheBytes, weigh: (key, held) => key.length + held.value.length })
   // The ledger is a ring of the newest `maxLedger` entries: appending to a full one overwrites the oldest
   // in place (slicing a full array copied all of it on every append).
   const ledger: LedgerEntry[] = []
@@ -116,12 +117,11 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
     return { status, counters: req.counters.map((spec) => stateOf(spec.key, req.now)), alerts }
   }
 
-  const live = (m: Map<string, Held>, key: string): Held | undefined => {
+  const live = (m: Pick<Map<string, Held>, 'get' | 'delete'>, key: string): Held | undefined => {
     const held = m.get(key)
     if (!held) return undefined
     if (held.expiresAt !== 0 && held.expiresAt <= now()) {
       m.delete(key)
-      if (m === cache) cacheBytes -= held.value.length + key.length
       return undefined
     }
     return held
@@ -146,28 +146,12 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
       return next
     },
     async cacheGet(key) {
-      const held = live(cache, key)
-      if (!held) return null
-      // refresh recency: Map keeps insertion order, so re-insert at the end
-      cache.delete(key)
-      cache.set(key, held)
-      return held.value
+      // get refreshes recency
+      return live(cache, key)?.value ?? null
     },
     async cacheSet(key, value, ttlMs) {
-      const size = value.length + key.length
-      if (size > maxCacheBytes) return
-      const old = cache.get(key)
-      if (old) {
-        cacheBytes -= old.value.length + key.length
-        cache.delete(key)
-      }
+      if (value.length + key.length > maxCacheBytes) return
       cache.set(key, { value, expiresAt: now() + ttlMs })
-      cacheBytes += size
-      for (const [k, v] of cache) {
-        if (cacheBytes <= maxCacheBytes) break
-        cache.delete(k)
-        cacheBytes -= v.value.length + k.length
-      }
     },
     async appendLedger(entries) {
       for (const e of entries) {
