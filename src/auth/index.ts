@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { hash, timingSafeEqual } from 'node:crypto'
 import { GatewayError } from '../errors.js'
 import type { Principal } from '../types.js'
 
@@ -12,7 +12,7 @@ export interface KeyRecord {
 
 /** Hex SHA-256 of a key: the only form in which keys are stored. */
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex')
+  return hash('sha256', key, 'hex')
 }
 
 /** The short, loggable id of a key: a prefix of its hash. */

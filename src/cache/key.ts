@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { GatewayConfig } from '../config/load.js'
 import type { TeamPolicy } from '../config/schema.js'
 import type { RequestContext } from '../context.js'
@@ -48,7 +48,8 @@ export function canonicalJson(value: unknown): string {
 }
 
 function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex')
+  // one-shot: no Hash object per call (about half the time of createHash().update().digest())
+  return hash('sha256', text, 'hex')
 }
 
 /** The request without the fields that do not change the answer. */

@@ -151,7 +151,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
       if (sem) {
         const ttlS = policy.semantic.ttl_s ?? policy.ttl_s
         const id = await sem.cache.remember(sem.query, sem.vector, createdAt + ttlS * 1000)
-        await deps.store.cacheSet(semanticEntryKey(id), entry(ttlS), ttlS * 1000)
+        // the same serialised entry when both layers keep it as long (the usual case)
+        await deps.store.cacheSet(semanticEntryKey(id), ttlS === policy.ttl_s ? exact : entry(ttlS), ttlS * 1000)
       }
     } catch (err) {
       onError(err, 'cache write')

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { promptPrice } from '../budget/estimate.js'
 import { ConfigError, type ResolvedModel } from '../config/load.js'
 import type { TeamPolicy } from '../config/schema.js'
@@ -153,7 +153,7 @@ export function createClassifierStep(deps: ClassifierDeps): Step {
   async function classify(ctx: RequestContext, p: InjectionClassifierPolicy, rec: Recorder): Promise<void> {
     const texts = candidates(ctx.request.messages, ctx.state[CLASSIFIER_STATE_KEY] as boolean[] | undefined, ctx.policy.guardrails, p)
     if (texts.length === 0) return
-    const keyOf = (text: string) => `${ctx.principal.team}\0${p.model}\0${createHash('sha256').update(text).digest('base64')}`
+    const keyOf = (text: string) => `${ctx.principal.team}\0${p.model}\0${hash('sha256', text, 'base64')}`
     const scores: number[] = []
     const unknown: string[] = []
     for (const t of texts) {

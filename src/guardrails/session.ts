@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { Store } from '../store/types.js'
 import type { ChatMessage, ToolCall } from '../types.js'
 import type { ReasoningPolicy } from './schema.js'
@@ -17,7 +17,7 @@ interface LoopState {
   msgRun: number
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 22)
+const digest = (s: string) => hash('sha256', s, 'base64url').slice(0, 22)
 
 /** Canonical signature of a set of tool calls: names and arguments, key order and whitespace ignored. */
 export function toolCallSignature(calls: Pick<ToolCall, 'function'>[]): string {
