@@ -6,6 +6,7 @@
  *   node --import tsx bench/profile.ts --no-build --keep       # reuse dist/, keep the .cpuprofile
  *   node --import tsx bench/profile.ts --no-semantic           # the bench policy without the semantic cache
  *   node --import tsx bench/profile.ts --no-guardrails         # ... without its guardrails section (guard cost A/B)
+ *   node --import tsx bench/profile.ts --no-budgets --no-cache # ... without budgets / without both cache layers
  *
  * Starts the fake upstream and `node --cpu-prof dist/src/cli.js start` on a bench config, warms up, loads
  * it, stops it with SIGTERM (which writes the profile), then prints CPU µs per request, the top functions
@@ -36,6 +37,8 @@ const { values: flags } = parseArgs({
     // the bench policy without its semantic layer, to see the rest of a miss clearly
     'no-semantic': { type: 'boolean', default: false },
     'no-guardrails': { type: 'boolean', default: false },
+    'no-budgets': { type: 'boolean', default: false },
+    'no-cache': { type: 'boolean', default: false },
     // another build's output folder (a copy of dist/ inside the repo, so node_modules resolve), for A/B runs
     dist: { type: 'string' }
   }
@@ -117,7 +120,7 @@ async function main(): Promise<void> {
       redisUrl,
       nodeArgs,
       dist: flags.dist ? resolve(flags.dist) : undefined,
-      editPolicy: flags['no-semantic'] || flags['no-guardrails'] ? (f, text) => (f === 'bench.yaml' ? editBenchPolicy(text) : text) : undefined
+      editPolicy: flags['no-semantic'] || flags['no-guardrails'] || flags['no-budgets'] || flags['no-cache'] ? (f, text) => (f === 'bench.yaml' ? editBenchPolicy(text) : text) : undefined
     })
     children.push(sluice)
     const body = chatBody({ model: 'gpt-4o-mini', mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream })
@@ -156,7 +159,10 @@ await main()
 /** The bench policy with the layers a flag turns off removed (for A/B runs of one layer's cost). */
 function editBenchPolicy(text: string): string {
   let out = text
-  if (flags['no-semantic']) out = out.replace('semantic: { enabled: true }', 'semantic: { enabled: false }')
+  if (flags['no-semantic'] || flags['no-cache']) out = out.replace('semantic: { enabled: true }', 'semantic: { enabled: false }')
+  if (flags['no-cache']) out = out.replace('exact: { enabled: true }', 'exact: { enabled: false }')
+  // budgets are the policy's first block, up to rate_limits
+  if (flags['no-budgets']) out = out.replace(/\nbudgets:[\s\S]*?\nrate_limits/, '\nbudgets: []\nrate_limits')
   // the guardrails section is the policy's last block: drop it whole
   if (flags['no-guardrails']) out = out.replace(/\nguardrails:[\s\S]*$/, '\n')
   return out

@@ -43,6 +43,7 @@ export async function createStore(config: StoreConfig, log?: Logger): Promise<St
     urls: config.urls,
     prefix: config.prefix,
     maxLedgerEntries: config.max_ledger_entries,
+    autoPipelining: config.auto_pipelining,
     onUnreachableAtStart: (err, where) =>
       log?.('error', `store: cannot connect to Redis at ${where} (store.url${config.urls?.length ? 's' : ''}): ${err.message}; starting not ready, reconnecting in the background (store.on_store_error: ${config.on_store_error})`)
   })

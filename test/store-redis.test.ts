@@ -37,21 +37,51 @@ describe.runIf(runRedisTests)('Redis store ledger', () => {
     expect((await store.queryLedger({ limit: 1 })).map((e) => e.id)).toEqual(['e3'])
   })
 
-  it('sends the commands of one tick in one write (auto-pipelining: a settle, a cache write and a ledger append share a round trip)', async () => {
-    const client = (store as unknown as { client: { stream: { write: (...a: unknown[]) => boolean } } }).client
-    const socket = client.stream
-    const write = socket.write
+  it('sends the commands of one tick in one write, and a later batch without waiting for the replies', async () => {
+    const socket = (store as unknown as { client: { stream: { _writev?: (...a: unknown[]) => void; _write: (...a: unknown[]) => void } } }).client.stream
+    const { _write, _writev } = socket
     let writes = 0
-    socket.write = function (this: unknown, ...args: unknown[]) {
+    socket._write = function (this: unknown, ...args: unknown[]) {
       writes++
-      return write.apply(this, args)
+      return _write.apply(this, args)
+    }
+    socket._writev = function (this: unknown, ...args: unknown[]) {
+      writes++
+      return _writev!.apply(this, args)
     }
     try {
+      // one tick: four commands, one syscall
       await Promise.all([store.cacheSet('k1', 'v1', 60_000), store.cacheSet('k2', 'v2', 60_000), store.cacheGet('k1'), store.get('k3')])
+      expect(writes).toBe(1)
+      // a second batch goes out before the first one's replies are read (we never return to the event loop
+      // in between): no pipeline waits for another, as ioredis' auto-pipelining would
+      writes = 0
+      const tick = () => new Promise<void>((resolve) => process.nextTick(resolve))
+      const first = store.cacheGet('k1')
+      await tick()
+      expect(writes).toBe(1)
+      const second = store.cacheGet('k2')
+      await tick()
+      expect(writes).toBe(2)
+      expect(await first).toBe('v1')
+      expect(await second).toBe('v2')
     } finally {
-      socket.write = write
+      socket._write = _write
+      socket._writev = _writev
     }
-    expect(writes).toBe(1)
     expect(await store.cacheGet('k2')).toBe('v2')
+  })
+
+  it('with auto_pipelining, hands the commands to ioredis\' auto-pipeline instead', async () => {
+    const piped = await createRedisStore({ url: redis.url, prefix: 't:', autoPipelining: true })
+    try {
+      const client = (piped as unknown as { client: { autoPipelineQueueSize: number } }).client
+      const pending = Promise.all([piped.cacheSet('p1', 'v', 60_000), piped.cacheGet('p1')])
+      expect(client.autoPipelineQueueSize).toBe(2)
+      await pending
+      expect(await piped.cacheGet('p1')).toBe('v')
+    } finally {
+      await piped.close()
+    }
   })
 })

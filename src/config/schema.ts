@@ -106,7 +106,9 @@ export const storeSchema = z.discriminatedUnion('kind', [
     prefix: z.string().default('sluice:'),
     /** What admission does when Redis cannot be reached. */
     on_store_error: z.enum(['reject', 'allow']).default('reject'),
-    max_ledger_entries: z.number().int().positive().default(1_000_000)
+    max_ledger_entries: z.number().int().positive().default(1_000_000),
+    /** ioredis auto-pipelining: more throughput, more latency (one batch in flight per node); else one write per tick. */
+    auto_pipelining: z.boolean().default(false)
   })
 ])
 export type StoreConfig = z.infer<typeof storeSchema>

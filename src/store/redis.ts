@@ -3,6 +3,7 @@ import type { LedgerEntry, LedgerFilter } from '../ledger/types.js'
 import { matchesLedgerFilter } from '../ledger/filter.js'
 import type { BudgetCounterSpec, BudgetCounterState, SettleBudgetRequest, Store } from './types.js'
 import { READ_LUA, RATE_LIMIT_LUA, RESERVE_LUA, RESET_LUA, SETTLE_LUA } from '../budget/lua.js'
+import { coalesceWrites } from './coalesce.js'
 
 export interface RedisStoreOptions {
   url?: string
@@ -10,6 +11,11 @@ export interface RedisStoreOptions {
   urls?: string[]
   prefix?: string
   maxLedgerEntries?: number
+  /**
+   * ioredis' auto-pipelining instead of one write per tick (`coalesceWrites`): commands wait for the batch in
+   * flight, so CPU per request drops further but latency at moderate load rises (README, Budgets, "Redis").
+   */
+  autoPipelining?: boolean
   /**
    * When given, a Redis that cannot be reached at start is reported here instead of failing the start: the store
    * is returned not connected (commands fail fast, `ping` says where it cannot connect) and ioredis keeps
@@ -37,9 +43,8 @@ return v`
 export async function createRedisStore(opts: RedisStoreOptions): Promise<Store & { readonly client: RedisClient; readonly prefix: string }> {
   const prefix = opts.prefix ?? 'sluice:'
   const maxLedger = opts.maxLedgerEntries ?? 1_000_000
-  // auto-pipelining: commands issued in one tick (a settle, a cache write, other requests' reservations) go out
-  // in one write and come back in one read; Redis misses 506 -> 445 us of gateway CPU (README, Performance)
-  const common = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: true }
+  const autoPipelining = opts.autoPipelining ?? false
+  const common = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: autoPipelining }
   const client: RedisClient = opts.urls?.length
     ? new Cluster(opts.urls.map(parseNode), { redisOptions: common, enableOfflineQueue: false })
     : new Redis(opts.url ?? 'redis://127.0.0.1:6379', { ...common, retryStrategy: (n) => Math.min(50 * n, 1000) })
@@ -50,6 +55,12 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
     lastError = err.message
   })
   client.on('ready', () => (lastError = undefined))
+  // commands issued in one tick (a settle and a cache write, other requests' reservations) share a write syscall
+  // (README, Budgets, "Redis"); auto-pipelining's batches are one write each already
+  if (!autoPipelining) {
+    if (client instanceof Cluster) client.on('+node', (node: Redis) => node.on('connect', () => coalesceWrites(node.stream)))
+    else client.on('connect', () => coalesceWrites(client.stream))
+  }
   try {
     await client.connect()
   } catch (err) {
