@@ -78,8 +78,8 @@ async function main(argv: string[]): Promise<number> {
       for (const w of config.warnings) log('warn', w)
       for (const [p, v] of Object.entries(config.missingEnv)) log('warn', `provider "${p}" unavailable: ${v} is not set`)
       const portArg = (values.port as string | undefined) ?? process.env.PORT
-      // tiktoken tables load before the port opens, not on the first request (o200k: about 350 ms), when the
-      // config counts tokens routinely; otherwise they load on first use and a small gateway skips ~85 MB of RSS
+      // tiktoken tables load before the port opens, not on the first request (o200k: about 350 ms), unless
+      // tokenizer.preload says otherwise (auto, never: on first use, ~70 MB less RSS, ~8 % more CPU per miss)
       if (shouldPreloadEncodings(config)) preloadEncodings(Object.values(config.models))
       const server = await startServer(config, { port: portArg ? Number(portArg) : undefined, log })
       const stopWatching = watchConfig(config, (next) => {
