@@ -1,10 +1,10 @@
 /**
  * A least-recently-used map bounded by a total weight (entry count by default, or characters, or bytes).
  *
- * Recency is a list through the entries, not a Map's insertion order: evicting through `keys().next()` or a
- * `for...of` from the front walks the holes that earlier deletions leave at the front of V8's hash table, so
- * once such a map was full every insert paid for all the evictions before it (a text memo: 2.7 µs per new text
- * at 1M characters; this: 0.4 µs).
+ * Recency is a list through the entries, not a Map's insertion order. With insertion order, refreshing an entry
+ * (`delete` then `set`) costs time in proportion to the map's size once it is large (40.8 µs at 30k entries),
+ * and evicting through `keys().next()` or a `for...of` from the front walks the holes earlier deletions left
+ * (a full text memo: 2.7 µs per new text; this: 0.4 µs). Cache hits in a busy gateway paid both.
  *
  * @example
  * const answers = createLru<string, string>({ max: 32 << 20, weigh: (key, value) => key.length + value.length })

@@ -122,7 +122,6 @@ function messageText(m: ChatMessage): string {
   return m.content.map((p) => (p.type === 'text' && typeof p.text === 'string' ? p.text : '')).filter(Boolean).join('\n')
 }
 
-
 /**
  * The prompt-injection classifier step (policy `guardrails.input.injection.classifier`): a second opinion after
  * the rules. It judges the texts its `when` selects, newest first, at most `max_calls` per request, each call a
