@@ -22,3 +22,34 @@ describe('memory store ledger (a ring of the newest entries)', () => {
     expect((await store.queryLedger({})).map((e) => e.id)).toEqual(['x2', 'x3', 'x4', 'x5', 'x6'])
   })
 })
+
+describe('memory store exact cache (an LRU bounded by bytes)', () => {
+  it('evicts the least recently read entries past max_cache_bytes, skips an entry larger than the bound, expires by TTL', async () => {
+    let now = 1_000
+    // each entry: a 2-character key + 8 characters = 10 "bytes"; 30 hold three
+    const store = createMemoryStore({ maxCacheBytes: 30, now: () => now })
+    const v = (c: string) => c.repeat(8)
+    await store.cacheSet('k1', v('a'), 60_000)
+    await store.cacheSet('k2', v('b'), 60_000)
+    await store.cacheSet('k3', v('c'), 60_000)
+    expect(await store.cacheGet('k1')).toBe(v('a')) // k2 is now the least recently used
+    await store.cacheSet('k4', v('d'), 60_000)
+    expect(await store.cacheGet('k2')).toBeNull()
+    expect([await store.cacheGet('k1'), await store.cacheGet('k3'), await store.cacheGet('k4')]).toEqual([v('a'), v('c'), v('d')])
+    // replacing an entry counts its new size once: a 2 + 18 entry leaves room for one of the others
+    await store.cacheSet('k3', 'x'.repeat(18), 60_000)
+    expect(await store.cacheGet('k3')).toBe('x'.repeat(18))
+    expect(await store.cacheGet('k1')).toBeNull()
+    expect(await store.cacheGet('k4')).toBe(v('d'))
+    // larger than the whole bound: not stored, nothing evicted for it
+    await store.cacheSet('big', 'y'.repeat(40), 60_000)
+    expect(await store.cacheGet('big')).toBeNull()
+    expect(await store.cacheGet('k4')).toBe(v('d'))
+    // past its TTL an entry is gone, and its bytes with it
+    now += 60_001
+    expect(await store.cacheGet('k4')).toBeNull()
+    await store.cacheSet('k5', v('e'), 60_000)
+    await store.cacheSet('k6', v('f'), 60_000)
+    expect(await store.cacheGet('k5')).toBe(v('e'))
+  })
+})
