@@ -8,7 +8,7 @@ const coalesced = new WeakSet<Writable>()
  * microtasks have drained, so commands issued by many requests' continuations in one drain go out together).
  *
  * Not ioredis' `enableAutoPipelining`: that defers to `setImmediate` and keeps one pipeline in flight per
- * node, so a command waits for the previous batch's replies (at 1,000 rps on the bench: p50 +0.8–1.2 ms,
+ * node, so a command waits for the previous batch's replies (at 1,000 rps on the bench: p50 +0.6–1.2 ms,
  * p99 ×2–4). Here nothing waits: batches overlap like plain commands, only the syscalls are shared.
  *
  * @example
