@@ -19,7 +19,7 @@ import type { ChatChunk, ChatRequest } from '../src/types.js'
 import { requestAbort, requestHeaders, requestSignal } from './incoming.js'
 import { lastModel, nativeRelayStream } from './native-relay.js'
 import { costHeaders } from './openai.js'
-import { sseBody, streamHeaders } from './sse.js'
+import { sseResponse, streamHeaders } from './sse.js'
 import { requestIdOf } from './request-id.js'
 import { readBody } from './validate.js'
 
@@ -84,10 +84,7 @@ export function anthropicRoutes(gateway: Gateway) {
       relayNative: !ctx.policy.guardrails,
       inputTokens: () => countPromptTokens(ctx.request, encodingFor(lastModel(ctx)))
     })
-    return new Response(
-      sseBody(events, (s) => s, () => '', errorEvent),
-      { status: 200, headers: { ...streamHeaders(ctx), 'request-id': ctx.id } }
-    )
+    return sseResponse(c, events, { render: (s) => s, end: () => '', renderError: errorEvent }, { ...streamHeaders(ctx), 'request-id': ctx.id })
   })
 
   app.post('/messages/count_tokens', async (c) => countTokens(c, gateway))

@@ -5,7 +5,7 @@ import type { Gateway } from '../src/gateway.js'
 import type { ChatChunk, ChatRequest, EmbeddingRequest } from '../src/types.js'
 import { requestAbort, requestHeaders } from './incoming.js'
 import { requestIdOf } from './request-id.js'
-import { sseBody, streamHeaders } from './sse.js'
+import { sseResponse, streamHeaders } from './sse.js'
 import { chatRequestSchema, embeddingRequestSchema, readBody } from './validate.js'
 
 /**
@@ -28,10 +28,11 @@ export function openaiRoutes(gateway: Gateway) {
       const headers = await costHeaders(gateway, ctx)
       return c.json(result.body, 200, headers)
     }
-    return new Response(
-      sseBody(
-        result.stream,
-        (chunk: ChatChunk) => {
+    return sseResponse(
+      c,
+      result.stream,
+      {
+        render: (chunk: ChatChunk) => {
           if (chunk.usage && !ctx.wantsUsage) {
             // we asked the upstream for usage; the client did not
             if (chunk.choices.length === 0) return undefined
@@ -40,10 +41,10 @@ export function openaiRoutes(gateway: Gateway) {
           }
           return `data: ${JSON.stringify(chunk)}\n\n`
         },
-        () => 'data: [DONE]\n\n',
-        (err) => `data: ${JSON.stringify(err.toJSON())}\n\n`
-      ),
-      { status: 200, headers: streamHeaders(ctx) }
+        end: () => 'data: [DONE]\n\n',
+        renderError: (err) => `data: ${JSON.stringify(err.toJSON())}\n\n`
+      },
+      streamHeaders(ctx)
     )
   })
 

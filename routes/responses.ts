@@ -18,7 +18,7 @@ import type { ChatChunk, ChatRequest } from '../src/types.js'
 import { requestAbort, requestHeaders } from './incoming.js'
 import { lastModel, nativeRelayStream } from './native-relay.js'
 import { costHeaders } from './openai.js'
-import { sseBody, streamHeaders } from './sse.js'
+import { sseResponse, streamHeaders } from './sse.js'
 import { requestIdOf } from './request-id.js'
 import { readBody } from './validate.js'
 
@@ -73,7 +73,7 @@ export function responsesRoutes(gateway: Gateway) {
     }
     // with guardrails on, the canonical (guarded) chunks are what the client gets, as on /v1/messages
     const text = responseEventStream(result.stream, body, { relayNative: !ctx.policy.guardrails, model: lastModel(ctx) })
-    return new Response(sseBody(text, (s) => s, () => '', errorEvent), { status: 200, headers: streamHeaders(ctx) })
+    return sseResponse(c, text, { render: (s) => s, end: () => '', renderError: errorEvent }, streamHeaders(ctx))
   })
 
   return app

@@ -1,0 +1,138 @@
+/**
+ * How a streamed answer leaves the gateway (routes/sse.ts `sseResponse`): through node-server it is written to
+ * Node's response directly, the status line and headers in the same write as the first event; a client that
+ * reads slowly still gets every event in order (the writer waits for `drain`); without a Node response
+ * (`app.request`) the same events come from a web stream.
+ */
+import { connect, Socket } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../src/config/load.js'
+import { createApp } from '../src/server.js'
+import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
+import { TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+
+let fake: FakeOpenAI
+let gw: TestGateway
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI()
+  gw = await startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey })
+})
+afterAll(async () => {
+  await gw.close(0)
+  await fake.close()
+})
+
+const streamBody = JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'stream to me' }] })
+
+/** A raw HTTP/1.1 request on a socket, so the test sees the bytes as they arrive. */
+function rawStreamRequest(port: number): Socket {
+  const socket = connect(port, '127.0.0.1')
+  socket.write(
+    'POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n' +
+      `authorization: Bearer ${TEAM_A_KEY}\r\ncontent-length: ${Buffer.byteLength(streamBody)}\r\nconnection: close\r\n\r\n${streamBody}`
+  )
+  return socket
+}
+
+/** Events of a chunked SSE body, the chunk-size lines dropped. */
+function events(raw: string): string[] {
+  const body = raw.slice(raw.indexOf('\r\n\r\n') + 4)
+  return body
+    .split(/\r\n[0-9a-f]+\r\n|^[0-9a-f]+\r\n/)
+    .join('')
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: '))
+}
+
+describe('streamed answers through node-server', () => {
+  it('send the status line, the headers (request id included, once) and the first event in one write', async () => {
+    // the next event comes 200 ms later: the first write holding an event holds only the first one
+    fake.script = () => ({ content: 'one two three', chunkDelayMs: 200 })
+    // What the gateway's sockets write, call by call (the test client reads in this same process, after the
+    // gateway's writes of a turn, so its reads cannot tell one write from two). Node's Socket sends both
+    // write() and writev() through _writeGeneric.
+    const proto = Socket.prototype as unknown as { _writeGeneric: (writev: boolean, data: unknown, ...rest: unknown[]) => unknown }
+    const original = proto._writeGeneric
+    const writes: string[] = []
+    proto._writeGeneric = function (this: Socket, writev: boolean, data: unknown, ...rest: unknown[]) {
+      if (this.localPort === gw.port) {
+        const parts = writev ? (data as { chunk: Buffer | string }[]).map((d) => d.chunk) : [data as Buffer | string]
+        writes.push(parts.map((p) => (typeof p === 'string' ? p : Buffer.from(p).toString('utf8'))).join(''))
+      }
+      return original.call(this, writev, data, ...rest)
+    }
+    let first: string
+    try {
+      const socket = rawStreamRequest(gw.port)
+      await new Promise<void>((resolve, reject) => {
+        socket.on('data', () => writes.some((w) => w.includes('data: ')) && resolve())
+        socket.once('error', reject)
+      })
+      socket.destroy()
+      first = writes[0]!
+    } finally {
+      proto._writeGeneric = original
+    }
+    expect(first.startsWith('HTTP/1.1 200 OK\r\n')).toBe(true)
+    expect(first).toContain('\r\n\r\n')
+    expect(first).toContain('data: ')
+    const head = first.slice(0, first.indexOf('\r\n\r\n')).toLowerCase()
+    expect(head).toContain('content-type: text/event-stream')
+    expect(head.match(/x-sluice-request-id: /g)).toHaveLength(1)
+    expect(head).toContain('transfer-encoding: chunked')
+    // the role chunk came with the headers
+    const [event] = events(first)
+    expect(JSON.parse(event!.slice(6)).choices[0].delta.role).toBe('assistant')
+  })
+
+  it('deliver every event in order to a client that stops reading for a while (the writer waits for drain)', async () => {
+    // about 6 MB of events, more than the loopback socket buffers hold while the client is paused
+    const pieces = Array.from({ length: 3000 }, (_, i) => `${String(i).padStart(5, '0')}:${'x'.repeat(2000)} `)
+    fake.script = () => ({ chunks: pieces })
+    const socket = rawStreamRequest(gw.port)
+    const received: Buffer[] = []
+    socket.on('data', (b: Buffer) => received.push(b))
+    socket.pause()
+    await new Promise((r) => setTimeout(r, 300))
+    socket.resume()
+    await new Promise((resolve, reject) => {
+      socket.once('end', resolve)
+      socket.once('error', reject)
+    })
+    const all = events(Buffer.concat(received).toString('utf8'))
+    expect(all.at(-1)).toBe('data: [DONE]')
+    const content = all
+      .slice(0, -1)
+      .map((e) => JSON.parse(e.slice(6)).choices[0]?.delta?.content ?? '')
+      .join('')
+    expect(content).toBe(pieces.join(''))
+  }, 30_000)
+})
+
+describe('streamed answers without a Node response (app.request)', () => {
+  it('come from a web stream with the same events', async () => {
+    fake.script = () => ({ content: 'alpha beta' })
+    const { app, gateway } = await createApp(await loadConfig(gw.file, {}))
+    try {
+      const res = await app.request('/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEAM_A_KEY}`, 'content-type': 'application/json' },
+        body: streamBody
+      })
+      expect(res.status).toBe(200)
+      expect(res.headers.get('content-type')).toContain('text/event-stream')
+      expect(res.headers.get('x-sluice-request-id')).toBeTruthy()
+      const text = await res.text()
+      const parts = text.split('\n\n').filter(Boolean)
+      expect(parts.at(-1)).toBe('data: [DONE]')
+      const content = parts
+        .slice(0, -1)
+        .map((e) => JSON.parse(e.slice(6)).choices[0]?.delta?.content ?? '')
+        .join('')
+      expect(content).toBe('alpha beta')
+    } finally {
+      await gateway.close(0)
+    }
+  })
+})
