@@ -140,26 +140,65 @@ export async function readJson<T>(res: UpstreamResponse, label: string, signal: 
   }
 }
 
+/** How long the end of a body may take after its last event before the connection is given up. */
+const BODY_END_GRACE_MS = 5_000
+
 /**
  * Parse an SSE body into events as they arrive (eventsource-parser does the framing).
- * Destroys the body when the consumer stops early, which aborts the upstream request.
+ *
+ * A consumer that stops early (the client left, a guard ended the stream) destroys the body, which aborts the
+ * upstream request so the provider stops generating. One that stops at the protocol's last event (`isLast`:
+ * `[DONE]`, `message_stop`) lets the rest of the body be read instead: providers often send the end of the
+ * HTTP body a packet later, and destroying the body before it arrived closed the keep-alive connection, so
+ * every streamed request opened a new one (a TCP and TLS handshake to the provider each time).
+ *
+ * @example
+ * for await (const ev of sseEvents(res, 'openai', signal, (ev) => ev.data === '[DONE]')) ...
  */
-export async function* sseEvents(res: UpstreamResponse, label: string, signal: AbortSignal): AsyncGenerator<EventSourceMessage> {
+export async function* sseEvents(
+  res: UpstreamResponse,
+  label: string,
+  signal: AbortSignal,
+  isLast?: (ev: EventSourceMessage) => boolean
+): AsyncGenerator<EventSourceMessage> {
   const queue: EventSourceMessage[] = []
   const parser = createParser({ onEvent: (ev) => queue.push(ev) })
   const decoder = new TextDecoder()
+  let ended = false
+  let bytes = 0
   try {
-    for await (const chunk of res.body) {
+    // destroyOnReturn: false, so that stopping after the last event does not destroy the body (see above)
+    for await (const chunk of res.body.iterator({ destroyOnReturn: false })) {
+      bytes += (chunk as Uint8Array).byteLength
       parser.feed(decoder.decode(chunk as Uint8Array, { stream: true }))
-      while (queue.length > 0) yield queue.shift()!
+      while (queue.length > 0) {
+        const ev = queue.shift()!
+        if (isLast?.(ev)) ended = true
+        yield ev
+      }
     }
     parser.feed(decoder.decode())
     while (queue.length > 0) yield queue.shift()!
   } catch (err) {
     throw mapTransportError(err, signal, label)
   } finally {
-    if (!res.body.destroyed) res.body.destroy()
+    if (!res.body.destroyed && !res.body.readableEnded) {
+      if (ended) readRest(res.body, bytes)
+      // the iterator took its error listener with it: undici's abort error would be an uncaught 'error' event
+      else res.body.on('error', () => {}).destroy()
+    }
   }
+}
+
+/** Reads and drops what is left of a body (up to 64 KiB more, for a few seconds), so its connection is reused. */
+function readRest(body: UpstreamResponse['body'], bytesRead: number): void {
+  const timer = setTimeout(() => body.destroy(), BODY_END_GRACE_MS)
+  timer.unref()
+  // dump() counts every byte the body has read, not only those after the call
+  body
+    .dump({ limit: bytesRead + 65_536 })
+    .catch(() => {})
+    .finally(() => clearTimeout(timer))
 }
 
 function mapTransportError(err: unknown, clientSignal: AbortSignal, label: string): UpstreamError {

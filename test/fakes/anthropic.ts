@@ -74,6 +74,10 @@ export interface FakeAnthropic {
   requests: RecordedRequest[]
   /** Replace the script between tests. */
   setScript(script: FakeAnthropicOptions['script']): void
+  /** TCP connections accepted since the fake started. */
+  connectionsOpened(): number
+  /** Requests whose response has not closed yet. */
+  activeRequests(): number
   close(): Promise<void>
 }
 
@@ -94,7 +98,10 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
   const promptCache = new Set<string>()
   let counter = 0
 
+  let active = 0
   const server = createServer((req, res) => {
+    active++
+    res.on('close', () => active--)
     const parts: Buffer[] = []
     req.on('data', (c: Buffer) => parts.push(c))
     req.on('end', () => {
@@ -175,9 +182,13 @@ export async function startFakeAnthropic(opts: FakeAnthropicOptions = {}): Promi
     res.end()
   }
 
+  let opened = 0
+  server.on('connection', () => opened++)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as AddressInfo
   return {
+    connectionsOpened: () => opened,
+    activeRequests: () => active,
     url: `http://127.0.0.1:${port}`,
     apiKey,
     requests,

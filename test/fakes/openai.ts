@@ -41,6 +41,8 @@ export interface FakeOpenAIReply {
   raw?: string
   /** Destroy the socket after this many stream chunks. */
   resetAfterChunks?: number
+  /** Milliseconds between `data: [DONE]` and the end of the body (real providers often end it a packet later). */
+  endDelayMs?: number
   /** Non-stream: send the status line and half of the JSON body, then destroy the socket. */
   resetMidBody?: boolean
   /** Destroy the socket before answering anything (no status line). */
@@ -63,6 +65,8 @@ export interface FakeOpenAI {
   script: ((body: any, path: string) => FakeOpenAIReply | undefined) | undefined
   /** TCP connections open right now (keep-alive ones included). */
   openConnections(): number
+  /** TCP connections accepted since the fake started. */
+  connectionsOpened(): number
   /** Requests whose response has not closed yet (an upstream call the gateway still holds open). */
   activeRequests(): number
   close(): Promise<void>
@@ -71,6 +75,7 @@ export interface FakeOpenAI {
 export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<FakeOpenAI> {
   const apiKey = opts.apiKey ?? 'sk-fake-openai-upstream'
   const sockets = new Set<Socket>()
+  let opened = 0
   let active = 0
   const fake: FakeOpenAI = {
     url: '',
@@ -79,6 +84,7 @@ export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<F
     served: { prompt: 0, completion: 0, requests: 0 },
     script: undefined,
     openConnections: () => sockets.size,
+    connectionsOpened: () => opened,
     activeRequests: () => active,
     close: async () => {
       for (const s of sockets) s.destroy()
@@ -192,9 +198,13 @@ export async function startFakeOpenAI(opts: { apiKey?: string } = {}): Promise<F
     }
     fake.served.completion += completion
     if (body.stream_options?.include_usage && !reply.noUsage) send({ ...base, choices: [], usage })
-    res.end('data: [DONE]\n\n')
+    if (!reply.endDelayMs) return void res.end('data: [DONE]\n\n')
+    res.write('data: [DONE]\n\n')
+    await sleep(reply.endDelayMs)
+    res.end()
   })
   server.on('connection', (s) => {
+    opened++
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
   })

@@ -91,7 +91,7 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     async chatStream(req, opts) {
       const native = nativeBody(req, opts, true)
       const res = await upstream.post(path, native ?? build(req, opts, true), native ? withNativeHeaders(opts) : opts)
-      const messages = sseEvents(res, label, opts.signal)
+      const messages = sseEvents(res, label, opts.signal, (ev) => ev.event === 'message_stop')
       if (!native) return anthropicEventsToChunks(parseEvents(messages, label))
       // each chunk carries the raw events consumed to produce it, so /v1/messages can relay them as sent
       const raw: NativeEvent[] = []

@@ -81,7 +81,7 @@ export function createOpenAIProvider(name: string, config: OpenAIConfig, missing
       }
       const body: ChatRequest = { ...req, stream: true, stream_options: { ...(req.stream_options ?? {}), include_usage: true } }
       const res = await upstream.post('/chat/completions', JSON.stringify(body), opts)
-      return parseChunks(sseEvents(res, label, opts.signal), label)
+      return parseChunks(sseEvents(res, label, opts.signal, (ev) => ev.data === '[DONE]'), label)
     },
 
     async embed(req: EmbeddingRequest, opts) {
