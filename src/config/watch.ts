@@ -1,4 +1,4 @@
-import { watch, type FSWatcher } from 'node:fs'
+import { statSync, watch, type FSWatcher } from 'node:fs'
 import { ConfigError, loadConfig, type GatewayConfig } from './load.js'
 
 /**
@@ -31,6 +31,8 @@ export function watchConfig(
   }
 
   const reload = async () => {
+    const files = config.files
+    const before = stamp(files)
     try {
       const next = await loadConfig(config.file, opts.env)
       apply(next)
@@ -41,6 +43,9 @@ export function watchConfig(
     }
     // editors replace files (new inode): watch the paths again
     arm()
+    // A replace that landed after the watcher fired and before arm() went to an inode nobody watched: no event
+    // will come for it, so look (a burst of replaces lost its last one this way)
+    if (stamp(files) !== before) schedule()
   }
 
   arm()
@@ -48,4 +53,18 @@ export function watchConfig(
     clearTimeout(timer)
     for (const w of watchers) w.close()
   }
+}
+
+/** Identity and version of each file (inode, mtime, size): what a replace or an edit changes. */
+function stamp(files: string[]): string {
+  return files
+    .map((f) => {
+      try {
+        const s = statSync(f)
+        return `${s.ino}:${s.mtimeMs}:${s.size}`
+      } catch {
+        return 'missing'
+      }
+    })
+    .join('|')
 }
