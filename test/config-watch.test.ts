@@ -3,7 +3,7 @@
  * were read and before the paths are watched again. The watcher that fired was on the old inode, and the new
  * file is not watched yet, so no event ever comes for that replace; the reload must notice it by itself.
  */
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, renameSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -46,5 +46,23 @@ describe('watchConfig', () => {
     replaceAtomically(policyFile, policy(7))
     expect(await waitFor(async () => applied.at(-1) === 9, 3000, 20), `applied: ${applied.join(', ')}`).toBe(true)
     expect(applied[0]).toBe(7)
+  })
+
+  it('survives a policy file that disappears (reported, the running config kept) and applies it when it is back', async () => {
+    const { file, dir } = writeConfigFiles(
+      mkdtempSync(join(tmpdir(), 'sluice-watch-')),
+      { server: { port: 0 }, store: { kind: 'memory' }, providers: {}, models: {} },
+      { a: { budgets: [{ scope: 'team', limit_usd: 5, window: 'day' }] } }
+    )
+    const policyFile = join(dir, 'a.yaml')
+    const applied: (number | undefined)[] = []
+    const reports: (string | undefined)[] = []
+    stop = watchConfig(await loadConfig(file, {}), (next) => applied.push(limitOf(next)), (e) => reports.push(e), { debounceMs: 20, env: {} })
+    unlinkSync(policyFile)
+    expect(await waitFor(async () => reports.some((r) => r?.includes('a.yaml')), 3000, 20), `reports: ${reports.join(' | ')}`).toBe(true)
+    expect(applied).toEqual([])
+    // a missing file cannot be watched: the watcher looks for it every second and reloads once it is back
+    writeFileSync(policyFile, policy(13))
+    expect(await waitFor(async () => applied.at(-1) === 13, 4000, 20), `applied: ${applied.join(', ')}`).toBe(true)
   })
 })

@@ -18,19 +18,56 @@ export function watchConfig(
   let timer: NodeJS.Timeout | undefined
   let config = current
 
+  let missingTimer: NodeJS.Timeout | undefined
   const arm = () => {
     for (const w of watchers) w.close()
-    watchers = config.files.map((f) => watch(f, () => schedule()))
-    for (const w of watchers) w.on('error', () => schedule())
+    watchers = []
+    clearTimeout(missingTimer)
+    let missing = false
+    for (const f of config.files) {
+      try {
+        const w = watch(f, () => schedule())
+        w.on('error', () => schedule())
+        watchers.push(w)
+      } catch {
+        // a file that is gone (a policy deleted or being replaced) cannot be watched: the reload reported it
+        missing = true
+      }
+    }
+    // look for it again every second; once it is back, reload
+    if (missing) {
+      missingTimer = setTimeout(() => (stamp(config.files).includes('missing') ? arm() : schedule()), 1000)
+      missingTimer.unref()
+    }
   }
+
+  /** One reload at a time: two in flight could finish out of order and leave the older files applied. */
+  let reloading = false
+  let again = false
 
   const schedule = () => {
     clearTimeout(timer)
-    timer = setTimeout(reload, opts.debounceMs ?? 150)
+    timer = setTimeout(() => {
+      if (reloading) again = true
+      else void reload()
+    }, opts.debounceMs ?? 150)
     timer.unref()
   }
 
   const reload = async () => {
+    reloading = true
+    try {
+      await reloadOnce()
+    } finally {
+      reloading = false
+    }
+    if (again) {
+      again = false
+      schedule()
+    }
+  }
+
+  const reloadOnce = async () => {
     const files = config.files
     const before = stamp(files)
     try {
@@ -51,6 +88,7 @@ export function watchConfig(
   arm()
   return () => {
     clearTimeout(timer)
+    clearTimeout(missingTimer)
     for (const w of watchers) w.close()
   }
 }
