@@ -21,17 +21,22 @@ function replaceAtomically(file: string, text: string) {
   renameSync(`${file}.tmp`, file)
 }
 
+/** A gateway config whose team `a` has a $5 budget, in a fresh folder; the policy file is `a.yaml`. */
+function writeWatchedConfig() {
+  const { file, dir } = writeConfigFiles(
+    mkdtempSync(join(tmpdir(), 'sluice-watch-')),
+    { server: { port: 0 }, store: { kind: 'memory' }, providers: {}, models: {} },
+    { a: { budgets: [{ scope: 'team', limit_usd: 5, window: 'day' }] } }
+  )
+  return { file, policyFile: join(dir, 'a.yaml') }
+}
+
 let stop: (() => void) | undefined
 afterEach(() => stop?.())
 
 describe('watchConfig', () => {
   it('applies a replace that lands between a reload reading the files and watching them again', async () => {
-    const { file, dir } = writeConfigFiles(
-      mkdtempSync(join(tmpdir(), 'sluice-watch-')),
-      { server: { port: 0 }, store: { kind: 'memory' }, providers: {}, models: {} },
-      { a: { budgets: [{ scope: 'team', limit_usd: 5, window: 'day' }] } }
-    )
-    const policyFile = join(dir, 'a.yaml')
+    const { file, policyFile } = writeWatchedConfig()
     const applied: (number | undefined)[] = []
     stop = watchConfig(
       await loadConfig(file, {}),
@@ -49,12 +54,7 @@ describe('watchConfig', () => {
   })
 
   it('survives a policy file that disappears (reported, the running config kept) and applies it when it is back', async () => {
-    const { file, dir } = writeConfigFiles(
-      mkdtempSync(join(tmpdir(), 'sluice-watch-')),
-      { server: { port: 0 }, store: { kind: 'memory' }, providers: {}, models: {} },
-      { a: { budgets: [{ scope: 'team', limit_usd: 5, window: 'day' }] } }
-    )
-    const policyFile = join(dir, 'a.yaml')
+    const { file, policyFile } = writeWatchedConfig()
     const applied: (number | undefined)[] = []
     const reports: (string | undefined)[] = []
     stop = watchConfig(await loadConfig(file, {}), (next) => applied.push(limitOf(next)), (e) => reports.push(e), { debounceMs: 20, env: {} })
