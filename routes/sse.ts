@@ -7,20 +7,23 @@ import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js'
 
 const encoder = new TextEncoder()
 
+/** How one surface writes its stream: each item as text (undefined: skip it), the end, a failure mid-stream. */
+export interface SseFormat<T> {
+  render: (item: T) => string | undefined
+  end: () => string
+  renderError: (err: GatewayError) => string
+}
+
 /**
  * An SSE response body pulled from an async iterable: each item is written as soon as it arrives (never
  * buffered), a failure mid-stream becomes a final error event, and a client that goes away closes the
- * iterator (which aborts the upstream call and settles its cost).
+ * iterator (which aborts the upstream call and settles its cost). `sseResponse` uses it where there is no
+ * Node response to write to.
  *
  * @example
- * return new Response(sseBody(chunks, (c) => `data: ${JSON.stringify(c)}\n\n`, () => 'data: [DONE]\n\n', errorEvent), { headers })
+ * return new Response(sseBody(chunks, { render: (c) => `data: ${JSON.stringify(c)}\n\n`, end: () => 'data: [DONE]\n\n', renderError }), { headers })
  */
-export function sseBody<T>(
-  source: AsyncIterable<T>,
-  render: (item: T) => string | undefined,
-  end: () => string,
-  renderError: (err: GatewayError) => string
-): ReadableStream<Uint8Array> {
+export function sseBody<T>(source: AsyncIterable<T>, { render, end, renderError }: SseFormat<T>): ReadableStream<Uint8Array> {
   const it = source[Symbol.asyncIterator]()
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -49,13 +52,6 @@ export function sseBody<T>(
   })
 }
 
-/** How one surface writes its stream: each item as text (undefined: skip it), the end, a failure mid-stream. */
-export interface SseFormat<T> {
-  render: (item: T) => string | undefined
-  end: () => string
-  renderError: (err: GatewayError) => string
-}
-
 /** node-server's marker for a response the handler wrote to Node itself (its `RESPONSE_ALREADY_SENT`). */
 const ALREADY_SENT = 'x-hono-already-sent'
 
@@ -74,7 +70,7 @@ const ALREADY_SENT = 'x-hono-already-sent'
  */
 export function sseResponse<T>(c: Context, source: AsyncIterable<T>, format: SseFormat<T>, headers: Record<string, string>): Response {
   const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing
-  if (!outgoing || outgoing.headersSent) return new Response(sseBody(source, format.render, format.end, format.renderError), { status: 200, headers })
+  if (!outgoing || outgoing.headersSent) return new Response(sseBody(source, format), { status: 200, headers })
   const id = requestIdOf(c)
   // the request-id middleware sets its header on the Response after the route; this one is never sent
   const head = id === undefined || headers[REQUEST_ID_HEADER] ? headers : { ...headers, [REQUEST_ID_HEADER]: id }
@@ -84,7 +80,7 @@ export function sseResponse<T>(c: Context, source: AsyncIterable<T>, format: Sse
     outgoing.destroy()
     void it.return?.()?.catch(() => {})
   })
-  return new Response(null, { headers: { [ALREADY_SENT]: 'true', ...(id === undefined ? {} : { [REQUEST_ID_HEADER]: id }) } })
+  return new Response(null, { headers: { [ALREADY_SENT]: 'true' } })
 }
 
 /** Pumps the events into Node's response, waiting for `drain` when the client reads slower than they come. */

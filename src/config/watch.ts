@@ -1,4 +1,4 @@
-import { statSync, watch, type FSWatcher } from 'node:fs'
+import { existsSync, statSync, watch, type FSWatcher } from 'node:fs'
 import { ConfigError, loadConfig, type GatewayConfig } from './load.js'
 
 /**
@@ -36,7 +36,7 @@ export function watchConfig(
     }
     // look for it again every second; once it is back, reload
     if (missing) {
-      missingTimer = setTimeout(() => (stamp(config.files).includes('missing') ? arm() : schedule()), 1000)
+      missingTimer = setTimeout(() => (config.files.every((f) => existsSync(f)) ? schedule() : arm()), 1000)
       missingTimer.unref()
     }
   }
