@@ -59,6 +59,12 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   const ranked = 32 - Math.clz32(probeMasks.reduce((all, m) => all | m, 0))
   /** Scratch for probing: a table's `ranked` bits closest to the query, closest first. */
   const order = new Int32Array(Math.max(ranked, 1))
+  /**
+   * Scratch for probing, one cursor per bucket probed: first its table and key, then the table's link field and
+   * the chain's current slot (see forEachCandidate).
+   */
+  const cursorA = new Int32Array(tables * (probeMasks.length + 1))
+  const cursorB = new Int32Array(tables * (probeMasks.length + 1))
   /** Keys already computed for a vector: a lookup that misses hashes the vector it then stores. */
   const hashed = new WeakMap<Float32Array, Uint32Array>()
 
@@ -251,7 +257,14 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
     }
   }
 
-  /** Calls visit once per candidate slot: the whole scope when small, else the LSH buckets near the query. */
+  /**
+   * Calls visit once per candidate slot: the whole scope when small, else the LSH buckets near the query.
+   *
+   * The buckets are found and walked in rounds, not one after the other: first every probed bucket's key, then
+   * every bucket's head, then one step along every chain per round. A busy scope's tables and records do not
+   * stay in the CPU caches, so each step is a wait on memory; steps that do not depend on each other let those
+   * waits overlap (the same walk took a quarter of the time when repeated at once, with everything cached).
+   */
   function forEachCandidate(part: Partition, query: Float32Array, minScore: number, visit: (slot: number) => void): void {
     if (part.slots.size <= exactScanLimit) {
       for (const slot of part.slots) visit(slot)
@@ -265,8 +278,9 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       generation = 1
     }
     for (let j = 0; j < width; j++) margins[j] = Math.abs(dots[j]!)
+    // Round 1: the key of every bucket to probe (cursorA: table, cursorB: key).
+    let cursors = 0
     for (let t = 0; t < tables; t++) {
-      const table = part.buckets[t]!
       // The table's `ranked` bits closest to the query's hyperplanes, closest first (a stable partial insertion
       // sort): a near neighbour differs from the query mostly on hyperplanes the query lies close to.
       const base = t * bits
@@ -287,16 +301,39 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
           for (let ranks = probeMasks[p]!, r = 0; ranks !== 0; ranks >>>= 1, r++) if (ranks & 1) key ^= 1 << order[r]!
           key >>>= 0
         }
-        for (let slot = table.head(key); slot !== -1; slot = nodes[slot * stride + words + t]!) {
-          if (seenAt[slot] === generation) continue
-          seenAt[slot] = generation
-          // The entry's keys in every table estimate its angle to the query (a bit differs with probability
-          // angle / π): skip the exact score of entries far beyond the threshold's angle.
-          let distance = 0
-          for (let u = 0, at = slot * stride; u < words; u++) distance += popcount(querySig[u]! ^ nodes[at + u]!)
-          if (distance <= maxDistance) visit(slot)
-        }
+        cursorA[cursors] = t
+        cursorB[cursors++] = key
       }
+    }
+    // Round 2: every bucket's first slot; empty buckets drop out (cursorA: link field of the table, cursorB: slot).
+    let walking = 0
+    for (let c = 0; c < cursors; c++) {
+      const t = cursorA[c]!
+      const head = part.buckets[t]!.head(cursorB[c]!)
+      if (head === -1) continue
+      cursorA[walking] = words + t
+      cursorB[walking++] = head
+    }
+    // Then one step along every chain per round, until all have ended.
+    while (walking > 0) {
+      let kept = 0
+      for (let c = 0; c < walking; c++) {
+        const slot = cursorB[c]!
+        const at = slot * stride
+        const next = nodes[at + cursorA[c]!]!
+        if (next !== -1) {
+          cursorA[kept] = cursorA[c]!
+          cursorB[kept++] = next
+        }
+        if (seenAt[slot] === generation) continue
+        seenAt[slot] = generation
+        // The entry's keys in every table estimate its angle to the query (a bit differs with probability
+        // angle / π): skip the exact score of entries far beyond the threshold's angle.
+        let distance = 0
+        for (let u = 0; u < words; u++) distance += popcount(querySig[u]! ^ nodes[at + u]!)
+        if (distance <= maxDistance) visit(slot)
+      }
+      walking = kept
     }
   }
 
