@@ -77,6 +77,22 @@ describe.each(stores)('budget operations on the $name store', ({ make }) => {
     expect(late.counters[0]!.spentNanos).toBe(300)
   })
 
+  it('charges orphaned reservations whatever order their TTLs run out in', async () => {
+    // a shorter TTL opened after a longer one: a sweep that stopped at the first open reservation would miss it
+    const c = counter('orphans', 10_000)
+    await store.reserveBudget({ ...base, id: 'long', amountNanos: 100, counters: [c], now: T0, ttlMs: 10_000 })
+    await store.reserveBudget({ ...base, id: 'short', amountNanos: 20, counters: [c], now: T0 + 1, ttlMs: 1000 })
+    await store.reserveBudget({ ...base, id: 'mid', amountNanos: 3, counters: [c], now: T0 + 2, ttlMs: 5000 })
+    const at = async (t: number) => (await store.readBudgets({ ...base, now: T0 + t, counters: [c.key] }))[0]
+    expect(await at(1000)).toMatchObject({ spentNanos: 0, reservedNanos: 123 })
+    expect(await at(1001)).toMatchObject({ spentNanos: 20, reservedNanos: 103 })
+    // a reserve sweeps too
+    await store.reserveBudget({ ...base, id: 'next', amountNanos: 1000, counters: [c], now: T0 + 5002, ttlMs: 60_000 })
+    expect(await at(5002)).toMatchObject({ spentNanos: 23, reservedNanos: 1100 })
+    expect((await store.settleBudget({ ...base, id: 'long', actualNanos: 7, counters: [c], now: T0 + 5003 })).status).toBe('settled')
+    expect((await store.settleBudget({ ...base, id: 'next', actualNanos: 9, counters: [c], now: T0 + 5004 })).counters[0]).toMatchObject({ spentNanos: 39, reservedNanos: 0 })
+  })
+
   it('fires each alert threshold once per counter and resets spend without touching reservations', async () => {
     const c = counter('alerts', 1000, { alertAt: [0.5, 0.8] })
     const spend = async (id: string, n: number) => {

@@ -24,6 +24,23 @@ interface Held {
   expiresAt: number
 }
 
+interface Reservation {
+  amount: number
+  expiresAt: number
+  keys: string[]
+}
+
+/**
+ * One team's open reservations in insertion order. `ordered` holds while every expiry is at or after the one
+ * inserted before it (one TTL for all and a clock that does not step back: always, in practice), so a sweep can
+ * stop at the first that has not expired; once broken, sweeps read them all until none is left.
+ */
+interface OpenReservations {
+  byId: Map<string, Reservation>
+  ordered: boolean
+  latest: number
+}
+
 /**
  * The embedded default: everything in this process. Durable state never evicts (budgets must not forget
  * spend); the cache namespace is an LRU bounded by bytes.
@@ -45,7 +62,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
   let ledgerHead = 0
   // budgets: the same semantics as the Redis scripts; a call runs to completion without awaiting, so it is atomic
   const counters = new Map<string, Counter>()
-  const reservations = new Map<string, Map<string, { amount: number; expiresAt: number; keys: string[] }>>()
+  const reservations = new Map<string, OpenReservations>()
   const buckets = new Map<string, { level: number; ts: number; expiresAt: number }>()
 
   const counter = (key: string, at: number, create: boolean): Counter | undefined => {
@@ -58,15 +75,31 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
     return c
   }
   const records = (base: string) => {
-    let m = reservations.get(base)
-    if (!m) reservations.set(base, (m = new Map()))
-    return m
+    let open = reservations.get(base)
+    if (!open) reservations.set(base, (open = { byId: new Map(), ordered: true, latest: -Infinity }))
+    return open
   }
-  // reservations of a gateway that died are charged their worst case, which keeps the cap
+  const openReservation = (base: string, id: string, r: Reservation) => {
+    const open = records(base)
+    if (open.byId.size === 0) {
+      open.ordered = true
+      open.latest = -Infinity
+    }
+    if (r.expiresAt < open.latest) open.ordered = false
+    else open.latest = r.expiresAt
+    open.byId.set(id, r)
+  }
+  // Reservations whose request never settled are charged their worst case, which keeps the cap. Every reserve
+  // and settle sweeps: reading all open reservations each time cost O(requests in flight) per call (10,000 open
+  // streams: 187 µs per reserve and settle), so an ordered sweep stops at the first that has not expired.
   const sweep = (base: string, at: number) => {
-    const m = records(base)
+    const open = records(base)
+    const m = open.byId
     for (const [id, r] of m) {
-      if (r.expiresAt > at) continue
+      if (r.expiresAt > at) {
+        if (open.ordered) break
+        continue
+      }
       for (const key of r.keys) {
         const c = counter(key, at, false)
         if (c) {
@@ -82,7 +115,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
     return { key, spentNanos: c?.spent ?? 0, reservedNanos: c?.reserved ?? 0 }
   }
   const settle = (req: SettleBudgetRequest, mode: 'settle' | 'charge' | 'release', actual: number): SettleBudgetResult => {
-    const m = records(req.reservations)
+    const m = records(req.reservations).byId
     const r = m.get(req.id)
     let status: SettleBudgetResult['status'] = 'expired'
     if (r) {
@@ -183,7 +216,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
         c.reserved += amount
         c.expireAt = spec.expireAt
       }
-      records(req.reservations).set(req.id, { amount, expiresAt: req.now + req.ttlMs, keys: req.counters.map((c) => c.key) })
+      openReservation(req.reservations, req.id, { amount, expiresAt: req.now + req.ttlMs, keys: req.counters.map((c) => c.key) })
       return { ok: true, counters: states }
     },
     async settleBudget(req) {
