@@ -53,3 +53,47 @@ describe('memory store exact cache (an LRU bounded by bytes)', () => {
     expect(await store.cacheGet('k5')).toBe(v('e'))
   })
 })
+
+describe('memory store expiry (entries nobody reads again)', () => {
+  it('deletes expired keys, budget counters and rate-limit buckets without a read, a batch at a time, and keeps the rest', async () => {
+    let now = 1_000
+    const store = createMemoryStore({ now: () => now, sweepEveryMs: 0 })
+    // a finished session's guard state, a day's budget counter, an idle user's bucket: never read again
+    for (let i = 0; i < 7_000; i++) await store.set(`session:${i}`, '1', 60_000)
+    await store.incrBy('kept', 1)
+    await store.set('later', 'x', 120_000)
+    const counters = [{ key: 'b:{a}:c:key:k:day:1', limitNanos: 1e12, shadow: false, expireAt: 50_000 }]
+    await store.reserveBudget({ reservations: 'b:{a}:res', index: 'b:{a}:idx', id: 'r1', amountNanos: 10, counters, now, ttlMs: 10_000 })
+    await store.settleBudget({ reservations: 'b:{a}:res', index: 'b:{a}:idx', id: 'r1', actualNanos: 5, counters, now })
+    await store.rateLimit({ buckets: [{ key: 'rl:user:u1', capacity: 10, windowMs: 60_000, cost: 1 }], now })
+    // 5,000 entries per map and step, resuming where the last step stopped: this one reads keys 0-4,999
+    expect(store.sweepExpired()).toBe(0)
+    now = 70_000
+    // the rest of the keys (2,000 expired, 2 kept), the counter and the bucket; then a new pass begins
+    expect(store.sweepExpired()).toBe(2_000 + 1 + 1)
+    expect(store.map.size).toBe(5_002)
+    expect(store.sweepExpired()).toBe(5_000)
+    expect([...store.map.keys()].sort()).toEqual(['kept', 'later'])
+    expect(await store.readBudgets({ reservations: 'b:{a}:res', index: 'b:{a}:idx', now, counters: [counters[0]!.key] })).toEqual([
+      { key: counters[0]!.key, spentNanos: 0, reservedNanos: 0 }
+    ])
+    // later passes find the rest when it expires
+    now = 200_000
+    expect(store.sweepExpired()).toBe(1)
+    expect([...store.map.keys()]).toEqual(['kept'])
+  })
+
+  it('looks on its own every sweepEveryMs and stops on close', async () => {
+    let now = 1_000
+    const store = createMemoryStore({ now: () => now, sweepEveryMs: 10 })
+    await store.set('gone', '1', 5)
+    now = 2_000
+    await new Promise((r) => setTimeout(r, 40))
+    expect(store.map.has('gone')).toBe(false)
+    await store.close()
+    await store.set('stays', '1', 5)
+    now = 3_000
+    await new Promise((r) => setTimeout(r, 40))
+    expect(store.map.has('stays')).toBe(true)
+  })
+})

@@ -1,6 +1,7 @@
 import type { LedgerEntry, LedgerFilter } from '../ledger/types.js'
 import { matchesLedgerFilter } from '../ledger/filter.js'
 import { createLru } from '../lru.js'
+import { createExpirySweep } from './expiry.js'
 import type { BudgetCounterSpec, SettleBudgetRequest, SettleBudgetResult, Store } from './types.js'
 
 export interface MemoryStoreOptions {
@@ -10,6 +11,8 @@ export interface MemoryStoreOptions {
   maxLedgerEntries?: number
   /** Clock, for tests of windows and TTLs. */
   now?: () => number
+  /** How often expired entries nobody reads any more are looked for (ms; 0 = never, tests call `sweepExpired`). */
+  sweepEveryMs?: number
 }
 
 interface Counter {
@@ -49,7 +52,7 @@ interface OpenReservations {
  * const store = createMemoryStore({ maxCacheBytes: 64 * 1024 * 1024 })
  * await store.incrBy('spend:team:research', 0.25)
  */
-export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { readonly map: Map<string, Held> } {
+export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { readonly map: Map<string, Held>; sweepExpired(): number } {
   const now = opts.now ?? Date.now
   const maxCacheBytes = opts.maxCacheBytes ?? 32 * 1024 * 1024
   const maxLedger = opts.maxLedgerEntries ?? 100_000
@@ -150,6 +153,14 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
     return { status, counters: req.counters.map((spec) => stateOf(spec.key, req.now)), alerts }
   }
 
+  const expirySweep = createExpirySweep([
+    { entries: map, expired: (h: Held, at) => h.expiresAt !== 0 && h.expiresAt <= at },
+    { entries: counters, expired: (c: Counter, at) => c.expireAt !== 0 && c.expireAt <= at },
+    { entries: buckets, expired: (b: { expiresAt: number }, at) => b.expiresAt <= at }
+  ])
+  const sweepEveryMs = opts.sweepEveryMs ?? 1000
+  const sweepTimer = sweepEveryMs > 0 ? setInterval(() => expirySweep.step(now()), sweepEveryMs).unref() : undefined
+
   const live = (m: Pick<Map<string, Held>, 'get' | 'delete'>, key: string): Held | undefined => {
     const held = m.get(key)
     if (!held) return undefined
@@ -163,6 +174,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
   return {
     kind: 'memory',
     map,
+    sweepExpired: () => expirySweep.step(now()),
     async get(key) {
       return live(map, key)?.value ?? null
     },
@@ -267,6 +279,8 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
       return { allowed: true, remaining: levels }
     },
     async ping() {},
-    async close() {}
+    async close() {
+      clearInterval(sweepTimer)
+    }
   }
 }
