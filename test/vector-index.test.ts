@@ -252,7 +252,7 @@ describe('memory index specifics', () => {
 
   it('LSH bucket table: chains and open addressing agree with a Map of Sets through adds, removes and growth', () => {
     const table = createBucketTable()
-    const links: SlotLinks = { chains: new Int32Array(8000), nextAt: (slot) => 2 * slot, prevAt: (slot) => 2 * slot + 1 }
+    const links: SlotLinks = { chains: new Int32Array(4000), nextAt: (slot) => slot, previous: new Int32Array(4000), prevAt: (slot) => slot }
     const want = new Map<number, Set<number>>()
     const keyOf = new Map<number, number>()
     let x = 12345
@@ -277,7 +277,7 @@ describe('memory index specifics', () => {
     for (let key = 0; key < 600; key++) {
       const k = (key << 20) >>> 0
       const got: number[] = []
-      for (let s = table.head(k); s !== -1; s = links.chains[2 * s]!) got.push(s)
+      for (let s = table.head(k); s !== -1; s = links.chains[links.nextAt(s)]!) got.push(s)
       expect(got.sort((a, b) => a - b)).toEqual([...(want.get(k) ?? [])].sort((a, b) => a - b))
     }
   })

@@ -13,12 +13,16 @@ export interface BucketTable {
   remove(key: number, slot: number, links: SlotLinks): void
 }
 
-/** The chains, in an array the caller lays out: a slot's next and previous slot in this table (-1 = none). */
+/**
+ * The chains, in arrays the caller lays out: a slot's next and previous slot in this table (-1 = none). Searches
+ * walk only the next links, so the caller may keep them apart from the previous ones (a smaller record to read).
+ */
 export interface SlotLinks {
   chains: Int32Array
   /** Index in `chains` of the slot after `slot` in its bucket. */
   nextAt(slot: number): number
-  /** Index in `chains` of the slot before `slot` in its bucket. */
+  previous: Int32Array
+  /** Index in `previous` of the slot before `slot` in its bucket. */
   prevAt(slot: number): number
 }
 
@@ -87,11 +91,12 @@ export function createBucketTable(): BucketTable {
     add(key, slot, links) {
       let i = find(key)
       const chain = links.chains
-      chain[links.prevAt(slot)] = -1
+      const prev = links.previous
+      prev[links.prevAt(slot)] = -1
       if (i >= 0) {
         const first = heads[i]!
         chain[links.nextAt(slot)] = first
-        chain[links.prevAt(first)] = slot
+        prev[links.prevAt(first)] = slot
         heads[i] = slot
         return
       }
@@ -107,9 +112,10 @@ export function createBucketTable(): BucketTable {
     },
     remove(key, slot, links) {
       const chain = links.chains
-      const before = chain[links.prevAt(slot)]!
+      const prev = links.previous
+      const before = prev[links.prevAt(slot)]!
       const after = chain[links.nextAt(slot)]!
-      if (after !== -1) chain[links.prevAt(after)] = before
+      if (after !== -1) prev[links.prevAt(after)] = before
       if (before !== -1) {
         chain[links.nextAt(before)] = after
         return

@@ -81,23 +81,27 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   const scales: number[] = []
   /**
    * One record of `stride` words per slot, in one array like the vectors: the slot's LSH keys as one bit
-   * string of `width` bits (table t's key at bits t × bits..) in `words` words, then its bucket chain links,
-   * next in each table, then previous in each table. A search walks a chain and reads each entry's keys:
-   * both in the same record, mostly the same cache line (and the packed keys take a third fewer popcounts).
-   * The record ends with the slot's links in the eviction order (older, newer).
+   * string of `width` bits (table t's key at bits t × bits..) in `words` words, then its next link in each
+   * table's bucket chain. A search walks a chain and reads each entry's keys: both in the same record, mostly
+   * the same cache line (and the packed keys take a third fewer popcounts). The record ends with the slot's
+   * links in the eviction order (older, newer). The previous links, used only to take an entry out, live in
+   * `previous`: a record a search reads is 108 bytes instead of 172, so more of them stay in the CPU caches.
    */
   const words = Math.ceil(width / 32)
-  const OLDER = words + 2 * tables
+  const OLDER = words + tables
   const NEWER = OLDER + 1
   const stride = NEWER + 1
   let nodes = new Int32Array(stride * 1024)
+  /** Each slot's previous link in each table's bucket chain, `tables` per slot. */
+  let previous = new Int32Array(tables * 1024)
   /** Scratch for search: the query's keys packed like a record's. */
   const querySig = new Int32Array(words)
   /** One view of the chains per table, for its BucketTable. */
   const links: SlotLinks[] = Array.from({ length: tables }, (_, t) => ({
     chains: nodes,
     nextAt: (slot: number) => slot * stride + words + t,
-    prevAt: (slot: number) => slot * stride + words + tables + t
+    previous,
+    prevAt: (slot: number) => slot * tables + t
   }))
   const free: number[] = []
   const byId = new Map<string, number>()
@@ -360,7 +364,13 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
         const grownNodes = new Int32Array(capacity * stride)
         grownNodes.set(nodes)
         nodes = grownNodes
-        for (const l of links) l.chains = nodes
+        const grownPrevious = new Int32Array(capacity * tables)
+        grownPrevious.set(previous)
+        previous = grownPrevious
+        for (const l of links) {
+          l.chains = nodes
+          l.previous = previous
+        }
       }
       const scale = quantize(entry.vector, slab, slot * dims)
       ids[slot] = entry.id
