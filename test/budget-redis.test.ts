@@ -188,3 +188,40 @@ describe.runIf(runRedisTests)('Redis unreachable', () => {
     }
   }, 30_000)
 })
+
+describe.runIf(runRedisTests)('Redis that stops answering', () => {
+  it('fails a command after store.command_timeout_ms instead of holding the request, then recovers', async () => {
+    const policies = { a: { budgets: [{ scope: 'team', limit_usd: 1, window: 'day' }] } }
+    const common = { openaiUrl: fake.url, openaiKey: fake.apiKey, policies }
+    const strict = await startTestGateway({ ...common, config: { store: { kind: 'redis', url: redis.url, prefix: 'paused-strict:', on_store_error: 'reject', command_timeout_ms: 300 } } })
+    const lenient = await startTestGateway({ ...common, config: { store: { kind: 'redis', url: redis.url, prefix: 'paused-lenient:', on_store_error: 'allow', command_timeout_ms: 300 } } })
+    fake.script = undefined
+    const ask = (url: string) => new OpenAI({ baseURL: `${url}/v1`, apiKey: TEAM_A_KEY, maxRetries: 0, timeout: 10_000 }).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 })
+    const pauser = await createRedisStore({ url: redis.url, prefix: 'pauser:' })
+    try {
+      await ask(strict.url)
+      await ask(lenient.url)
+      // connected, but no reply to anything for 4 s: what a paused, swapping or partitioned Redis looks like
+      await pauser.client.call('CLIENT', 'PAUSE', '4000', 'ALL')
+      const started = Date.now()
+      const err = await ask(strict.url).then(() => undefined, (e: APIError) => e)
+      expect(err?.status).toBe(503)
+      expect(err?.code).toBe('budget_store_unavailable')
+      const answered = await ask(lenient.url)
+      expect(answered.choices[0]!.message.content).toBe('You said: hi')
+      // both answered while Redis was still paused, not when it came back
+      expect(Date.now() - started).toBeLessThan(3000)
+      const deadline = Date.now() + 10_000
+      for (;;) {
+        const ok = await ask(strict.url).then(() => true, () => false)
+        if (ok) break
+        if (Date.now() > deadline) throw new Error('the gateway did not recover after the pause')
+        await new Promise((r) => setTimeout(r, 200))
+      }
+    } finally {
+      await pauser.close()
+      await strict.close(0)
+      await lenient.close(0)
+    }
+  }, 30_000)
+})

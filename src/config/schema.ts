@@ -108,7 +108,9 @@ export const storeSchema = z.discriminatedUnion('kind', [
     on_store_error: z.enum(['reject', 'allow']).default('reject'),
     max_ledger_entries: z.number().int().positive().default(1_000_000),
     /** ioredis auto-pipelining: more throughput, more latency (one batch in flight per node); else one write per tick. */
-    auto_pipelining: z.boolean().default(false)
+    auto_pipelining: z.boolean().default(false),
+    /** A command without a reply after this long fails: admission follows on_store_error, a cache read misses. */
+    command_timeout_ms: z.number().int().positive().default(2000)
   })
 ])
 export type StoreConfig = z.infer<typeof storeSchema>

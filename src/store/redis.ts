@@ -17,6 +17,12 @@ export interface RedisStoreOptions {
    */
   autoPipelining?: boolean
   /**
+   * A command without a reply after this long fails (ioredis `commandTimeout`; default 2000 ms). A Redis that
+   * is connected but does not answer (paused, swapping, a partition without a reset) would otherwise hold the
+   * request until TCP gives up: admission then follows `on_store_error`, a cache read is a miss.
+   */
+  commandTimeoutMs?: number
+  /**
    * When given, a Redis that cannot be reached at start is reported here instead of failing the start: the store
    * is returned not connected (commands fail fast, `ping` says where it cannot connect) and ioredis keeps
    * reconnecting, so a gateway restarted during a Redis blip comes up not ready instead of crash-looping.
@@ -44,7 +50,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
   const prefix = opts.prefix ?? 'sluice:'
   const maxLedger = opts.maxLedgerEntries ?? 1_000_000
   const autoPipelining = opts.autoPipelining ?? false
-  const common = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: autoPipelining }
+  const common = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: autoPipelining, commandTimeout: opts.commandTimeoutMs ?? 2000 }
   const client: RedisClient = opts.urls?.length
     ? new Cluster(opts.urls.map(parseNode), { redisOptions: common, enableOfflineQueue: false })
     : new Redis(opts.url ?? 'redis://127.0.0.1:6379', { ...common, retryStrategy: (n) => Math.min(50 * n, 1000) })
