@@ -27,6 +27,17 @@ interface Held {
   expiresAt: number
 }
 
+interface Bucket {
+  level: number
+  ts: number
+  expiresAt: number
+}
+
+// When each kind of entry is gone: read on every access and by the background sweep alike.
+const heldExpired = (h: Held, at: number) => h.expiresAt !== 0 && h.expiresAt <= at
+const counterExpired = (c: Counter, at: number) => c.expireAt !== 0 && c.expireAt <= at
+const bucketExpired = (b: Bucket, at: number) => b.expiresAt <= at
+
 interface Reservation {
   amount: number
   expiresAt: number
@@ -66,11 +77,11 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
   // budgets: the same semantics as the Redis scripts; a call runs to completion without awaiting, so it is atomic
   const counters = new Map<string, Counter>()
   const reservations = new Map<string, OpenReservations>()
-  const buckets = new Map<string, { level: number; ts: number; expiresAt: number }>()
+  const buckets = new Map<string, Bucket>()
 
   const counter = (key: string, at: number, create: boolean): Counter | undefined => {
     let c = counters.get(key)
-    if (c && c.expireAt !== 0 && c.expireAt <= at) {
+    if (c && counterExpired(c, at)) {
       counters.delete(key)
       c = undefined
     }
@@ -154,9 +165,9 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
   }
 
   const expirySweep = createExpirySweep([
-    { entries: map, expired: (h: Held, at) => h.expiresAt !== 0 && h.expiresAt <= at },
-    { entries: counters, expired: (c: Counter, at) => c.expireAt !== 0 && c.expireAt <= at },
-    { entries: buckets, expired: (b: { expiresAt: number }, at) => b.expiresAt <= at }
+    { entries: map, expired: heldExpired },
+    { entries: counters, expired: counterExpired },
+    { entries: buckets, expired: bucketExpired }
   ])
   const sweepEveryMs = opts.sweepEveryMs ?? 1000
   const sweepTimer = sweepEveryMs > 0 ? setInterval(() => expirySweep.step(now()), sweepEveryMs).unref() : undefined
@@ -164,7 +175,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
   const live = (m: Pick<Map<string, Held>, 'get' | 'delete'>, key: string): Held | undefined => {
     const held = m.get(key)
     if (!held) return undefined
-    if (held.expiresAt !== 0 && held.expiresAt <= now()) {
+    if (heldExpired(held, now())) {
       m.delete(key)
       return undefined
     }
@@ -256,7 +267,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
       let wait = 0
       req.buckets.forEach((b, i) => {
         const held = buckets.get(b.key)
-        const level = held && held.expiresAt > req.now ? Math.min(b.capacity, held.level + (Math.max(0, req.now - held.ts) * b.capacity) / b.windowMs) : b.capacity
+        const level = held && !bucketExpired(held, req.now) ? Math.min(b.capacity, held.level + (Math.max(0, req.now - held.ts) * b.capacity) / b.windowMs) : b.capacity
         levels.push(level)
         if (req.force || b.cost <= level) return
         if (b.cost > b.capacity) {
