@@ -3,26 +3,16 @@
  * surface's own error shape), never a 400 about the body, and cannot make the gateway read and parse a large body.
  */
 import { request } from 'node:http'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { describe, expect, it } from 'vitest'
+import { TEAM_A_KEY, useFakeOpenAIGateway } from './helpers/gateway.js'
 
-let fake: FakeOpenAI
-let gw: TestGateway
+const stack = useFakeOpenAIGateway()
 
-beforeAll(async () => {
-  fake = await startFakeOpenAI()
-  gw = await startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey })
-})
-afterAll(async () => {
-  await gw.close(0)
-  await fake.close()
-})
 
 const surfaces = ['/v1/chat/completions', '/v1/embeddings', '/v1/messages', '/v1/messages/count_tokens', '/v1/responses']
 
 const post = (path: string, body: string, headers: Record<string, string>) =>
-  fetch(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
+  fetch(`${stack.gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body })
 
 describe('identify before reading the body', () => {
   it('answers {} and malformed JSON with 401 when the key is missing or wrong', async () => {
@@ -52,7 +42,7 @@ describe('identify before reading the body', () => {
     for (const path of surfaces) {
       const { status, bodySent } = await new Promise<{ status: number; bodySent: number }>((resolve, reject) => {
         let sent = 0
-        const req = request(`${gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(4_000_000) } })
+        const req = request(`${stack.gw.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(4_000_000) } })
         const timer = setTimeout(() => {
           req.destroy()
           reject(new Error(`${path}: no answer while the body was still being sent`))

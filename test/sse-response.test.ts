@@ -5,23 +5,13 @@
  * (`app.request`) the same events come from a web stream.
  */
 import { connect, Socket } from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/config/load.js'
 import { createApp } from '../src/server.js'
-import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
-import { TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { TEAM_A_KEY, useFakeOpenAIGateway } from './helpers/gateway.js'
 
-let fake: FakeOpenAI
-let gw: TestGateway
+const stack = useFakeOpenAIGateway()
 
-beforeAll(async () => {
-  fake = await startFakeOpenAI()
-  gw = await startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey })
-})
-afterAll(async () => {
-  await gw.close(0)
-  await fake.close()
-})
 
 const streamBody = JSON.stringify({ model: 'gpt-4o-mini', stream: true, messages: [{ role: 'user', content: 'stream to me' }] })
 
@@ -48,7 +38,7 @@ function events(raw: string): string[] {
 describe('streamed answers through node-server', () => {
   it('send the status line, the headers (request id included, once) and the first event in one write', async () => {
     // the next event comes 200 ms later: the first write holding an event holds only the first one
-    fake.script = () => ({ content: 'one two three', chunkDelayMs: 200 })
+    stack.fake.script = () => ({ content: 'one two three', chunkDelayMs: 200 })
     // What the gateway's sockets write, call by call (the test client reads in this same process, after the
     // gateway's writes of a turn, so its reads cannot tell one write from two). Node's Socket sends both
     // write() and writev() through _writeGeneric.
@@ -56,7 +46,7 @@ describe('streamed answers through node-server', () => {
     const original = proto._writeGeneric
     const writes: string[] = []
     proto._writeGeneric = function (this: Socket, writev: boolean, data: unknown, ...rest: unknown[]) {
-      if (this.localPort === gw.port) {
+      if (this.localPort === stack.gw.port) {
         const parts = writev ? (data as { chunk: Buffer | string }[]).map((d) => d.chunk) : [data as Buffer | string]
         writes.push(parts.map((p) => (typeof p === 'string' ? p : Buffer.from(p).toString('utf8'))).join(''))
       }
@@ -64,7 +54,7 @@ describe('streamed answers through node-server', () => {
     }
     let first: string
     try {
-      const socket = rawStreamRequest(gw.port)
+      const socket = rawStreamRequest(stack.gw.port)
       await new Promise<void>((resolve, reject) => {
         socket.on('data', () => writes.some((w) => w.includes('data: ')) && resolve())
         socket.once('error', reject)
@@ -89,8 +79,8 @@ describe('streamed answers through node-server', () => {
   it('deliver every event in order to a client that stops reading for a while (the writer waits for drain)', async () => {
     // about 6 MB of events, more than the loopback socket buffers hold while the client is paused
     const pieces = Array.from({ length: 3000 }, (_, i) => `${String(i).padStart(5, '0')}:${'x'.repeat(2000)} `)
-    fake.script = () => ({ chunks: pieces })
-    const socket = rawStreamRequest(gw.port)
+    stack.fake.script = () => ({ chunks: pieces })
+    const socket = rawStreamRequest(stack.gw.port)
     const received: Buffer[] = []
     socket.on('data', (b: Buffer) => received.push(b))
     socket.pause()
@@ -112,8 +102,8 @@ describe('streamed answers through node-server', () => {
 
 describe('streamed answers without a Node response (app.request)', () => {
   it('come from a web stream with the same events', async () => {
-    fake.script = () => ({ content: 'alpha beta' })
-    const { app, gateway } = await createApp(await loadConfig(gw.file, {}))
+    stack.fake.script = () => ({ content: 'alpha beta' })
+    const { app, gateway } = await createApp(await loadConfig(stack.gw.file, {}))
     try {
       const res = await app.request('/v1/chat/completions', {
         method: 'POST',

@@ -1,9 +1,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import { afterAll, beforeAll } from 'vitest'
 import { stringify } from 'yaml'
 import { loadConfig } from '../../src/config/load.js'
 import { startServer, type ServerOptions } from '../../src/server.js'
+import { startFakeOpenAI, type FakeOpenAI } from '../fakes/openai.js'
 
 export const TEAM_A_KEY = 'sk-sluice-team-a-0000000000000001'
 export const TEAM_B_KEY = 'sk-sluice-team-b-0000000000000002'
@@ -85,3 +87,24 @@ export async function startTestGateway(opts: TestGatewayOptions = {}) {
 }
 
 export type TestGateway = Awaited<ReturnType<typeof startTestGateway>>
+
+/**
+ * The fake OpenAI upstream and a default gateway in front of it, for a whole test file: started before its
+ * tests, closed after them. Read `fake` and `gw` inside tests (they are set once `beforeAll` has run).
+ *
+ * @example
+ * const stack = useFakeOpenAIGateway()
+ * it('lists models', async () => expect((await fetch(`${stack.gw.url}/v1/models`)).status).toBe(401))
+ */
+export function useFakeOpenAIGateway(): { fake: FakeOpenAI; gw: TestGateway } {
+  const stack = {} as { fake: FakeOpenAI; gw: TestGateway }
+  beforeAll(async () => {
+    stack.fake = await startFakeOpenAI()
+    stack.gw = await startTestGateway({ openaiUrl: stack.fake.url, openaiKey: stack.fake.apiKey })
+  })
+  afterAll(async () => {
+    await stack.gw?.close(0)
+    await stack.fake?.close()
+  })
+  return stack
+}
