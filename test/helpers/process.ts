@@ -13,7 +13,6 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeConfigFiles } from './gateway.js'
-import { freePort } from './redis.js'
 
 export interface GatewayConfigOptions {
   openaiUrl?: string
@@ -62,16 +61,17 @@ export interface GatewayProcess {
 }
 
 /**
- * Spawn `sluice start` on a free loopback port and wait until `/healthz` answers (bounded: 20 s).
+ * Spawn `sluice start` on port 0, read the port it bound from its "sluice listening on" line, and wait until
+ * `/healthz` answers (bounded: 20 s). The child picks its own port: a port probed free here and bound later by
+ * the child could be taken by a parallel test in between (EADDRINUSE, or worse, another gateway answering).
  *
  * @example
  * const gw = await spawnGateway(file, { env: { OPENAI_API_KEY: 'x' } })
  */
 export async function spawnGateway(file: string, opts: { env?: Record<string, string>; startTimeoutMs?: number } = {}): Promise<GatewayProcess> {
-  const port = await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start', '--config', file], {
     cwd: process.cwd(),
-    env: { ...process.env, ...opts.env, PORT: String(port) },
+    env: { ...process.env, ...opts.env, PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let out = ''
@@ -81,16 +81,23 @@ export async function spawnGateway(file: string, opts: { env?: Record<string, st
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
   let done = false
   void exited.then(() => (done = true))
-  const url = `http://127.0.0.1:${port}`
-
   const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000)
+  let port = 0
+  let url = ''
   for (;;) {
     if (done) throw new Error(`gateway exited during start:\n${out}\n${err}`)
-    try {
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
-      if (res.ok) break
-    } catch {
-      // not listening yet
+    const bound = port ? null : /sluice listening on http:\/\/\S+:(\d+) /.exec(out)
+    if (bound) {
+      port = Number(bound[1])
+      url = `http://127.0.0.1:${port}`
+    }
+    if (port) {
+      try {
+        const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
+        if (res.ok) break
+      } catch {
+        // listening, not answering yet
+      }
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL')
