@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import { Pool, errors as undiciErrors } from 'undici'
 import type { Dispatcher } from 'undici'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
@@ -99,20 +100,37 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
 }
 
 /**
- * The signal one upstream call runs under: aborted with the caller's reason when `outer` aborts, or with a
- * `TimeoutError` (as `AbortSignal.timeout` gives) after `totalMs`. One controller and one timer, both let go
- * by `done()`; `AbortSignal.any` + `AbortSignal.timeout` cost two more signals, weak references and a timer
- * that outlived the call.
+ * What undici takes as a request's `signal` besides an AbortSignal: an EventEmitter that emits `abort` and says
+ * `aborted` and `reason` (undici's documented `AbortSignal | EventEmitter`).
  */
-function callSignal(outer: AbortSignal, totalMs: number): { signal: AbortSignal; done: () => void } {
-  const controller = new AbortController()
-  if (outer.aborted) {
-    controller.abort(outer.reason)
-    return { signal: controller.signal, done: () => {} }
+interface CallAbort extends EventEmitter {
+  aborted: boolean
+  reason: unknown
+}
+
+/**
+ * The signal one upstream call runs under: aborted with the caller's reason when `outer` aborts, or with a
+ * `TimeoutError` (as `AbortSignal.timeout` gives) after `totalMs`. One emitter and one timer, both let go by
+ * `done()`. An emitter, not an AbortController: making an AbortSignal costs about 5 µs on Node 20 (an
+ * EventTarget and its bookkeeping), an EventEmitter about 0.2, and this one goes nowhere but to undici.
+ */
+function callSignal(outer: AbortSignal, totalMs: number): { signal: CallAbort; done: () => void } {
+  const signal = new EventEmitter() as CallAbort
+  signal.aborted = false
+  signal.reason = undefined
+  const abort = (reason: unknown) => {
+    if (signal.aborted) return
+    signal.aborted = true
+    signal.reason = reason
+    signal.emit('abort')
   }
-  const onAbort = () => controller.abort(outer.reason)
+  if (outer.aborted) {
+    abort(outer.reason)
+    return { signal, done: () => {} }
+  }
+  const onAbort = () => abort(outer.reason)
   outer.addEventListener('abort', onAbort, { once: true })
-  const timer = setTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), totalMs)
+  const timer = setTimeout(() => abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), totalMs)
   // like AbortSignal.timeout's, the timer alone does not keep the process up
   timer.unref()
   let finished = false
@@ -122,7 +140,7 @@ function callSignal(outer: AbortSignal, totalMs: number): { signal: AbortSignal;
     clearTimeout(timer)
     outer.removeEventListener('abort', onAbort)
   }
-  return { signal: controller.signal, done }
+  return { signal, done }
 }
 
 /** Read a whole response body as JSON, mapping failures to a 502 protocol error. */
