@@ -27,6 +27,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string' },
     connections: { type: 'string', default: '32' },
     rate: { type: 'string', default: '1000' },
+    'open-warmup': { type: 'string', default: '1' },
     'stream-n': { type: 'string' },
     only: { type: 'string' },
     out: { type: 'string', default: RESULTS_FILE },
@@ -35,7 +36,7 @@ const { values: flags } = parseArgs({
   }
 })
 if (flags.help) {
-  console.log('usage: npm run bench -- [--quick] [--duration S] [--rounds N] [--warmup S] [--connections C] [--rate RPS] [--stream-n N] [--only a,b] [--out FILE] [--no-build]')
+  console.log('usage: npm run bench -- [--quick] [--duration S] [--rounds N] [--warmup S] [--connections C] [--rate RPS] [--open-warmup S] [--stream-n N] [--only a,b] [--out FILE] [--no-build]')
   process.exit(0)
 }
 
@@ -45,9 +46,10 @@ const settings = {
   warmupSeconds: Number(flags.warmup ?? (flags.quick ? 1 : 3)),
   connections: Number(flags.connections),
   rate: Number(flags.rate),
+  openWarmupSeconds: Number(flags['open-warmup']),
   streamN: Number(flags['stream-n'] ?? (flags.quick ? 40 : 150))
 }
-for (const [k, v] of Object.entries(settings)) if (!Number.isFinite(v) || v <= 0) throw new Error(`--${k}: expected a positive number, got ${v}`)
+for (const [k, v] of Object.entries(settings)) if (!Number.isFinite(v) || v < 0 || (v === 0 && k !== 'openWarmupSeconds')) throw new Error(`--${k}: expected a positive number, got ${v}`)
 
 /** Upstream model names: the fake reads its behaviour from the part after `@`. */
 const FAST = 'gpt-4o-mini'
@@ -175,7 +177,7 @@ async function main(): Promise<void> {
     for (const w of active.filter((w) => w.open)) {
       const s = spec(w, false)
       const base = (offset += 10_000_000)
-      const r = await openLoop({ ...s, body: (i) => s.body(i + base) }, { rate: settings.rate, seconds: settings.seconds })
+      const r = await openLoop({ ...s, body: (i) => s.body(i + base) }, { rate: settings.rate, seconds: settings.seconds, warmupSeconds: settings.openWarmupSeconds })
       samples.get(w.name)!.open.push(r)
       console.log(`round ${round} open ${w.name}: p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms, failed ${r.failed}${r.firstFailure ? ` (${r.firstFailure})` : ''}`)
       await pause(300)
@@ -208,7 +210,7 @@ function renderReport(active: Workload[], samples: Map<string, Samples>, skipped
   const direct = samples.get('direct')!
   const lines: string[] = []
   lines.push(machineLine())
-  lines.push(`Settings: ${settings.rounds} interleaved rounds; closed loop ${settings.seconds}s at ${settings.connections} connections; open loop ${settings.seconds}s at ${settings.rate} rps; ${settings.streamN} sequential streams of 8 tokens, one every 2 ms, per round. The load generator (autocannon, undici) shares the machine with every target. Sluice runs built (node dist/src/cli.js); the fake and the floor run under tsx (node --import tsx), which adds about 30 MB of RSS (its loader thread) to the floor's numbers.`)
+  lines.push(`Settings: ${settings.rounds} interleaved rounds; closed loop ${settings.seconds}s at ${settings.connections} connections; open loop ${settings.seconds}s at ${settings.rate} rps after ${settings.openWarmupSeconds}s at that rate on the same connections, not counted; ${settings.streamN} sequential streams of 8 tokens, one every 2 ms, per round. The load generator (autocannon, undici) shares the machine with every target. Sluice runs built (node dist/src/cli.js); the fake and the floor run under tsx (node --import tsx), which adds about 30 MB of RSS (its loader thread) to the floor's numbers.`)
   lines.push('')
   lines.push('### Throughput and CPU (closed loop)')
   lines.push('')

@@ -78,12 +78,18 @@ export interface OpenLoopResult {
 /**
  * Open loop: send at a fixed rate whatever the target does; latency counts from when each request was due.
  *
+ * The first `warmupSeconds` (default 1) run at the same rate on the same connection pool and are not counted: a
+ * fresh pool opens a connection for every request that finds none free, so a window that starts cold opens
+ * a few hundred connections in its first milliseconds, and the backlog that storm leaves (the floor: up to
+ * 0.6 s for about a second; a slower target for longer) would be read as the target's steady-state tail.
+ *
  * @example
  * const r = await openLoop(spec, { rate: 1000, seconds: 5 })
  */
-export async function openLoop(spec: RequestSpec, opts: { rate: number; seconds: number; connections?: number }): Promise<OpenLoopResult> {
+export async function openLoop(spec: RequestSpec, opts: { rate: number; seconds: number; connections?: number; warmupSeconds?: number }): Promise<OpenLoopResult> {
   const pool = new Pool(spec.origin, { connections: opts.connections ?? 256, pipelining: 1, keepAliveTimeout: 30_000 })
-  const total = Math.max(1, Math.round(opts.rate * opts.seconds))
+  const skipped = Math.round(opts.rate * (opts.warmupSeconds ?? 1))
+  const total = skipped + Math.max(1, Math.round(opts.rate * opts.seconds))
   const latencies = new Float64Array(total).fill(NaN)
   const interval = 1000 / opts.rate
   let sent = 0
@@ -98,12 +104,13 @@ export async function openLoop(spec: RequestSpec, opts: { rate: number; seconds:
       .then(async (res) => {
         await res.body.dump({ limit: 1 << 22 })
         if (res.statusCode >= 200 && res.statusCode < 300) latencies[i] = performance.now() - due
-        else {
+        else if (i >= skipped) {
           failed++
           firstFailure ??= `HTTP ${res.statusCode}`
         }
       })
       .catch((err: unknown) => {
+        if (i < skipped) return
         failed++
         firstFailure ??= String(err)
       })
@@ -111,7 +118,7 @@ export async function openLoop(spec: RequestSpec, opts: { rate: number; seconds:
   }
 
   await new Promise<void>((resolve) => {
-    const deadline = t0 + opts.seconds * 1000 + 15_000
+    const deadline = t0 + (total / opts.rate) * 1000 + 15_000
     const tick = () => {
       const now = performance.now()
       const due = Math.min(total, Math.floor((now - t0) / interval) + 1)
@@ -124,11 +131,11 @@ export async function openLoop(spec: RequestSpec, opts: { rate: number; seconds:
     }
     tick()
   })
-  const elapsed = (performance.now() - t0) / 1000
+  const elapsed = (performance.now() - t0) / 1000 - skipped / opts.rate
   await pool.destroy()
-  const ok = latencies.filter((x) => !Number.isNaN(x))
+  const ok = latencies.subarray(skipped).filter((x) => !Number.isNaN(x))
   return {
-    sent,
+    sent: sent - skipped,
     ok: ok.length,
     failed: failed + (sent - settled),
     p50Ms: quantile(ok, 0.5),
