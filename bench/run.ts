@@ -49,7 +49,11 @@ const settings = {
   openWarmupSeconds: Number(flags['open-warmup']),
   streamN: Number(flags['stream-n'] ?? (flags.quick ? 40 : 150))
 }
-for (const [k, v] of Object.entries(settings)) if (!Number.isFinite(v) || v < 0 || (v === 0 && k !== 'openWarmupSeconds')) throw new Error(`--${k}: expected a positive number, got ${v}`)
+for (const [k, v] of Object.entries(settings)) {
+  // the open loop's warm-up may be 0 (count from the first request); everything else must be positive
+  const least = k === 'openWarmupSeconds' ? 0 : Number.MIN_VALUE
+  if (!Number.isFinite(v) || v < least) throw new Error(`--${k}: expected a ${least === 0 ? 'non-negative' : 'positive'} number, got ${v}`)
+}
 
 /** Upstream model names: the fake reads its behaviour from the part after `@`. */
 const FAST = 'gpt-4o-mini'

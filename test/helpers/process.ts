@@ -83,17 +83,12 @@ export async function spawnGateway(file: string, opts: { env?: Record<string, st
   void exited.then(() => (done = true))
   const deadline = Date.now() + (opts.startTimeoutMs ?? 20_000)
   let port = 0
-  let url = ''
   for (;;) {
     if (done) throw new Error(`gateway exited during start:\n${out}\n${err}`)
-    const bound = port ? null : /sluice listening on http:\/\/\S+:(\d+) /.exec(out)
-    if (bound) {
-      port = Number(bound[1])
-      url = `http://127.0.0.1:${port}`
-    }
+    port ||= Number(/sluice listening on http:\/\/\S+:(\d+) /.exec(out)?.[1] ?? 0)
     if (port) {
       try {
-        const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })
+        const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1000) })
         if (res.ok) break
       } catch {
         // listening, not answering yet
@@ -107,7 +102,7 @@ export async function spawnGateway(file: string, opts: { env?: Record<string, st
   }
 
   return {
-    url,
+    url: `http://127.0.0.1:${port}`,
     port,
     pid: child.pid!,
     stdout: () => out,
