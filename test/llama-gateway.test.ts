@@ -17,7 +17,7 @@ const PRICE = { input: 2, output: 4 } // USD per million tokens, for `tiny-price
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'sluice-llama-gateway-'))
-  // end-of-turn suppressed: every generation runs to its token limit, so lengths are known
+  // end-of-turn suppressed: a greedy generation (or a seeded one, checked once) runs to its token limit, so lengths are known
   const info = await writeTinyLlamaGguf(join(dir, 'tiny.gguf'), { seed: 11, suppressEndOfTurn: true })
   gw = await startTestGateway({
     config: {
@@ -107,7 +107,7 @@ describe('the local model through the gateway', () => {
   }, 60_000)
 
   it('a stream without include_usage has no usage chunk but is still settled with real usage', async () => {
-    const stream = await client.chat.completions.create({ model: 'tiny', messages: user('hi'), max_tokens: 5, stream: true }).withResponse()
+    const stream = await client.chat.completions.create({ model: 'tiny', messages: user('hi'), max_tokens: 5, temperature: 0, stream: true }).withResponse()
     let sawUsage = false
     for await (const c of stream.data) if (c.usage) sawUsage = true
     expect(sawUsage).toBe(false)
@@ -168,7 +168,7 @@ describe('the local model through the gateway', () => {
     expect(local().stats()).toMatchObject({ active: 0, queued: 0 })
     expect(local().stats().completionTokensTotal - before).toBeLessThan(300)
     // the sequence is free: the next requests are served (two at once: both sequences)
-    const next = await Promise.all([0, 1].map(() => client.chat.completions.create({ model: 'tiny', messages: user('again'), max_tokens: 3 })))
+    const next = await Promise.all([0, 1].map(() => client.chat.completions.create({ model: 'tiny', messages: user('again'), max_tokens: 3, temperature: 0 })))
     for (const r of next) expect(r.usage!.completion_tokens).toBe(3)
   }, 60_000)
 })

@@ -115,6 +115,17 @@ describe('llama provider: chat', () => {
     expect(b.usage!.prompt_tokens_details?.cached_tokens).toBeGreaterThan(0)
   })
 
+  it('samples each unseeded request afresh, also several in the same second', async () => {
+    // node-llama-cpp's default seed is the current second: these six, made well within one or two seconds,
+    // would then come out in at most two distinct texts.
+    const texts = new Set<string>()
+    for (let i = 0; i < 6; i++) {
+      const res = await llm.chat(ask({ temperature: 1, max_tokens: 16 }), { signal: signal() })
+      texts.add(res.choices[0]!.message.content as string)
+    }
+    expect(texts.size).toBeGreaterThanOrEqual(4)
+  })
+
   it('cuts the output at a stop sequence', async () => {
     const full = (await llm.chat(ask({ max_tokens: 40 }), { signal: signal() })).choices[0]!.message.content as string
     expect(full.length).toBeGreaterThan(8)

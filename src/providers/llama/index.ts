@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import type { LlamaGrammar, Token } from 'node-llama-cpp'
 import type { ProviderConfig } from '../../config/schema.js'
 import { GatewayError, UpstreamError } from '../../errors.js'
@@ -258,7 +258,9 @@ export function createLlamaProvider(name: string, config: LlamaProviderConfig): 
       maxTokens: Math.min(requested ?? room, room),
       temperature: req.temperature ?? 1,
       topP: req.top_p ?? 1,
-      seed: req.seed ?? undefined,
+      // node-llama-cpp's own default is the current second: every unseeded request in the same second would
+      // sample the same tokens.
+      seed: req.seed ?? randomInt(0x1_0000_0000 - 1),
       logprobs: req.logprobs === true,
       topLogprobs: req.logprobs ? Math.min(req.top_logprobs ?? 0, 20) : 0,
       grammar: functions ? undefined : await grammarFor(rt, req),
