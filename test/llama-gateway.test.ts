@@ -146,7 +146,7 @@ describe('the local model through the gateway', () => {
     const controller = new AbortController()
     const before = local().stats().completionTokensTotal
     const stream = await client.chat.completions
-      .create({ model: 'tiny', messages: user('never stop'), max_tokens: 900, stream: true, seed: 3 }, { signal: controller.signal })
+      .create({ model: 'tiny', messages: user('never stop'), max_tokens: 900, temperature: 0, stream: true }, { signal: controller.signal })
       .withResponse()
     const requestId = stream.response.headers.get('x-sluice-request-id')
     let n = 0
@@ -158,7 +158,8 @@ describe('the local model through the gateway', () => {
         if (c.choices[0]?.delta?.content && ++n === 5) controller.abort()
       }
     })().catch((err: unknown) => (ended = err))
-    // said in full when it fails (it did about once in nine full runs, cause unknown): what came and how it ended
+    // greedy: sampled at temperature 1 (even seeded) it ended early now and then on a drawn end-of-turn token;
+    // said in full if it ever fails again: what came and how it ended
     expect(n, `${n} content chunks of ${seen.length}: ${seen.slice(0, 8).join(' ')}; ${String(ended)}`).toBe(5)
     const [entry] = await entriesOf(requestId)
     expect(entry).toMatchObject({ model: 'local/tiny', stream: true, status: 'aborted' })
