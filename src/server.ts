@@ -44,6 +44,7 @@ export async function createStore(config: StoreConfig, log?: Logger): Promise<St
     prefix: config.prefix,
     maxLedgerEntries: config.max_ledger_entries,
     autoPipelining: config.auto_pipelining,
+    batchWrites: config.batch_writes,
     commandTimeoutMs: config.command_timeout_ms,
     onUnreachableAtStart: (err, where) =>
       log?.('error', `store: cannot connect to Redis at ${where} (store.url${config.urls?.length ? 's' : ''}): ${err.message}; starting not ready, reconnecting in the background (store.on_store_error: ${config.on_store_error})`)

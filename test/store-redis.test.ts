@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LedgerEntry } from '../src/ledger/types.js'
+import { storeSchema } from '../src/config/schema.js'
+import { createStore } from '../src/server.js'
 import { createRedisStore } from '../src/store/redis.js'
 import type { Store } from '../src/store/types.js'
 import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
@@ -37,9 +39,9 @@ describe.runIf(runRedisTests)('Redis store ledger', () => {
     expect((await store.queryLedger({ limit: 1 })).map((e) => e.id)).toEqual(['e3'])
   })
 
-  it('sends the commands of one turn of the event loop in one write, and a later batch without waiting for replies', async () => {
-    const client = (store as unknown as { client: { stream: { _writev?: (...a: unknown[]) => void; _write: (...a: unknown[]) => void }; blpop(key: string, timeout: number): Promise<unknown> } }).client
-    const socket = client.stream
+  /** Counts the socket writes (syscalls) of a store's connection while `body` runs. */
+  async function countWrites(of: Store, body: (writes: () => number) => Promise<void>): Promise<void> {
+    const socket = (of as unknown as { client: { stream: { _writev?: (...a: unknown[]) => void; _write: (...a: unknown[]) => void } } }).client.stream
     const { _write, _writev } = socket
     let writes = 0
     socket._write = function (this: unknown, ...args: unknown[]) {
@@ -50,38 +52,79 @@ describe.runIf(runRedisTests)('Redis store ledger', () => {
       writes++
       return _writev!.apply(this, args)
     }
-    const tick = () => new Promise<void>((resolve) => process.nextTick(resolve))
-    const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
     try {
-      // one turn, several ticks (as requests' continuations issue them): six commands, one syscall
-      const one: Promise<unknown>[] = [store.cacheSet('k1', 'v1', 60_000), store.cacheSet('k2', 'v2', 60_000)]
-      await tick()
-      one.push(store.cacheGet('k1'))
-      await Promise.resolve()
-      one.push(store.get('k3'))
-      await tick()
-      one.push(store.appendLedger([entry('t1', Date.now())]), store.cacheGet('k2'))
-      expect(writes).toBe(0)
-      await Promise.all(one)
-      expect(writes).toBe(1)
-      // Redis answers nothing on this connection while a BLPOP blocks it; the next batch still goes out:
-      // no batch waits for another's replies, as ioredis' auto-pipelining would
-      writes = 0
-      let blocked = true
-      const blocking = client.blpop('t:never', 0.3).then(() => (blocked = false))
-      await turn()
-      expect(writes).toBe(1)
-      const after = store.cacheGet('k2')
-      await turn()
-      expect(writes).toBe(2)
-      expect(blocked).toBe(true)
-      await blocking
-      expect(await after).toBe('v2')
+      await body(() => writes)
     } finally {
       socket._write = _write
       socket._writev = _writev
     }
-    expect(await store.cacheGet('k1')).toBe('v1')
+  }
+  const tick = () => new Promise<void>((resolve) => process.nextTick(resolve))
+  const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
+
+  it('sends the commands of one tick in one write, background writes (cache, ledger) those of one turn', async () => {
+    await countWrites(store, async (writes) => {
+      // one tick: four commands, one syscall, at the end of the tick
+      const one = [store.cacheGet('k0'), store.cacheGet('k1'), store.get('k3'), store.get('k4')]
+      expect(writes()).toBe(0)
+      await tick()
+      expect(writes()).toBe(1)
+      await Promise.all(one)
+      // cache writes and ledger appends over several ticks of one turn: one syscall, at the end of the turn
+      const before = writes()
+      const background: Promise<unknown>[] = [store.cacheSet('k1', 'v1', 60_000)]
+      await tick()
+      background.push(store.cacheSet('k2', 'v2', 60_000))
+      await tick()
+      background.push(store.appendLedger([entry('t1', Date.now())]))
+      await tick()
+      expect(writes()).toBe(before)
+      await turn()
+      expect(writes()).toBe(before + 1)
+      await Promise.all(background)
+      // a foreground command takes the held background ones along at the end of its own tick
+      const mixed: Promise<unknown>[] = [store.cacheSet('k5', 'v5', 60_000)]
+      await tick()
+      mixed.push(store.cacheGet('k5'))
+      await tick()
+      expect(writes()).toBe(before + 2)
+      expect(await mixed[1]).toBe('v5')
+    })
+  })
+
+  it('with batch_writes: turn, sends the commands of one turn in one write, and a later batch without waiting for replies', async () => {
+    // from a config file's `store` section, as a gateway makes it
+    const turned = await createStore(storeSchema.parse({ kind: 'redis', url: redis.url, prefix: 't:', batch_writes: 'turn' }))
+    try {
+      const client = (turned as unknown as { client: { blpop(key: string, timeout: number): Promise<unknown> } }).client
+      await countWrites(turned, async (writes) => {
+        // one turn, several ticks (as requests' continuations issue them): six commands, one syscall
+        const one: Promise<unknown>[] = [turned.cacheSet('k1', 'v1', 60_000), turned.cacheGet('k1')]
+        await tick()
+        one.push(turned.get('k3'))
+        await Promise.resolve()
+        one.push(turned.get('k4'))
+        await tick()
+        one.push(turned.appendLedger([entry('t2', Date.now())]), turned.cacheGet('k2'))
+        expect(writes()).toBe(0)
+        await Promise.all(one)
+        expect(writes()).toBe(1)
+        // Redis answers nothing on this connection while a BLPOP blocks it; the next batch still goes out:
+        // no batch waits for another's replies, as ioredis' auto-pipelining would
+        let blocked = true
+        const blocking = client.blpop('t:never', 0.3).then(() => (blocked = false))
+        await turn()
+        expect(writes()).toBe(2)
+        const after = turned.cacheGet('k1')
+        await turn()
+        expect(writes()).toBe(3)
+        expect(blocked).toBe(true)
+        await blocking
+        expect(await after).toBe('v1')
+      })
+    } finally {
+      await turned.close()
+    }
   })
 
   it('with auto_pipelining, hands the commands to ioredis\' auto-pipeline instead', async () => {

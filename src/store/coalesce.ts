@@ -1,38 +1,76 @@
 import type { Writable } from 'node:stream'
 
+/**
+ * How long a Redis connection holds commands to send them together:
+ * - `tick`: until the end of the tick that issued them (`process.nextTick`, once the current microtasks have
+ *   drained): a request's commands never wait for other requests' work. Commands issued through
+ *   `writeInBackground` (cache writes, ledger appends: nobody waits on them to answer a client) wait for the turn.
+ * - `turn`: every command waits until the end of the event-loop turn (`setImmediate`, after the turn's I/O
+ *   callbacks), so all requests handled in that turn share one write: the least CPU on both sides, and a wait of
+ *   up to one turn's work per round trip under load.
+ */
+export type WriteBatching = 'tick' | 'turn'
+
 const coalesced = new WeakSet<Writable>()
+/** Set while `writeInBackground` runs its function. */
+let background = false
 
 /**
- * Makes a Redis connection send the commands written in one turn of the event loop as one write: the socket is
- * corked at the first write and uncorked by `setImmediate`, which runs once the turn's I/O callbacks are done.
- * Every request whose client, upstream or Redis reply was read in that turn has issued its commands by then
- * (reads, reservations, settlements, cache writes, ledger appends), and they leave in one syscall that Redis
- * reads in one go. On the bench at 32 connections that is about 0.2 Redis writes per miss instead of 2.3, and
- * Redis spends a third less CPU per miss (README, Budgets, "Redis"). A command never waits longer than the
- * turn it was issued in; an idle gateway's turn is that one request, so alone it waits for nothing.
+ * Makes a Redis connection send the commands written within one batching window as one write: the socket is
+ * corked at the first write and uncorked when the window ends. A command that may not wait for the turn
+ * (foreground, in `tick` batching) written while background commands are held takes them along at the end of
+ * its tick. Commands issued by many requests' continuations in one window go out together, and Redis reads
+ * them in one go.
  *
- * Not ioredis' `enableAutoPipelining`: that also defers to `setImmediate` but keeps one pipeline in flight per
+ * Not ioredis' `enableAutoPipelining`: that defers to `setImmediate` and keeps one pipeline in flight per
  * node, so a command waits for the previous batch's replies (at 1,000 rps on the bench: p50 +0.6–1.2 ms,
  * p99 ×2–4). Here nothing waits on replies: batches overlap like plain commands, only the syscalls are shared.
  *
  * @example
- * client.on('connect', () => coalesceWrites(client.stream))
+ * client.on('connect', () => coalesceWrites(client.stream, 'tick'))
  */
-export function coalesceWrites(socket: Writable): void {
+export function coalesceWrites(socket: Writable, batching: WriteBatching = 'tick'): void {
   if (coalesced.has(socket)) return
   coalesced.add(socket)
   const write = socket.write
   let corked = false
+  /** Held for the end of the turn: a foreground write in `tick` batching brings the flush forward. */
+  let untilTurn = false
   const uncork = () => {
+    // one uncork per cork: a flush brought forward leaves the turn's scheduled one with nothing to do
+    if (!corked) return
     corked = false
+    untilTurn = false
     socket.uncork()
   }
   socket.write = function (this: Writable, ...args: unknown[]) {
+    const waitsForTurn = background || batching === 'turn'
     if (!corked) {
       corked = true
+      untilTurn = waitsForTurn
       socket.cork()
-      setImmediate(uncork)
+      if (waitsForTurn) setImmediate(uncork)
+      else process.nextTick(uncork)
+    } else if (untilTurn && !waitsForTurn) {
+      untilTurn = false
+      process.nextTick(uncork)
     }
     return (write as (...a: unknown[]) => boolean).apply(this, args)
   } as Writable['write']
+}
+
+/**
+ * Runs `send`, which issues Redis commands, with its writes held until the end of the event-loop turn on
+ * connections that `coalesceWrites` manages. For commands whose reply nobody waits on to answer a client.
+ *
+ * @example
+ * await writeInBackground(() => client.set(key, value, 'PX', ttlMs))
+ */
+export function writeInBackground<T>(send: () => T): T {
+  background = true
+  try {
+    return send()
+  } finally {
+    background = false
+  }
 }
