@@ -112,7 +112,7 @@ describe.runIf(runRedisTests)('Redis store ledger', () => {
         // Redis answers nothing on this connection while a BLPOP blocks it; the next batch still goes out:
         // no batch waits for another's replies, as ioredis' auto-pipelining would
         let blocked = true
-        const blocking = client.blpop('t:never', 0.3).then(() => (blocked = false))
+        const blocking = client.blpop('t:never', 1).then(() => (blocked = false))
         await turn()
         expect(writes()).toBe(2)
         const after = turned.cacheGet('k1')
