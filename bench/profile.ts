@@ -26,6 +26,8 @@ const { values: flags } = parseArgs({
   options: {
     mode: { type: 'string', default: 'unique' },
     store: { type: 'string', default: 'memory' },
+    // the Redis store's batch_writes (tick, the default, or turn)
+    'batch-writes': { type: 'string', default: 'tick' },
     seconds: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '2' },
     connections: { type: 'string', default: '32' },
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
     const sluice = await startSluice(flags.store === 'redis' ? 'sluice-redis' : 'sluice-memory', {
       upstream,
       redisUrl,
+      batchWrites: flags['batch-writes'] === 'turn' ? 'turn' : 'tick',
       nodeArgs,
       dist: flags.dist ? resolve(flags.dist) : undefined,
       editPolicy: flags['no-semantic'] || flags['no-guardrails'] || flags['no-budgets'] || flags['no-cache'] ? (f, text) => (f === 'bench.yaml' ? editBenchPolicy(text) : text) : undefined

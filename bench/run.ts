@@ -141,6 +141,10 @@ async function main(): Promise<void> {
       const red = await startSluice('sluice-redis', { upstream, redisUrl: `redis://127.0.0.1:${redis.port}` })
       children.push(red)
       workloads.push({ name: 'sluice-redis', child: red, origin: `http://127.0.0.1:${red.port}`, models: gateway, mode: 'unique', closed: true, open: true, stream: true, note: 'full pipeline, Redis store, cache misses' })
+      // the same with store.batch_writes: turn (one write per event-loop turn: less CPU, more waiting under load)
+      const turn = await startSluice('sluice-redis', { upstream, redisUrl: `redis://127.0.0.1:${redis.port}`, batchWrites: 'turn' })
+      children.push(turn)
+      workloads.push({ name: 'sluice-redis-turn', child: turn, origin: `http://127.0.0.1:${turn.port}`, models: gateway, mode: 'unique', closed: true, open: true, stream: true, note: 'the same with store.batch_writes: turn' })
     } catch (err) {
       skipped.push(`sluice-redis: ${(err as Error).message.split('\n').slice(0, 6).join(' | ')}`)
     }
@@ -287,6 +291,10 @@ function targetChecks(samples: Map<string, Samples>): string[] {
   if (samples.has('sluice-redis')) {
     const r = rpsRatio('sluice-redis')
     row('full pipeline, Redis store', 'throughput ≥ 0.6× floor', r, r >= 0.6)
+  }
+  if (samples.has('sluice-redis-turn')) {
+    const r = rpsRatio('sluice-redis-turn')
+    row('full pipeline, Redis store, batch_writes: turn', 'throughput ≥ 0.6× floor', r, r >= 0.6)
   }
   if (samples.has('sluice-cache-hit')) {
     const r = rpsRatio('sluice-cache-hit')

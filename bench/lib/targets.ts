@@ -102,13 +102,26 @@ export async function renderConfig(name: string, vars: Record<string, string>, e
  */
 export async function startSluice(
   configName: string,
-  opts: { upstream: string; redisUrl?: string; env?: Record<string, string>; nodeArgs?: string[]; fromSource?: boolean; dist?: string; editPolicy?: (file: string, text: string) => string }
+  opts: {
+    upstream: string
+    redisUrl?: string
+    /** The Redis store's `batch_writes` (default tick); a `turn` gateway keeps its keys under its own prefix. */
+    batchWrites?: 'tick' | 'turn'
+    env?: Record<string, string>
+    nodeArgs?: string[]
+    fromSource?: boolean
+    dist?: string
+    editPolicy?: (file: string, text: string) => string
+  }
 ): Promise<Child> {
   const port = await freePort()
+  const batching = opts.batchWrites ?? 'tick'
   const file = await renderConfig(configName, {
     BENCH_PORT: String(port),
     BENCH_UPSTREAM: opts.upstream,
-    BENCH_REDIS_URL: opts.redisUrl ?? ''
+    BENCH_REDIS_URL: opts.redisUrl ?? '',
+    BENCH_BATCH_WRITES: batching,
+    BENCH_REDIS_PREFIX: batching === 'tick' ? 'bench:' : `bench-${batching}:`
   }, opts.editPolicy)
   const origin = `http://127.0.0.1:${port}`
   return startChild({
