@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     const sluice = await startSluice(flags.store === 'redis' ? 'sluice-redis' : 'sluice-memory', {
       upstream,
       redisUrl,
-      batchWrites: flags['batch-writes'] === 'turn' ? 'turn' : 'tick',
+      batchWrites: batchWrites(flags['batch-writes']!),
       nodeArgs,
       dist: flags.dist ? resolve(flags.dist) : undefined,
       editPolicy: flags['no-semantic'] || flags['no-guardrails'] || flags['no-budgets'] || flags['no-cache'] ? (f, text) => (f === 'bench.yaml' ? editBenchPolicy(text) : text) : undefined
@@ -158,6 +158,12 @@ async function main(): Promise<void> {
 }
 
 await main()
+
+/** `--batch-writes`, checked: a misspelt value would otherwise profile the default silently. */
+function batchWrites(value: string): 'tick' | 'turn' {
+  if (value === 'tick' || value === 'turn') return value
+  throw new Error(`--batch-writes: expected tick or turn, got ${value}`)
+}
 
 /** The bench policy with the layers a flag turns off removed (for A/B runs of one layer's cost). */
 function editBenchPolicy(text: string): string {
