@@ -57,16 +57,17 @@ function stopProcess(proc: ChildProcess): Promise<void> {
 }
 
 describe.runIf(runRedisTests)('budgets across gateway processes on one Redis', () => {
-  it('never passes the team cap under 500 concurrent requests from two processes, and the ledger matches what upstream served', async () => {
+  // both store.batch_writes windows: the writes they hold back (settlements, ledger appends) must all land
+  it.each(['tick', 'turn'] as const)('never passes the team cap under 500 concurrent requests from two processes, and the ledger matches what upstream served (batch_writes: %s)', async (batching) => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-budget-'))
     writeFileSync(join(dir, 'a.yaml'), stringify({ budgets: [{ scope: 'team', limit_usd: CAP, window: 'day' }] }))
-    const prefix = 'multi:'
+    const prefix = `multi-${batching}:`
     const file = join(dir, 'gateway.yaml')
     writeFileSync(
       file,
       stringify({
         server: { host: '127.0.0.1', shutdown_grace_ms: 3000 },
-        store: { kind: 'redis', url: redis.url, prefix },
+        store: { kind: 'redis', url: redis.url, prefix, batch_writes: batching },
         prices: join(process.cwd(), 'config/prices.yaml'),
         providers: { openai: { kind: 'openai', base_url: fake.url, api_key: fake.apiKey } },
         models: { 'gpt-4o-mini': { provider: 'openai', model: 'gpt-4o-mini', price: PRICE } },
