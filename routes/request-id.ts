@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { newId } from '../src/ids.js'
 import type { Context, MiddlewareHandler } from 'hono'
 
 const KEY = 'sluiceRequestId'
@@ -15,7 +15,7 @@ export const REQUEST_ID_HEADER = 'x-sluice-request-id'
  */
 export function requestIdMiddleware(): MiddlewareHandler {
   return async function requestId(c, next) {
-    const id = randomUUID()
+    const id = newId()
     c.set(KEY as never, id as never)
     await next()
     // error handlers and notFound ran inside next(): c.res is whatever answer goes out

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { newId } from '../ids.js'
 import type { RequestContext } from '../context.js'
 import type { TeamPolicy } from '../config/schema.js'
 import { GatewayError } from '../errors.js'
@@ -36,7 +36,7 @@ export function createContext(input: {
   const tags = tagHeader ? tagHeader.split(',').map((t) => t.trim()).filter(Boolean).slice(0, 20) : []
   for (const t of tags) attribution(t, 'x-sluice-tags')
   const principal = typeof request.user === 'string' && request.user && !input.principal.user ? { ...input.principal, user: request.user.slice(0, 200) } : input.principal
-  return new Context(input.id ?? randomUUID(), input.surface, principal, session, agent, tags, input.policy, request, headers, abort)
+  return new Context(input.id ?? newId(), input.surface, principal, session, agent, tags, input.policy, request, headers, abort)
 }
 
 /**

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { newId } from '../ids.js'
 import type { Embedder, VectorIndex } from '../vector/types.js'
 import { meaningFlip, type Flip } from './guard.js'
 import type { SemanticQuery } from './key.js'
@@ -71,7 +71,7 @@ export function createSemanticCache(deps: { embedder: Embedder; index: VectorInd
       return { candidates, rejected, vector: vector! }
     },
     async remember(query, vector, expiresAt) {
-      const id = randomUUID()
+      const id = newId()
       await index.upsert({ id, vector, scope: query.scope, text: query.text, expiresAt })
       return id
     }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { newId } from '../ids.js'
 import type { RequestContext } from '../context.js'
 import type { LedgerEntry } from './types.js'
 
@@ -16,7 +16,7 @@ export function ledgerEntryFor(ctx: RequestContext, fields: Omit<LedgerEntry, Re
   // fields in the order entries have always had: the stored JSON and the NDJSON export keep their shape
   const { model, provider, ...rest } = fields
   return {
-    id: randomUUID(),
+    id: newId(),
     request_id: ctx.id,
     ts: Date.now(),
     team: ctx.principal.team,

@@ -23,6 +23,8 @@ export interface MemoryIndexOptions {
 }
 
 interface Partition {
+  /** The scope's name, one string shared by all its slots (each upsert brings its own copy). */
+  scope: string
   slots: Set<number>
   /** One bucket table per LSH table, built for every entry so a scope can outgrow the exact scan. */
   buckets: BucketTable[]
@@ -374,7 +376,6 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       }
       const scale = quantize(entry.vector, slab, slot * dims)
       ids[slot] = entry.id
-      scopes[slot] = entry.scope
       texts[slot] = entry.text
       expires[slot] = entry.expiresAt
       scales[slot] = scale
@@ -388,9 +389,10 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       newest = slot
       let part = partitions.get(entry.scope)
       if (!part) {
-        part = { slots: new Set(), buckets: Array.from({ length: tables }, () => createBucketTable()) }
+        part = { scope: entry.scope, slots: new Set(), buckets: Array.from({ length: tables }, () => createBucketTable()) }
         partitions.set(entry.scope, part)
       }
+      scopes[slot] = part.scope
       part.slots.add(slot)
       for (let t = 0; t < tables; t++) part.buckets[t]!.add(k[t]!, slot, links[t]!)
     },
