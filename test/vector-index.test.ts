@@ -250,6 +250,55 @@ describe('memory index specifics', () => {
     expect(agree / checked).toBeGreaterThanOrEqual(0.95)
   })
 
+  it('a whole-scope scan (256 to 1,024 entries, keys prefiltered) finds what brute force finds, through deletes, replacements and expiry', async () => {
+    const index = createMemoryIndex({ dimensions: DIMS })
+    const topics = ['billing', 'login', 'export', 'api', 'webhooks', 'invoices', 'refunds', 'search']
+    const live = new Map<string, { vector: Float32Array; scope: string; expired: boolean }>()
+    // two scopes interleaved, so a scope's members are not neighbours in the index
+    for (let i = 0; i < 1800; i++) {
+      const scope = i % 2 ? 'b' : 'a'
+      // the entries deleted below are unlike the rest: a member moved into a deleted one's place with stale keys
+      // would then be skipped, and missed
+      const text = i % 5 === 0 ? `zebra quartz nebula ${i} violin glacier` : `ticket about ${topics[i % 8]} issue for customer ${i * 7919} in region ${i % 13}`
+      const entry = { id: String(i), vector: vec(text), scope, text, expiresAt: i % 11 === 0 ? NOW - 1 : NOW + HOUR }
+      await index.upsert(entry)
+      live.set(entry.id, { vector: entry.vector, scope, expired: i % 11 === 0 })
+    }
+    for (let i = 0; i < 1800; i += 5) {
+      await index.delete(String(i))
+      live.delete(String(i))
+    }
+    for (let i = 3; i < 1800; i += 7) {
+      if (!live.has(String(i))) continue
+      const text = `replaced: a question on ${topics[(i + 3) % 8]} for account ${i}`
+      await index.upsert({ id: String(i), vector: vec(text), scope: live.get(String(i))!.scope, text, expiresAt: NOW + HOUR })
+      live.set(String(i), { vector: vec(text), scope: live.get(String(i))!.scope, expired: false })
+    }
+    const inA = [...live.values()].filter((e) => e.scope === 'a').length
+    expect(inA).toBeGreaterThan(256)
+    expect(inA).toBeLessThanOrEqual(1024)
+    const cosine = (x: Float32Array, y: Float32Array) => x.reduce((sum, v, k) => sum + v * y[k]!, 0)
+    let found = 0
+    for (let i = 0; i < 1800; i += 9) {
+      const q = vec(`please help: ticket about ${topics[i % 8]} issue for customer ${i * 7919} in region ${i % 13}`)
+      const got = await index.search(q, { scope: 'a', minScore: 0.8, limit: 2000, now: NOW })
+      const want = [...live].filter(([, e]) => e.scope === 'a' && !e.expired && cosine(q, e.vector) >= 0.81).map(([id]) => id)
+      const gotIds = new Set(got.map((m) => m.id))
+      for (const id of want) expect(gotIds.has(id), `entry ${id} for query ${i}`).toBe(true)
+      for (const m of got) {
+        const e = live.get(m.id)
+        expect(e && e.scope === 'a' && !e.expired, `returned ${m.id}`).toBe(true)
+        expect(cosine(q, e!.vector)).toBeGreaterThanOrEqual(0.79)
+      }
+      found += want.length
+    }
+    expect(found).toBeGreaterThan(50)
+    // the scan still takes the scope's expired entries out, as it did when it scored every entry
+    const expiredInA = [...live.values()].filter((e) => e.scope === 'a' && e.expired).length
+    expect(expiredInA).toBeGreaterThan(0)
+    expect(await index.size()).toBe(live.size - expiredInA)
+  })
+
   it('LSH bucket table: chains and open addressing agree with a Map of Sets through adds, removes and growth', () => {
     const table = createBucketTable()
     const links: SlotLinks = { chains: new Int32Array(4000), nextAt: (slot) => slot, previous: new Int32Array(4000), prevAt: (slot) => slot }

@@ -25,18 +25,33 @@ export interface MemoryIndexOptions {
 interface Partition {
   /** The scope's name, one string shared by all its slots (each upsert brings its own copy). */
   scope: string
-  slots: Set<number>
+  /** How many slots the partition holds: `members[0..count)`. */
+  count: number
+  /** The partition's slots, in no order (a removal moves the last one into the gap). */
+  members: Int32Array
+  /**
+   * Each member's LSH keys (`words` per member, as in its record), side by side: a whole-scope scan reads one
+   * contiguous run instead of a record per slot scattered over the index among other scopes' entries.
+   */
+  keys: Int32Array
   /** One bucket table per LSH table, built for every entry so a scope can outgrow the exact scan. */
   buckets: BucketTable[]
 }
 
 /**
+ * A scope this small is scored whole without the key prefilter. Projecting the query for its keys costs about
+ * what scoring 150–300 entries does (10–20 µs); a miss's insert would project it anyway, a hit does not.
+ */
+const PREFILTER_FROM = 256
+
+/**
  * The embedded default `VectorIndex`: everything in this process, bounded by entry count.
  *
  * Vectors are stored as int8 with one scale per vector (a quarter of the memory of float32; cosine error
- * under 0.005). Each scope is its own partition: small scopes are scanned exactly, large ones are searched
- * through locality-sensitive hashing (random hyperplanes) and re-ranked exactly, so lookups stay well under
- * a millisecond at 100k entries. LSH may miss a neighbour near the threshold; it never returns one below it.
+ * under 0.005). Each scope is its own partition: small scopes are scanned whole, large ones are searched
+ * through locality-sensitive hashing (random hyperplanes); either way the candidates are scored exactly, so
+ * lookups stay well under a millisecond at 100k entries. LSH may miss a neighbour near the threshold; it never
+ * returns one below it.
  *
  * @example
  * const index = createMemoryIndex({ dimensions: 256, maxEntries: 100_000 })
@@ -79,6 +94,8 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   let slab = new Int8Array(dims * 1024)
   /** Search generation per slot: a slot found through several LSH buckets is scored once, without a Set. */
   let seenAt = new Uint32Array(1024)
+  /** Each slot's position in its partition's `members`. */
+  let memberAt = new Int32Array(1024)
   let generation = 0
   const scales: number[] = []
   /**
@@ -165,13 +182,40 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
     return hashed.get(vector) ?? project(vector)
   }
 
+  /** Adds `slot` (its keys already in its record) to the partition's members. */
+  function join(part: Partition, slot: number): void {
+    if (part.count === part.members.length) {
+      const members = new Int32Array(part.count * 2)
+      members.set(part.members)
+      part.members = members
+      const keys = new Int32Array(part.count * 2 * words)
+      keys.set(part.keys)
+      part.keys = keys
+    }
+    const i = part.count++
+    part.members[i] = slot
+    part.keys.set(nodes.subarray(slot * stride, slot * stride + words), i * words)
+    memberAt[slot] = i
+  }
+
+  /** Takes `slot` out of the partition's members, moving the last member into its place. */
+  function leave(part: Partition, slot: number): void {
+    const i = memberAt[slot]!
+    const last = --part.count
+    if (i === last) return
+    const moved = part.members[last]!
+    part.members[i] = moved
+    part.keys.copyWithin(i * words, last * words, (last + 1) * words)
+    memberAt[moved] = i
+  }
+
   function remove(slot: number): void {
     const scope = scopes[slot]!
     const part = partitions.get(scope)
     if (part) {
-      part.slots.delete(slot)
+      leave(part, slot)
       for (let t = 0; t < tables; t++) part.buckets[t]!.remove(keyOf(nodes, slot * stride, t), slot, links[t]!)
-      if (part.slots.size === 0) partitions.delete(scope)
+      if (part.count === 0) partitions.delete(scope)
     }
     byId.delete(ids[slot]!)
     const at = slot * stride
@@ -264,21 +308,37 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   }
 
   /**
-   * Calls visit once per candidate slot: the whole scope when small, else the LSH buckets near the query.
+   * Calls visit once per candidate slot: the whole scope when small, else the LSH buckets near the query. Either
+   * way a slot whose keys put it far beyond the threshold's angle is skipped (unless expired, so the search still
+   * takes it out) before anything reads its vector.
    *
    * The buckets are found and walked in rounds, not one after the other: first every probed bucket's key, then
    * every bucket's head, then one step along every chain per round. A busy scope's tables and records do not
    * stay in the CPU caches, so each step is a wait on memory; steps that do not depend on each other let those
    * waits overlap (the same walk took a quarter of the time when repeated at once, with everything cached).
    */
-  function forEachCandidate(part: Partition, query: Float32Array, minScore: number, visit: (slot: number) => void): void {
-    if (part.slots.size <= exactScanLimit) {
-      for (const slot of part.slots) visit(slot)
+  function forEachCandidate(part: Partition, query: Float32Array, minScore: number, now: number, visit: (slot: number) => void): void {
+    const maxDistance = hammingBound(minScore, width)
+    const { count, members } = part
+    if (count <= exactScanLimit) {
+      if (count < PREFILTER_FROM) {
+        for (let i = 0; i < count; i++) visit(members[i]!)
+        return
+      }
+      // Scoring reads the slot's vector and multiplies every non-zero component; its keys are a few words and
+      // popcounts, read in one run. The query's keys are kept for the insert that follows a miss (hashKeys).
+      pack(hashKeys(query), querySig, 0)
+      const keys = part.keys
+      for (let i = 0, at = 0; i < count; i++, at += words) {
+        let distance = 0
+        for (let u = 0; u < words; u++) distance += popcount(querySig[u]! ^ keys[at + u]!)
+        const slot = members[i]!
+        if (distance <= maxDistance || expires[slot]! <= now) visit(slot)
+      }
       return
     }
     const qk = project(query) // not hashKeys: probing needs this query's projections in `dots`
     pack(qk, querySig, 0)
-    const maxDistance = hammingBound(minScore, width)
     if (++generation === 0xffffffff) {
       seenAt.fill(0)
       generation = 1
@@ -362,6 +422,9 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
         const seen = new Uint32Array(grown.length / dims)
         seen.set(seenAt)
         seenAt = seen
+        const at = new Int32Array(grown.length / dims)
+        at.set(memberAt)
+        memberAt = at
         const capacity = grown.length / dims
         const grownNodes = new Int32Array(capacity * stride)
         grownNodes.set(nodes)
@@ -389,11 +452,11 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       newest = slot
       let part = partitions.get(entry.scope)
       if (!part) {
-        part = { scope: entry.scope, slots: new Set(), buckets: Array.from({ length: tables }, () => createBucketTable()) }
+        part = { scope: entry.scope, count: 0, members: new Int32Array(4), keys: new Int32Array(4 * words), buckets: Array.from({ length: tables }, () => createBucketTable()) }
         partitions.set(entry.scope, part)
       }
       scopes[slot] = part.scope
-      part.slots.add(slot)
+      join(part, slot)
       for (let t = 0; t < tables; t++) part.buckets[t]!.add(k[t]!, slot, links[t]!)
     },
 
@@ -404,7 +467,7 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
       const expired: number[] = []
       nonZeros(vector)
       let n = 0
-      forEachCandidate(part, vector, query.minScore, (slot) => {
+      forEachCandidate(part, vector, query.minScore, query.now, (slot) => {
         if (expires[slot]! <= query.now) {
           expired.push(slot)
           return
