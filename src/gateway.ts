@@ -8,7 +8,7 @@ import type { GatewayConfig } from './config/load.js'
 import type { Attempt, PipelineResult, RequestContext, Step } from './context.js'
 import { GatewayError, UpstreamError } from './errors.js'
 import { costOf, tokenCounts } from './ledger/cost.js'
-import { ledgerEntryFor } from './ledger/entry.js'
+import { ledgerEntryFor, ledgerModel } from './ledger/entry.js'
 import { createLedger, type Ledger } from './ledger/index.js'
 import { createMetrics, type Metrics } from './metrics/index.js'
 import { createPipeline, finish } from './pipeline.js'
@@ -266,7 +266,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
           attempt.latencyMs = performance.now() - started
           ctx.costUsd += cost
           ledger.record(ledgerEntryFor(ctx, {
-            model: `${target.provider.name}/${target.model.model}`, provider: target.provider.name, stream: false, status: attempt.status, http_status: httpStatus,
+            model: ledgerModel(target), provider: target.provider.name, stream: false, status: attempt.status, http_status: httpStatus,
             tokens, estimated, cost_usd: cost, latency_ms: Math.round(attempt.latencyMs), attempt: 1, error: attempt.error
           }))
           const labels = { team: principal.team, model: ctx.alias }

@@ -2,6 +2,25 @@ import { newId } from '../ids.js'
 import type { RequestContext } from '../context.js'
 import type { LedgerEntry } from './types.js'
 
+const qualifiedNames = new WeakMap<object, string>()
+
+/**
+ * The ledger's `model` for a target, `provider/model`: one string per configured target (targets are made once
+ * per config), not a new concatenation per entry, which a kept entry would hold as a tree of string pieces.
+ *
+ * @example
+ * ledgerModel({ provider: { name: 'openai' }, model: { model: 'gpt-4o-mini' } }) // 'openai/gpt-4o-mini'
+ */
+export function ledgerModel(target: { provider: { name: string }; model: { model: string } }): string {
+  let name = qualifiedNames.get(target)
+  if (name === undefined) {
+    name = `${target.provider.name}/${target.model.model}`
+    name.charCodeAt(0) // flattens it (see newId)
+    qualifiedNames.set(target, name)
+  }
+  return name
+}
+
 /** The fields every entry takes from its request rather than from what happened. */
 type RequestFields = 'id' | 'request_id' | 'ts' | 'team' | 'key_id' | 'user' | 'session' | 'agent' | 'tags' | 'alias' | 'surface'
 

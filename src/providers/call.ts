@@ -4,7 +4,7 @@ import type { Attempt, PipelineResult, RequestContext } from '../context.js'
 import { GatewayError, UpstreamError } from '../errors.js'
 import { costOf, tokenCounts } from '../ledger/cost.js'
 import { ledgerAtEnd } from '../ledger/at-end.js'
-import { ledgerEntryFor } from '../ledger/entry.js'
+import { ledgerEntryFor, ledgerModel } from '../ledger/entry.js'
 import type { Ledger } from '../ledger/index.js'
 import type { Metrics } from '../metrics/index.js'
 import type { Target } from '../routing/types.js'
@@ -82,7 +82,7 @@ export function createTargetCaller(deps: CallDeps) {
       if (err) attempt.error = err instanceof Error ? err.message : String(err)
       ctx.costUsd += cost
       record(ledgerEntryFor(ctx, {
-        model: `${target.provider.name}/${target.model.model}`,
+        model: ledgerModel(target),
         provider: target.provider.name,
         stream,
         status,
