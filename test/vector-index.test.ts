@@ -271,8 +271,9 @@ describe('memory index specifics', () => {
     for (let i = 3; i < 1800; i += 7) {
       if (!live.has(String(i))) continue
       const text = `replaced: a question on ${topics[(i + 3) % 8]} for account ${i}`
-      await index.upsert({ id: String(i), vector: vec(text), scope: live.get(String(i))!.scope, text, expiresAt: NOW + HOUR })
-      live.set(String(i), { vector: vec(text), scope: live.get(String(i))!.scope, expired: false })
+      const entry = { id: String(i), vector: vec(text), scope: live.get(String(i))!.scope, text, expiresAt: NOW + HOUR }
+      await index.upsert(entry)
+      live.set(entry.id, { vector: entry.vector, scope: entry.scope, expired: false })
     }
     const inA = [...live.values()].filter((e) => e.scope === 'a').length
     expect(inA).toBeGreaterThan(256)

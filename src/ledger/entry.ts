@@ -15,7 +15,6 @@ export function ledgerModel(target: { provider: { name: string }; model: { model
   let name = qualifiedNames.get(target)
   if (name === undefined) {
     name = `${target.provider.name}/${target.model.model}`
-    name.charCodeAt(0) // flattens it (see newId)
     qualifiedNames.set(target, name)
   }
   return name

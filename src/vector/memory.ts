@@ -194,7 +194,7 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
     }
     const i = part.count++
     part.members[i] = slot
-    part.keys.set(nodes.subarray(slot * stride, slot * stride + words), i * words)
+    for (let u = 0; u < words; u++) part.keys[i * words + u] = nodes[slot * stride + u]!
     memberAt[slot] = i
   }
 
@@ -318,13 +318,14 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
    * waits overlap (the same walk took a quarter of the time when repeated at once, with everything cached).
    */
   function forEachCandidate(part: Partition, query: Float32Array, minScore: number, now: number, visit: (slot: number) => void): void {
-    const maxDistance = hammingBound(minScore, width)
     const { count, members } = part
-    if (count <= exactScanLimit) {
-      if (count < PREFILTER_FROM) {
-        for (let i = 0; i < count; i++) visit(members[i]!)
-        return
-      }
+    const whole = count <= exactScanLimit
+    if (whole && count < PREFILTER_FROM) {
+      for (let i = 0; i < count; i++) visit(members[i]!)
+      return
+    }
+    const maxDistance = hammingBound(minScore, width)
+    if (whole) {
       // Scoring reads the slot's vector and multiplies every non-zero component; its keys are a few words and
       // popcounts, read in one run. The query's keys are kept for the insert that follows a miss (hashKeys).
       pack(hashKeys(query), querySig, 0)
