@@ -3,7 +3,7 @@
  * a peer gateway, all against one fast fake upstream. Targets run interleaved (A B C, A B C…) for several
  * rounds because absolute numbers on shared machines drift; the report gives medians and ratios to the floor.
  *
- *   npm run bench                 # full: about 10 minutes
+ *   npm run bench                 # full: about 20 minutes
  *   npm run bench -- --quick      # about 1 minute
  *   npm run bench -- --duration 5 --rounds 3 --connections 32 --rate 1000 --only floor,sluice-memory
  *
@@ -17,7 +17,7 @@ import { closedLoop, openLoop, streamTtfb, type ClosedLoopResult, type OpenLoopR
 import { cpuMicros, rssBytes, sampleRss, startRedis, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_KEY, buildSluice, peerAvailable, sluiceAvailable, startFake, startFloor, startPeer, startSluice } from './lib/targets.js'
+import { BENCH_KEY, buildSluice, peerAvailable, sluiceAvailable, startFake, startFloor, startPeer, startReference, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -120,6 +120,21 @@ async function main(): Promise<void> {
   const floor = await startFloor(upstream)
   children.push(floor)
   workloads.push({ name: 'floor', child: floor, origin: `http://127.0.0.1:${floor.port}`, models: plain, mode: 'unique', closed: true, open: true, stream: true, note: 'bare node:http + undici pass-through' })
+  // what the stack itself costs: the ceiling for a cache hit, and the least a Hono gateway pays (bench/reference-servers.ts)
+  // (closed loop only, but for hono-proxy: its added latency at a fixed rate is the framework's)
+  for (const r of [
+    { kind: 'node-answer', open: false, note: 'node:http answering a constant completion, no upstream (ceiling for a cache hit)' },
+    { kind: 'hono-answer', open: false, note: 'the same answer from Hono + @hono/node-server, body read with c.req.json()' },
+    { kind: 'hono-proxy', open: true, note: 'Hono + @hono/node-server: c.req.json(), undici, c.json() (floor of a Hono gateway)' }
+  ] as const) {
+    try {
+      const ref = await startReference(r.kind, upstream)
+      children.push(ref)
+      workloads.push({ name: r.kind, child: ref, origin: `http://127.0.0.1:${ref.port}`, models: plain, mode: 'unique', closed: true, open: r.open, stream: false, note: r.note })
+    } catch (err) {
+      skipped.push(`${r.kind}: ${(err as Error).message.split('\n')[0]}`)
+    }
+  }
 
   if (sluiceAvailable()) {
     if (!flags['no-build']) {
@@ -237,6 +252,7 @@ function renderReport(active: Workload[], samples: Map<string, Samples>, skipped
         `${c.reduce((a, x) => a + x.non2xx + x.errors, 0)} |`
     )
   }
+  lines.push(...stackComparison(samples))
   lines.push('')
   lines.push(`### Latency at a fixed ${settings.rate} rps (open loop), added over calling the fake directly`)
   lines.push('')
@@ -273,6 +289,30 @@ function renderReport(active: Workload[], samples: Map<string, Samples>, skipped
     for (const s of skipped) lines.push(`- ${s}`)
   }
   return lines.join('\n')
+}
+
+/**
+ * Sluice against the reference servers (same rounds, paired): how much of a ratio to the floor the stack itself
+ * takes before any feature, and how far a cache hit is from a bare Node answer.
+ */
+function stackComparison(samples: Map<string, Samples>): string[] {
+  const pairs = [
+    ['hono-proxy', 'floor', 'a Hono gateway doing nothing but forward, against the floor'],
+    ['sluice-memory', 'hono-proxy', 'the full pipeline (misses, memory store) against the Hono floor'],
+    ['node-answer', 'floor', 'a bare Node answer, against the floor'],
+    ['hono-answer', 'node-answer', 'the same answer from Hono, against bare Node'],
+    ['sluice-cache-hit', 'node-answer', 'an exact-cache hit against a bare Node answer'],
+    ['sluice-cache-hit', 'hono-answer', 'an exact-cache hit against the same answer from Hono']
+  ] as const
+  const rows = pairs.filter(([a, b]) => (samples.get(a)?.closed.length ?? 0) > 0 && (samples.get(b)?.closed.length ?? 0) > 0)
+  if (rows.length === 0) return []
+  const out = ['', '#### Against the stack\'s own floors (closed loop, paired by round)', '', '| target | reference | what | req/s × ref | CPU µs/req × ref |', '| --- | --- | --- | ---: | ---: |']
+  for (const [a, b, what] of rows) {
+    const xs = samples.get(a)!.closed
+    const refs = samples.get(b)!.closed
+    out.push(`| ${a} | ${b} | ${what} | ${fmt(pairedMedian(xs, refs, (x, r) => x.rps / r.rps), 2)} | ${fmt(pairedMedian(xs, refs, (x, r) => x.cpuUsPerReq / r.cpuUsPerReq), 2)} |`)
+  }
+  return out
 }
 
 /** The targets of issue 7, checked against this run. */

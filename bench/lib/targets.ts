@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { request } from 'undici'
+import type { ReferenceKind } from '../reference-servers.js'
 import { freePort, startChild, startRedis, type Child } from './procs.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -59,6 +60,32 @@ export async function startFloor(upstream: string): Promise<Child> {
     cwd: ROOT,
     port,
     ready: () => answers(`http://127.0.0.1:${port}`, '/v1/models')
+  })
+}
+
+/**
+ * A reference server (bench/reference-servers.ts): `node-answer` (node:http answering a constant completion, the
+ * ceiling for a cache hit), `hono-answer` (the same from Hono) or `hono-proxy` (the least a Hono gateway that reads
+ * what it forwards costs).
+ *
+ * @example
+ * children.push(await startReference('hono-proxy', upstream))
+ */
+export async function startReference(kind: ReferenceKind, upstream: string): Promise<Child> {
+  const port = await freePort()
+  return startChild({
+    name: kind,
+    command: process.execPath,
+    args: [...tsx('bench/reference-servers.ts'), '--kind', kind, '--port', String(port), '--upstream', upstream],
+    cwd: ROOT,
+    port,
+    env: { NODE_ENV: 'production' },
+    ready: () =>
+      answers(`http://127.0.0.1:${port}`, '/v1/chat/completions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":"ready?"}]}'
+      })
   })
 }
 
