@@ -123,16 +123,17 @@ async function main(): Promise<void> {
   // what the stack itself costs: the ceiling for a cache hit, and the least a Hono gateway pays (bench/reference-servers.ts)
   // (closed loop only, but for hono-proxy: its added latency at a fixed rate is the framework's)
   for (const r of [
-    { kind: 'node-answer', open: false, note: 'node:http answering a constant completion, no upstream (ceiling for a cache hit)' },
-    { kind: 'hono-answer', open: false, note: 'the same answer from Hono + @hono/node-server, body read with c.req.json()' },
-    { kind: 'hono-proxy', open: true, note: 'Hono + @hono/node-server: c.req.json(), undici, c.json() (floor of a Hono gateway)' }
+    { name: 'node-answer', kind: 'node-answer', body: 'node', open: false, note: 'node:http answering a constant completion, no upstream (ceiling for a cache hit)' },
+    { name: 'hono-answer', kind: 'hono-answer', body: 'node', open: false, note: 'the same answer from Hono + @hono/node-server (ceiling for a cache hit from Hono)' },
+    { name: 'hono-proxy', kind: 'hono-proxy', body: 'node', open: true, note: 'Hono + @hono/node-server, undici, c.json() (floor of a Hono gateway)' },
+    { name: 'hono-proxy-req', kind: 'hono-proxy', body: 'hono', open: false, note: 'the same, body read with c.req.json() (builds the WHATWG Request)' }
   ] as const) {
     try {
-      const ref = await startReference(r.kind, upstream)
+      const ref = await startReference(r.kind, upstream, r.body)
       children.push(ref)
-      workloads.push({ name: r.kind, child: ref, origin: `http://127.0.0.1:${ref.port}`, models: plain, mode: 'unique', closed: true, open: r.open, stream: false, note: r.note })
+      workloads.push({ name: r.name, child: ref, origin: `http://127.0.0.1:${ref.port}`, models: plain, mode: 'unique', closed: true, open: r.open, stream: false, note: r.note })
     } catch (err) {
-      skipped.push(`${r.kind}: ${(err as Error).message.split('\n')[0]}`)
+      skipped.push(`${r.name}: ${(err as Error).message.split('\n')[0]}`)
     }
   }
 
@@ -298,6 +299,7 @@ function renderReport(active: Workload[], samples: Map<string, Samples>, skipped
 function stackComparison(samples: Map<string, Samples>): string[] {
   const pairs = [
     ['hono-proxy', 'floor', 'a Hono gateway doing nothing but forward, against the floor'],
+    ['hono-proxy-req', 'hono-proxy', 'the same reading its body with c.req.json()'],
     ['sluice-memory', 'hono-proxy', 'the full pipeline (misses, memory store) against the Hono floor'],
     ['node-answer', 'floor', 'a bare Node answer, against the floor'],
     ['hono-answer', 'node-answer', 'the same answer from Hono, against bare Node'],

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { request } from 'undici'
-import type { ReferenceKind } from '../reference-servers.js'
+import type { BodyReading, ReferenceKind } from '../reference-servers.js'
 import { freePort, startChild, startRedis, type Child } from './procs.js'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -66,17 +66,17 @@ export async function startFloor(upstream: string): Promise<Child> {
 /**
  * A reference server (bench/reference-servers.ts): `node-answer` (node:http answering a constant completion, the
  * ceiling for a cache hit), `hono-answer` (the same from Hono) or `hono-proxy` (the least a Hono gateway that reads
- * what it forwards costs).
+ * what it forwards costs); `body: 'hono'` makes a Hono one read its body with `c.req.json()`.
  *
  * @example
  * children.push(await startReference('hono-proxy', upstream))
  */
-export async function startReference(kind: ReferenceKind, upstream: string): Promise<Child> {
+export async function startReference(kind: ReferenceKind, upstream: string, body: BodyReading = 'node'): Promise<Child> {
   const port = await freePort()
   return startChild({
     name: kind,
     command: process.execPath,
-    args: [...tsx('bench/reference-servers.ts'), '--kind', kind, '--port', String(port), '--upstream', upstream],
+    args: [...tsx('bench/reference-servers.ts'), '--kind', kind, '--port', String(port), '--upstream', upstream, '--body', body],
     cwd: ROOT,
     port,
     env: { NODE_ENV: 'production' },
