@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { teamKeys } from '../src/budget/keys.js'
+import { parseCounterKey, teamKeys } from '../src/budget/keys.js'
 import { windowAt } from '../src/budget/window.js'
 import { createMemoryStore } from '../src/store/memory.js'
 import { createRedisStore } from '../src/store/redis.js'
@@ -28,6 +28,17 @@ const counter = (id: string, limit: number, extra: Partial<BudgetCounterSpec> = 
   ...extra
 })
 const base = { reservations: keys.reservations, index: keys.index }
+
+describe('budget store keys', () => {
+  it('encode a team and an id so braces, | and : cannot change the layout (the Cluster hash tag stays one team)', () => {
+    const keys = teamKeys('a{b}|c:d')
+    expect(keys.reservations).toBe('budget:{a%7Bb%7D%7Cc%3Ad}:res')
+    const span = windowAt('day', Date.UTC(2026, 0, 2))
+    const counter = keys.counter('session', 's:1|x{y}', 'day', span)
+    expect(counter).toBe(`budget:{a%7Bb%7D%7Cc%3Ad}:c:session:day:${span.label}:s%3A1%7Cx%7By%7D`)
+    expect(parseCounterKey(counter)).toEqual({ scope: 'session', window: 'day', label: span.label, id: 's:1|x{y}' })
+  })
+})
 
 describe.each(stores)('budget operations on the $name store', ({ make }) => {
   let store: Store

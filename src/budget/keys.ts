@@ -25,6 +25,7 @@ export function parseCounterKey(key: string): { scope: Budget['scope']; window: 
   return { scope: m[1] as Budget['scope'], window: m[2] as Budget['window'], label: m[3]!, id: decodeURIComponent(m[4]!) }
 }
 
+/** encodeURIComponent already encodes braces, `|` and `:` (as %7B %7D %7C %3A): nothing of the layout survives. */
 function enc(s: string): string {
-  return encodeURIComponent(s).replace(/[{}|:]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+  return encodeURIComponent(s)
 }
