@@ -191,7 +191,10 @@ export function cacheIntent(ctx: Pick<RequestContext, 'headers' | 'request'>, po
   if (sluice === 'off' || sluice === 'bypass' || sluice === 'false' || sluice === '0') {
     return { read: false, write: false, reason: 'client' }
   }
-  const directives = (ctx.headers['cache-control'] ?? '').toLowerCase().split(',').map((d) => d.trim())
+  const cacheControl = ctx.headers['cache-control']
+  // most requests send none: no string to lower-case, split and scan
+  if (cacheControl === undefined) return { read: true, write: true }
+  const directives = cacheControl.toLowerCase().split(',').map((d) => d.trim())
   const read = !directives.includes('no-cache')
   const write = !directives.includes('no-store')
   return read || write ? { read, write } : { read, write, reason: 'client' }
