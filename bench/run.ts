@@ -3,7 +3,7 @@
  * a peer gateway, all against one fast fake upstream. Targets run interleaved (A B C, A B C…) for several
  * rounds because absolute numbers on shared machines drift; the report gives medians and ratios to the floor.
  *
- *   npm run bench                 # full: about 20 minutes
+ *   npm run bench                 # full: about 22 minutes
  *   npm run bench -- --quick      # about 1 minute
  *   npm run bench -- --duration 5 --rounds 3 --connections 32 --rate 1000 --only floor,sluice-memory
  *

@@ -25,6 +25,15 @@ async function answers(origin: string, path: string, init: { method?: 'GET' | 'P
   return res.statusCode >= 200 && res.statusCode < 300
 }
 
+/** Whether `origin` answers a small chat completion with the bench key: a target that serves but cannot reach the fake is not ready. */
+function answersChat(origin: string): Promise<boolean> {
+  return answers(origin, '/v1/chat/completions', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
+    body: '{"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":"ready?"}]}'
+  })
+}
+
 export async function startFake(): Promise<Child> {
   const port = await freePort()
   return startChild({
@@ -80,12 +89,7 @@ export async function startReference(kind: ReferenceKind, upstream: string, body
     cwd: ROOT,
     port,
     env: { NODE_ENV: 'production' },
-    ready: () =>
-      answers(`http://127.0.0.1:${port}`, '/v1/chat/completions', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: '{"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":"ready?"}]}'
-      })
+    ready: () => answersChat(`http://127.0.0.1:${port}`)
   })
 }
 
@@ -160,12 +164,7 @@ export async function startSluice(
     port,
     env: { NODE_ENV: 'production', ...opts.env },
     timeoutMs: 60_000,
-    ready: () =>
-      answers(origin, '/v1/chat/completions', {
-        method: 'POST',
-        headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
-        body: '{"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":"ready?"}]}'
-      })
+    ready: () => answersChat(origin)
   })
 }
 
@@ -191,11 +190,6 @@ export async function startPeer(upstream: string): Promise<Child> {
     env: { NODE_ENV: 'production' },
     timeoutMs: 60_000,
     // A real chat request, so a peer that serves but cannot reach the fake fails here, not as non-2xx later.
-    ready: () =>
-      answers(`http://127.0.0.1:${port}`, '/v1/chat/completions', {
-        method: 'POST',
-        headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
-        body: '{"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":"ready?"}]}'
-      })
+    ready: () => answersChat(`http://127.0.0.1:${port}`)
   })
 }
