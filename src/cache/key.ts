@@ -34,17 +34,77 @@ export function tenantScope(team: string, scope: string | undefined): string {
   return scope ? `scope:${scope}` : `team:${team}`
 }
 
-/** JSON with object keys sorted at every level, so equal requests hash equally whatever the key order. */
+/**
+ * JSON with object keys sorted at every level, so equal requests hash equally whatever the key order.
+ * Byte for byte what `JSON.stringify` with a key-sorting replacer writes, built in one walk: the replacer form
+ * copied every object into a sorted one and called back into JS for every value (the largest part of an
+ * exact-cache hit's own work after the response write; README, Performance).
+ *
+ * @example
+ * canonicalJson({ b: 1, a: [true, { d: null, c: 'x' }] }) // '{"a":[true,{"c":"x","d":null}],"b":1}'
+ */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => {
-    if (v && typeof v === 'object' && !Array.isArray(v)) {
-      // a null-prototype object keeps a "__proto__" field as data, so it still counts in the key
-      const sorted: Record<string, unknown> = Object.create(null)
-      for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k]
-      return sorted
+  return writeJson(value, '') as string
+}
+
+/** One value as `JSON.stringify` writes it; undefined where it leaves the value out (undefined, functions, symbols). */
+function writeJson(value: unknown, key: string | number): string | undefined {
+  let v = value
+  if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') v = (v as { toJSON(k: string): unknown }).toJSON(String(key))
+  switch (typeof v) {
+    case 'string':
+      return JSON.stringify(v)
+    case 'number':
+      // String() and JSON.stringify write finite numbers alike (-0 as 0); JSON has no NaN or Infinity
+      return Number.isFinite(v) ? String(v) : 'null'
+    case 'boolean':
+      return v ? 'true' : 'false'
+    case 'object': {
+      if (v === null) return 'null'
+      if (Array.isArray(v)) {
+        let out = '['
+        for (let i = 0; i < v.length; i++) out += (i > 0 ? ',' : '') + (writeJson(v[i], i) ?? 'null')
+        return out + ']'
+      }
+      // a "__proto__" field parsed from JSON is an own property: Object.keys lists it and it counts in the key
+      const record = v as Record<string, unknown>
+      const keys = sortedKeys(record)
+      let out = '{'
+      let first = true
+      for (const k of keys) {
+        const item = writeJson(record[k], k)
+        if (item === undefined) continue
+        out += (first ? '' : ',') + JSON.stringify(k) + ':' + item
+        first = false
+      }
+      return out + '}'
     }
-    return v
-  })
+    case 'bigint':
+      // JSON.stringify's own TypeError
+      return JSON.stringify(v)
+    default:
+      return undefined
+  }
+}
+
+/**
+ * An object's keys in the order the replacer form wrote them: it copied them, sorted, into a new object, whose
+ * own keys then enumerate array indices first ("2" before "10", numerically) and the others in sorted order.
+ * Object.keys already lists array indices first, in that order; only the rest need sorting.
+ */
+function sortedKeys(record: Record<string, unknown>): string[] {
+  const keys = Object.keys(record)
+  let indices = 0
+  while (indices < keys.length && isArrayIndex(keys[indices]!)) indices++
+  if (indices === 0) return keys.sort()
+  return keys.slice(0, indices).concat(keys.slice(indices).sort())
+}
+
+/** A canonical array index ("0", "17"; not "01" or "4294967295"), which objects enumerate before other keys. */
+function isArrayIndex(k: string): boolean {
+  const c = k.charCodeAt(0)
+  if (!(c >= 0x30 && c <= 0x39)) return false
+  return /^(?:0|[1-9]\d*)$/.test(k) && Number(k) < 4294967295
 }
 
 function sha256(text: string): string {

@@ -1,0 +1,110 @@
+import { createHash } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import { canonicalJson, exactCacheKey, semanticQuery } from '../src/cache/key.js'
+
+/** The form keys were built with before the one-walk writer: every key it made must stay the same. */
+function replacerCanonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const sorted: Record<string, unknown> = Object.create(null)
+      for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k]
+      return sorted
+    }
+    return v
+  })
+}
+
+/** A seeded random JSON-ish value: what a parsed request body can hold, plus undefined, holes and odd numbers. */
+function randomValue(rand: () => number, depth: number): unknown {
+  const pick = Math.floor(rand() * (depth > 3 ? 7 : 10))
+  const strings = ['', 'a', 'hello world', 'é ü 中文', 'quote " back \\ slash', 'nl\n\ttab', '\u0000\u001f', '\ud800 lone', '😀', '__proto__']
+  const numbers = [0, -0, 1, -1.5, 1e21, 1e-7, 123456789012345680000, Number.MAX_SAFE_INTEGER, NaN, Infinity, -Infinity]
+  switch (pick) {
+    case 0:
+      return null
+    case 1:
+      return rand() < 0.5
+    case 2:
+      return numbers[Math.floor(rand() * numbers.length)]
+    case 3:
+      return strings[Math.floor(rand() * strings.length)]
+    case 4:
+      return undefined
+    case 5:
+      return () => 1
+    case 6:
+      return strings[Math.floor(rand() * strings.length)]! + String(Math.floor(rand() * 100))
+    case 7:
+    case 8: {
+      const arr: unknown[] = []
+      const n = Math.floor(rand() * 5)
+      for (let i = 0; i < n; i++) arr.push(randomValue(rand, depth + 1))
+      if (rand() < 0.1) arr.length += 2 // holes
+      return arr
+    }
+    default: {
+      const obj: Record<string, unknown> = rand() < 0.2 ? Object.create(null) : {}
+      const n = Math.floor(rand() * 6)
+      const names = ['model', 'messages', 'b', 'a', 'Z', '10', '2', '0', '01', '4294967294', '4294967295', 'é', '__proto__', 'tool_calls', 'x y', '']
+      for (let i = 0; i < n; i++) {
+        const k = names[Math.floor(rand() * names.length)]!
+        Object.defineProperty(obj, k, { value: randomValue(rand, depth + 1), enumerable: true, configurable: true, writable: true })
+      }
+      return obj
+    }
+  }
+}
+
+function seeded(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = Math.imul(a ^ (a >>> 15), a | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+describe('canonical JSON', () => {
+  it('writes byte for byte what JSON.stringify with a key-sorting replacer writes', () => {
+    const rand = seeded(7)
+    for (let i = 0; i < 5000; i++) {
+      const value = { root: randomValue(rand, 0), other: randomValue(rand, 0) }
+      expect(canonicalJson(value)).toBe(replacerCanonicalJson(value))
+    }
+  })
+
+  it('sorts keys at every level and keeps a parsed "__proto__" field as data', () => {
+    const parsed = JSON.parse('{"z":1,"__proto__":{"b":2,"a":[3,{"d":4,"c":5}]},"m":null}')
+    expect(canonicalJson(parsed)).toBe('{"__proto__":{"a":[3,{"c":5,"d":4}],"b":2},"m":null,"z":1}')
+    expect(canonicalJson({ a: undefined, b: [undefined, () => 1], c: NaN, d: new Date(0) })).toBe('{"b":[null,null],"c":null,"d":"1970-01-01T00:00:00.000Z"}')
+  })
+
+  it('keeps the exact key and the semantic scope of a request as they were', () => {
+    // pinned: a change here silently empties every deployed cache on upgrade
+    const request = {
+      model: 'fast',
+      temperature: 0,
+      messages: [
+        { role: 'system' as const, content: 'You are terse.' },
+        { role: 'user' as const, content: 'What is 2 + 2?' }
+      ],
+      stream: true,
+      user: 'u-1'
+    }
+    expect(exactCacheKey({ tenant: 'team:a', alias: 'fast', route: 'r:1', request })).toBe(
+      'cache:x:' + sha256hex(replacerCanonicalJson({ v: 1, tenant: 'team:a', alias: 'fast', route: 'r:1', req: { temperature: 0, messages: request.messages } }))
+    )
+    expect(semanticQuery({ tenant: 'team:a', alias: 'fast', route: 'r:1', request })?.scope).toBe(
+      'sem:' +
+        sha256hex(
+          replacerCanonicalJson({ v: 1, tenant: 'team:a', alias: 'fast', route: 'r:1', req: { temperature: 0 }, context: [request.messages[0]], last: { role: 'user' } })
+        )
+    )
+  })
+})
+
+function sha256hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex')
+}
+
