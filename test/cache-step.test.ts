@@ -209,6 +209,65 @@ describe('exact cache', () => {
     await expect.poll(() => errors).toEqual(['cache write: redis is away'])
   })
 
+  it('gives every hit its own answer: a later step that rewrites the served message leaves the next hit as stored', async () => {
+    const store = createMemoryStore()
+    const up = upstream({ content: () => 'mail me at bob@example.com' })
+    const cache = createCacheStep({ store, now: () => 1_700_000_000_000 })
+    // what the output guard does to a JSON answer: rewrites each choice's message in place
+    const rewrite: Step = async (_ctx, next) => {
+      const result = await next()
+      if (result.type === 'json') for (const c of result.body.choices) c.message.content = 'rewritten for this caller'
+      return result
+    }
+    const run = createPipeline([rewrite, cache, up.step])
+    const ask = () =>
+      run(
+        createContext({
+          principal: { team: 'a', keyId: 'k1' },
+          policy: teamPolicySchema.parse({ cache: {} }),
+          headers: {},
+          request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] },
+          surface: 'chat',
+          signal: new AbortController().signal
+        })
+      )
+    await ask()
+    await expect.poll(async () => store.cacheGet(exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] } }))).not.toBeNull()
+    for (let i = 0; i < 3; i++) {
+      const hit = await ask()
+      expect(hit.type === 'json' && hit.body.choices[0]!.message.content).toBe('rewritten for this caller')
+    }
+    const stored = JSON.parse((await store.cacheGet(exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] } })))!)
+    expect(stored.completion.choices[0].message.content).toBe('mail me at bob@example.com')
+    // the shared parse was not touched either: a step that only reads sees the stored text
+    const plain = createPipeline([cache, up.step])
+    const read = await plain(
+      createContext({
+        principal: { team: 'a', keyId: 'k1' },
+        policy: teamPolicySchema.parse({ cache: {} }),
+        headers: {},
+        request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] },
+        surface: 'chat',
+        signal: new AbortController().signal
+      })
+    )
+    expect(read.type === 'json' && read.body.choices[0]!.message.content).toBe('mail me at bob@example.com')
+    expect(up.calls).toHaveLength(1)
+  })
+
+  it('reads an entry afresh when the store holds a different text under its key', async () => {
+    const h = harness({ semantic: undefined })
+    const first = await h.send({})
+    const key = exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: first.ctx.request })
+    await expect.poll(() => h.store.cacheGet(key)).not.toBeNull()
+    expect((await h.send({})).body.content).toBe(first.body.content)
+    // another instance (or a reload) wrote a new answer under the same key
+    const entry = JSON.parse((await h.store.cacheGet(key))!)
+    entry.completion.choices[0].message.content = 'a newer answer'
+    await h.store.cacheSet(key, JSON.stringify(entry), 60_000)
+    expect((await h.send({})).body.content).toBe('a newer answer')
+  })
+
   it('does not store answers over max_entry_bytes', async () => {
     const h = harness({ semantic: undefined })
     await h.send({ policy: { max_entry_bytes: 100 } })

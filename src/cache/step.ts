@@ -2,6 +2,7 @@ import type { Registry } from 'prom-client'
 import type { Attempt, PipelineResult, RequestContext, Step } from '../context.js'
 import type { Price } from '../config/schema.js'
 import { ledgerAtEnd } from '../ledger/at-end.js'
+import { createLru } from '../lru.js'
 import { ledgerEntryFor } from '../ledger/entry.js'
 import type { LedgerEntry } from '../ledger/types.js'
 import type { Store } from '../store/types.js'
@@ -13,6 +14,9 @@ import { providerCacheSavings } from './prompt-caching.js'
 import { completionToChunks, createChunkAssembler } from './replay.js'
 import { resolveCachePolicy, type CachePolicy } from './schema.js'
 import { semanticEntryKey, type SemanticCache } from './semantic.js'
+
+/** Characters of stored entries whose parse is kept for repeated hits (with the parsed objects, a few MB at most). */
+const PARSED_CHARS = 1 << 20
 
 /** What the cache keeps per answer. */
 export interface CachedAnswer {
@@ -95,13 +99,26 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     if (scope !== undefined) track(pendingScopes, scope, write)
   }
 
+  /**
+   * The entries hits parsed last, each with the stored text it was parsed from: a key asked again and again (what
+   * a hit is) reuses the parse while the store still holds the same text. Shared between requests, so never
+   * changed: `serve` copies what a request may change.
+   */
+  const parsed = createLru<string, { raw: string; entry: CachedAnswer }>({ max: PARSED_CHARS, weigh: (key, v) => key.length + v.raw.length })
+
   async function read(key: string): Promise<CachedAnswer | undefined> {
     const pending = pendingKeys.get(key)
     if (pending) await pending
     try {
       const raw = await deps.store.cacheGet(key)
       if (!raw) return undefined
-      const entry = JSON.parse(raw) as CachedAnswer
+      const seen = parsed.get(key)
+      let entry: CachedAnswer
+      if (seen && seen.raw === raw) entry = seen.entry
+      else {
+        entry = JSON.parse(raw) as CachedAnswer
+        parsed.set(key, { raw, entry })
+      }
       // The store's own TTL may be coarser (or absent in tests): the entry's deadline is the truth.
       return entry.v === 1 && entry.expiresAt > now() ? entry : undefined
     } catch (err) {
@@ -121,7 +138,10 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     metrics?.saved(layer, team, usage?.total_tokens ?? 0, entry.costUsd)
     // written when the request ends: the output guard acts on the cached answer after this
     if (deps.ledger) ledgerAtEnd(ctx, deps.ledger)(hitEntry(ctx, entry))
-    const completion: ChatCompletion = { ...entry.completion, id: `chatcmpl-${ctx.id}`, created: Math.floor(now() / 1000) }
+    // the entry is shared with other hits (see `parsed`): the output guard rewrites each choice's message
+    // (content, tool_calls) on the answer it is given, so those are this request's own copies
+    const choices = entry.completion.choices.map((choice) => ({ ...choice, message: { ...choice.message } }))
+    const completion: ChatCompletion = { ...entry.completion, choices, id: `chatcmpl-${ctx.id}`, created: Math.floor(now() / 1000) }
     // a stream's usage chunk carries what the request cost: nothing, for a hit
     if (ctx.stream && completion.usage) completion.usage = { ...completion.usage, sluice_cost_usd: 0 }
     if (ctx.stream) return { type: 'stream', stream: completionToChunks(completion, { includeUsage: ctx.wantsUsage }) }
