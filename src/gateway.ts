@@ -114,6 +114,15 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     return target
   }
 
+  /** A session's running total, after its request ended (an end callback: only requests with a session pay the await). */
+  const addSessionCost = async (c: RequestContext, session: string): Promise<void> => {
+    try {
+      c.state.sessionCostUsd = await ledger.addSessionCost(c.principal.team, session, c.costUsd)
+    } catch (err) {
+      log('warn', `session total not updated: ${(err as Error).message}`)
+    }
+  }
+
   /**
    * Track a request so shutdown can drain it, and abort it when the client or the gateway gives up. A controller
    * handed over by the route (`abort`, aborted on client disconnect and used for nothing else) is aborted directly:
@@ -179,14 +188,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
         const last = c.attempts[c.attempts.length - 1]
         metrics.requests.inc({ team: c.principal.team, model: c.alias, provider: last?.provider ?? (c.cache === 'hit' || c.cache === 'semantic-hit' ? 'cache' : 'none'), status })
       })
-      ctx.onDone.push(async (c) => {
-        if (!c.session) return
-        try {
-          c.state.sessionCostUsd = await ledger.addSessionCost(c.principal.team, c.session, c.costUsd)
-        } catch (err) {
-          log('warn', `session total not updated: ${(err as Error).message}`)
-        }
-      })
+      ctx.onDone.push((c) => (c.session ? addSessionCost(c, c.session) : undefined))
       ctx.onDone.push((c) => {
         // the gateway's own share: arrival until the first provider call started (a classifier call counts as one)
         const first = c.attempts[0]

@@ -49,7 +49,9 @@ export async function finish(ctx: RequestContext, error?: unknown): Promise<void
   ctx.onDone = []
   for (let i = callbacks.length - 1; i >= 0; i--) {
     try {
-      await callbacks[i]!(ctx, error)
+      const done = callbacks[i]!(ctx, error)
+      // most callbacks are synchronous: awaiting their undefined would still cost a turn of the microtask queue each
+      if (done !== undefined && typeof (done as PromiseLike<void>).then === 'function') await done
     } catch {
       // settlement of one layer must not prevent the others
     }
