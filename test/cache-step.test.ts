@@ -219,38 +219,20 @@ describe('exact cache', () => {
       if (result.type === 'json') for (const c of result.body.choices) c.message.content = 'rewritten for this caller'
       return result
     }
-    const run = createPipeline([rewrite, cache, up.step])
-    const ask = () =>
-      run(
-        createContext({
-          principal: { team: 'a', keyId: 'k1' },
-          policy: teamPolicySchema.parse({ cache: {} }),
-          headers: {},
-          request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] },
-          surface: 'chat',
-          signal: new AbortController().signal
-        })
-      )
-    await ask()
-    await expect.poll(async () => store.cacheGet(exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] } }))).not.toBeNull()
+    const request = { model: 'fast', messages: [{ role: 'user' as const, content: 'hi' }] }
+    const key = exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request })
+    const ask = (run: ReturnType<typeof createPipeline>) =>
+      run(createContext({ principal: { team: 'a', keyId: 'k1' }, policy: teamPolicySchema.parse({ cache: {} }), headers: {}, request, surface: 'chat', signal: new AbortController().signal }))
+    const rewriting = createPipeline([rewrite, cache, up.step])
+    await ask(rewriting)
+    await expect.poll(async () => store.cacheGet(key)).not.toBeNull()
     for (let i = 0; i < 3; i++) {
-      const hit = await ask()
+      const hit = await ask(rewriting)
       expect(hit.type === 'json' && hit.body.choices[0]!.message.content).toBe('rewritten for this caller')
     }
-    const stored = JSON.parse((await store.cacheGet(exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] } })))!)
-    expect(stored.completion.choices[0].message.content).toBe('mail me at bob@example.com')
-    // the shared parse was not touched either: a step that only reads sees the stored text
-    const plain = createPipeline([cache, up.step])
-    const read = await plain(
-      createContext({
-        principal: { team: 'a', keyId: 'k1' },
-        policy: teamPolicySchema.parse({ cache: {} }),
-        headers: {},
-        request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] },
-        surface: 'chat',
-        signal: new AbortController().signal
-      })
-    )
+    expect(JSON.parse((await store.cacheGet(key))!).completion.choices[0].message.content).toBe('mail me at bob@example.com')
+    // the shared parse was not touched either: a pipeline without the rewriting step gets the stored text
+    const read = await ask(createPipeline([cache, up.step]))
     expect(read.type === 'json' && read.body.choices[0]!.message.content).toBe('mail me at bob@example.com')
     expect(up.calls).toHaveLength(1)
   })
