@@ -13,6 +13,7 @@ import { createMemoryStore } from '../src/store/memory.js'
 import type { ChatChunk, ChatCompletion, ChatRequest } from '../src/types.js'
 import { createBuiltinEmbedder } from '../src/vector/embedders.js'
 import { createMemoryIndex } from '../src/vector/memory.js'
+import { chatContext } from './helpers/context.js'
 
 const COST = 0.0042
 
@@ -221,8 +222,7 @@ describe('exact cache', () => {
     }
     const request = { model: 'fast', messages: [{ role: 'user' as const, content: 'hi' }] }
     const key = exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request })
-    const ask = (run: ReturnType<typeof createPipeline>) =>
-      run(createContext({ principal: { team: 'a', keyId: 'k1' }, policy: teamPolicySchema.parse({ cache: {} }), headers: {}, request, surface: 'chat', signal: new AbortController().signal }))
+    const ask = (run: ReturnType<typeof createPipeline>) => run(chatContext({ policy: { cache: {} }, request }))
     const rewriting = createPipeline([rewrite, cache, up.step])
     await ask(rewriting)
     await expect.poll(async () => store.cacheGet(key)).not.toBeNull()
@@ -308,13 +308,9 @@ describe('streams', () => {
     const up = upstream({ chunkGate: gate })
     const run = createPipeline([createCacheStep({ store, now: () => clock.t }), up.step])
     const mk = (stream: boolean, includeUsage = false) =>
-      createContext({
-        principal: { team: 'a', keyId: 'k' },
-        policy: teamPolicySchema.parse({ cache: {} }),
-        headers: {},
-        request: { model: 'fast', messages: [{ role: 'user', content: 'tell me a story' }], stream, ...(includeUsage ? { stream_options: { include_usage: true } } : {}) },
-        surface: 'chat',
-        signal: new AbortController().signal
+      chatContext({
+        policy: { cache: {} },
+        request: { model: 'fast', messages: [{ role: 'user', content: 'tell me a story' }], stream, ...(includeUsage ? { stream_options: { include_usage: true } } : {}) }
       })
     const first = await run(mk(true))
     if (first.type !== 'stream') throw new Error('expected a stream')
@@ -351,8 +347,7 @@ describe('streams', () => {
     const store = createMemoryStore()
     const failing = upstream({ failStream: true })
     const run = createPipeline([createCacheStep({ store }), failing.step])
-    const mk = () =>
-      createContext({ principal: { team: 'a', keyId: 'k' }, policy: teamPolicySchema.parse({ cache: {} }), headers: {}, request: { model: 'm', messages: [{ role: 'user', content: 'one two three four' }], stream: true }, surface: 'chat', signal: new AbortController().signal })
+    const mk = () => chatContext({ policy: { cache: {} }, request: { model: 'm', messages: [{ role: 'user', content: 'one two three four' }], stream: true } })
     await expect(bodyOf(await run(mk()))).rejects.toThrow('upstream reset')
     const abandoned = await run(mk())
     if (abandoned.type !== 'stream') throw new Error('expected a stream')

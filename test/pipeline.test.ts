@@ -1,23 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { createContext } from '../src/auth/context.js'
-import { teamPolicySchema } from '../src/config/schema.js'
-import type { RequestContext } from '../src/context.js'
 import { createPipeline, finish } from '../src/pipeline.js'
-
-function context(): RequestContext {
-  return createContext({
-    principal: { team: 'a', keyId: 'k1' },
-    policy: teamPolicySchema.parse({}),
-    headers: {},
-    request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] },
-    surface: 'chat',
-    signal: new AbortController().signal
-  })
-}
+import { chatContext } from './helpers/context.js'
 
 describe('end callbacks (finish)', () => {
   it('run once each, innermost first, awaiting the asynchronous ones before the next; a failing one stops none', async () => {
-    const ctx = context()
+    const ctx = chatContext()
     const log: string[] = []
     ctx.onDone.push(() => void log.push('outer (sync)'))
     ctx.onDone.push(async () => {
@@ -40,7 +27,7 @@ describe('end callbacks (finish)', () => {
   })
 
   it('a JSON result is returned only after every callback has finished', async () => {
-    const ctx = context()
+    const ctx = chatContext()
     let settled = false
     const run = createPipeline([
       async (c, next) => {

@@ -1,13 +1,12 @@
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { describe, expect, it } from 'vitest'
-import { createContext } from '../src/auth/context.js'
 import { createSemanticCache } from '../src/cache/semantic.js'
-import { teamPolicySchema } from '../src/config/schema.js'
 import { newId } from '../src/ids.js'
 import { ledgerEntryFor, ledgerModel } from '../src/ledger/entry.js'
 import { createBuiltinEmbedder, embedText } from '../src/vector/embedders.js'
 import type { VectorIndex } from '../src/vector/types.js'
+import { chatContext } from './helpers/context.js'
 
 // Ids a full gateway keeps by the ten thousand (the ledger ring, the semantic index) must be flat strings: a UUID
 // kept as the tree of pieces Node adds it up from costs ~480 bytes of heap, not ~60.
@@ -38,14 +37,7 @@ describe('ids that are kept are flat strings', () => {
   })
 
   it('ledger entry ids and semantic-cache entry ids are flat', async () => {
-    const ctx = createContext({
-      principal: { team: 'a', keyId: 'k' },
-      policy: teamPolicySchema.parse({}),
-      headers: {},
-      request: { model: 'm', messages: [{ role: 'user', content: 'hi' }] },
-      surface: 'chat',
-      signal: new AbortController().signal
-    })
+    const ctx = chatContext({ request: { model: 'm', messages: [{ role: 'user', content: 'hi' }] } })
     const entry = () =>
       ledgerEntryFor(ctx, { model: 'p/m', provider: 'p', stream: false, status: 'ok', tokens: { input: 1, output: 1, cached_input: 0, cache_write: 0 }, estimated: false, cost_usd: 0, latency_ms: 1, attempt: 1 }).id
     expect(await retainedPerString(entry)).toBeLessThan(150)
