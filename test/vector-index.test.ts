@@ -245,6 +245,9 @@ describe('memory index specifics', () => {
       checked++
       if (got?.id === want.id) agree++
       if (got) expect(got.score).toBeGreaterThanOrEqual(0.8)
+      // an entry found in several tables' buckets is returned once
+      const near = (await lsh.search(q, { scope: 'big', minScore: 0.5, limit: 50, now: NOW })).map((m) => m.id)
+      expect(new Set(near).size).toBe(near.length)
     }
     expect(checked).toBeGreaterThan(50)
     expect(agree / checked).toBeGreaterThanOrEqual(0.95)
@@ -330,6 +333,45 @@ describe('memory index specifics', () => {
       for (let s = table.head(k); s !== -1; s = links.chains[links.nextAt(s)]!) got.push(s)
       expect(got.sort((a, b) => a - b)).toEqual([...(want.get(k) ?? [])].sort((a, b) => a - b))
     }
+  })
+
+  it('LSH chains and the eviction order stay whole through replacements, deletes, eviction and growth', async () => {
+    // One table of 4 bits and no probes: 16 long chains, and an entry is found only through its own bucket, so
+    // a chain link lost or left stale, or an eviction of the wrong entry, shows up as a missing or extra id.
+    const index = createMemoryIndex({ dimensions: DIMS, maxEntries: 1500, exactScanLimit: 8, tables: 1, bits: 4, probes: 0 })
+    const order: string[] = [] // the live ids, oldest first (a replaced entry counts as new)
+    const vectors = new Map<string, Float32Array>()
+    let x = 777
+    const rand = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % n
+    for (let step = 0; step < 6000; step++) {
+      const id = `e${rand(2500)}`
+      const at = order.indexOf(id)
+      if (rand(10) < 2) {
+        await index.delete(id)
+        if (at >= 0) order.splice(at, 1)
+        continue
+      }
+      const text = `entry ${id} version ${step} about ${['billing', 'login', 'export'][rand(3)]}`
+      await index.upsert({ id, vector: vec(text), scope: 's', text, expiresAt: NOW + HOUR })
+      if (at >= 0) order.splice(at, 1)
+      else if (order.length === 1500) order.shift()
+      order.push(id)
+      vectors.set(id, vec(text))
+    }
+    expect(order.length).toBeGreaterThan(1024) // grown past the first 1,024 slots
+    expect(await index.size()).toBe(order.length)
+    const live = new Set(order)
+    const lost: string[] = []
+    const stale = new Set<string>()
+    const seen = new Set<string>()
+    for (const id of order) {
+      const found = await index.search(vectors.get(id)!, { scope: 's', minScore: -1, limit: 10_000, now: NOW })
+      if (!found.some((m) => m.id === id)) lost.push(id)
+      for (const m of found) (live.has(m.id) ? seen : stale).add(m.id)
+    }
+    expect(lost, 'live entries not found through their own bucket').toEqual([])
+    expect([...stale], 'removed entries returned').toEqual([])
+    expect(seen.size).toBe(order.length)
   })
 
   it('rejects vectors of the wrong length', async () => {
