@@ -106,7 +106,7 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   let sigs = new Int32Array(words * 1024)
   /**
    * Each slot's next link in each table's bucket chain, `tables` per slot, apart from its keys: a search first
-   * walks the chains reading only these (a small array, one word per step), then reads the keys of the slots it
+   * walks the chains reading only these (one word per step), then reads the keys of the slots it
    * gathered, none of which waits on another, so the CPU overlaps those reads (see forEachCandidate).
    */
   let nexts = new Int32Array(tables * 1024)
