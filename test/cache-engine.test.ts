@@ -135,6 +135,33 @@ describe('semantic cache engine', () => {
 })
 
 describe('semantic cache engine: qdrant index settings', () => {
+  it('passes max_entries and the LSH settings through to the memory index (defaults 16 × 18 bits, 8 probes)', async () => {
+    expect(semanticCacheConfigSchema.parse({}).index).toEqual({ kind: 'memory', max_entries: 25_000, lsh: { tables: 16, bits: 18, probes: 8 } })
+    const bad = semanticCacheConfigSchema.safeParse({ index: { kind: 'memory', lsh: { bits: 31, probe: 2 } } })
+    expect(bad.success).toBe(false)
+    const issues = bad.error!.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n')
+    expect(issues).toMatch(/index\.lsh\.bits: .*30/)
+    expect(issues).toMatch(/index\.lsh: .*probe/)
+
+    const logs: string[] = []
+    const gw = await startTestGateway({
+      openaiUrl: fake.url,
+      openaiKey: fake.apiKey,
+      policies: semanticOnly,
+      config: { semantic_cache: { index: { kind: 'memory', max_entries: 500, lsh: { tables: 4, bits: 12, probes: 2 } } } },
+      server: { log: (_level, msg) => logs.push(msg) }
+    })
+    try {
+      // the index describes itself from the options it was built with
+      expect(gw.gateway.runtime.semanticCache!.current()!.index.settings).toBe('up to 500 entries; scopes past 1024 through LSH: 4 tables × 12 bits, 2 probes')
+      expect(logs.some((l) => l.includes('memory index (up to 500 entries; scopes past 1024 through LSH: 4 tables × 12 bits, 2 probes)'))).toBe(true)
+      expect(await ask(gw, 'Where do the lsh knobs live?')).toBe('miss')
+      expect(await ask(gw, 'where do the lsh knobs live')).toBe('semantic-hit')
+    } finally {
+      await gw.close(0)
+    }
+  })
+
   it('passes collection, prune_every and timeout_ms through to the Qdrant index', async () => {
     const qdrant = await startFakeQdrant()
     const gw = await startTestGateway({

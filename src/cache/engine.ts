@@ -86,7 +86,7 @@ export function createSemanticEngine(deps: SemanticEngineDeps): SemanticEngine {
   }
 
   const indexFor = async (cfg: SemanticCacheConfig['index'], dimensions: number): Promise<VectorIndex> => {
-    if (cfg.kind === 'memory') return createMemoryIndex({ dimensions, maxEntries: cfg.max_entries })
+    if (cfg.kind === 'memory') return createMemoryIndex({ dimensions, maxEntries: cfg.max_entries, ...cfg.lsh })
     // loaded only when configured: the Qdrant client is about 9 MB of RSS
     const { createQdrantIndex } = await import('../vector/qdrant.js')
     return createQdrantIndex({ url: cfg.url, apiKey: cfg.api_key, collection: cfg.collection, dimensions, timeoutMs: cfg.timeout_ms, pruneEvery: cfg.prune_every })
@@ -108,7 +108,7 @@ export function createSemanticEngine(deps: SemanticEngineDeps): SemanticEngine {
       await index.init()
       const previous = running
       running = { key, cache: createSemanticCache({ embedder: made.embedder, index }), owned }
-      log('info', `semantic cache: ${block.embedder.kind} embedder (${probe.length} dimensions), ${block.index.kind} index`)
+      log('info', `semantic cache: ${block.embedder.kind} embedder (${probe.length} dimensions), ${block.index.kind} index (${index.settings})`)
       if (previous) await closeEngine(previous)
     } catch (err) {
       await owned?.close().catch(() => {})

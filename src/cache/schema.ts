@@ -101,7 +101,21 @@ export const semanticCacheConfigSchema = z.strictObject({
   index: z
     .discriminatedUnion('kind', [
       // ~1.9 KB of RSS per entry: larger indexes belong in Qdrant
-      z.strictObject({ kind: z.literal('memory'), max_entries: z.number().int().positive().default(25_000) }),
+      z.strictObject({
+        kind: z.literal('memory'),
+        max_entries: z.number().int().positive().default(25_000),
+        /**
+         * How a scope past 1,024 entries is searched (README, Caching, "Index latency"): fewer probes or more bits
+         * per table make a crowded search cheaper and miss more neighbours near the threshold.
+         */
+        lsh: z
+          .strictObject({
+            tables: z.number().int().min(1).max(64).default(16),
+            bits: z.number().int().min(8).max(30).default(18),
+            probes: z.number().int().min(0).max(64).default(8)
+          })
+          .prefault({})
+      }),
       z.strictObject({
         kind: z.literal('qdrant'),
         url: z.string(),

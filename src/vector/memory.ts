@@ -417,6 +417,7 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
 
   return {
     kind: 'memory',
+    settings: `up to ${maxEntries} entries; scopes past ${exactScanLimit} through LSH: ${tables} tables × ${bits} bits, ${probeMasks.length} probes`,
     async init() {},
 
     async upsert(entry: VectorEntry) {

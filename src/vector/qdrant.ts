@@ -63,6 +63,7 @@ export function createQdrantIndex(opts: QdrantIndexOptions): VectorIndex {
 
   return {
     kind: 'qdrant',
+    settings: `collection "${collection}"`,
 
     async init() {
       const { exists } = await client.collectionExists(collection)

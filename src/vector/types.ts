@@ -48,6 +48,8 @@ export interface VectorSearch {
  */
 export interface VectorIndex {
   readonly kind: 'memory' | 'qdrant'
+  /** What the index was built with, in words, for the start-up log (e.g. its bounds and search settings). */
+  readonly settings: string
   /** Prepare the backend (Qdrant: create the collection and its payload indexes). Idempotent. */
   init(): Promise<void>
   upsert(entry: VectorEntry): Promise<void>
