@@ -432,25 +432,15 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
         const grown = new Int8Array(Math.max(slab.length * 2, (slot + 1) * dims))
         grown.set(slab)
         slab = grown
-        const seen = new Uint32Array(grown.length / dims)
+        const capacity = grown.length / dims
+        const seen = new Uint32Array(capacity)
         seen.set(seenAt)
         seenAt = seen
-        const at = new Int32Array(grown.length / dims)
-        at.set(memberAt)
-        memberAt = at
-        const capacity = grown.length / dims
-        const grownSigs = new Int32Array(capacity * words)
-        grownSigs.set(sigs)
-        sigs = grownSigs
-        const grownNexts = new Int32Array(capacity * tables)
-        grownNexts.set(nexts)
-        nexts = grownNexts
-        const grownAges = new Int32Array(capacity * 2)
-        grownAges.set(ages)
-        ages = grownAges
-        const grownPrevious = new Int32Array(capacity * tables)
-        grownPrevious.set(previous)
-        previous = grownPrevious
+        memberAt = extended(memberAt, capacity)
+        sigs = extended(sigs, capacity * words)
+        nexts = extended(nexts, capacity * tables)
+        ages = extended(ages, capacity * 2)
+        previous = extended(previous, capacity * tables)
         for (const l of links) {
           l.chains = nexts
           l.previous = previous
@@ -524,11 +514,16 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   }
 }
 
-/** A copy of `a` twice as long. */
-function grow(a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
-  const grown = new Int32Array(a.length * 2)
+/** A copy of `a`, `length` long (the rest zeros). */
+function extended(a: Int32Array<ArrayBuffer>, length: number): Int32Array<ArrayBuffer> {
+  const grown = new Int32Array(length)
   grown.set(a)
   return grown
+}
+
+/** A copy of `a` twice as long. */
+function grow(a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  return extended(a, a.length * 2)
 }
 
 /** Symmetric int8 quantisation with one scale per vector, written into `out` at `at`; returns the scale. */
