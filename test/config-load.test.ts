@@ -40,6 +40,19 @@ describe('config error messages', () => {
   })
 })
 
+describe('empty config files', () => {
+  it('refuses a gateway config or policy file with no YAML document (one still being written), and takes {} as an empty policy', async () => {
+    const { dir, file } = write({ models: {}, teams: { a: { policy: 'a.yaml' } } }, { 'a.yaml': {} })
+    expect((await loadConfig(file, {})).policies.a).toBeDefined()
+
+    writeFileSync(join(dir, 'a.yaml'), '# budgets come later\n')
+    expect(await errorOf(file)).toBe(`${join(dir, 'a.yaml')}: is empty (no YAML document; a file still being written?). Fix: write {} for a team without limits; write config files whole (a temporary file renamed over the old one).`)
+
+    writeFileSync(file, '')
+    expect(await errorOf(file)).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: is empty .*Fix: write the gateway config`))
+  })
+})
+
 describe('config values that must be URLs', () => {
   it('webhooks.budget_alert_url must be an http(s) URL', async () => {
     for (const bad of ['hooks.example/sluice', 'ftp://hooks.example/x', 'file:///etc/passwd']) {

@@ -38,7 +38,7 @@ export class ConfigError extends Error {}
  */
 export async function loadConfig(file: string, env: Record<string, string | undefined> = process.env): Promise<GatewayConfig> {
   const path = resolve(file)
-  const raw = await readYaml(path)
+  const raw = await readYaml(path, 'write the gateway config (README, Configuration)')
   const { value, missing } = interpolateEnv(raw, env)
   const parsed = validate(gatewayConfigSchema, value, path)
   const dir = dirname(path)
@@ -81,7 +81,7 @@ export async function loadConfig(file: string, env: Record<string, string | unde
       continue
     }
     const policyPath = resolve(dir, t.policy)
-    policies[team] = loadPolicyFrom(policyPath, interpolateEnv(await readYaml(policyPath), env).value)
+    policies[team] = loadPolicyFrom(policyPath, interpolateEnv(await readYaml(policyPath, 'write {} for a team without limits'), env).value)
     files.push(policyPath)
   }
 
@@ -98,18 +98,28 @@ export function loadPolicyFrom(path: string, doc: unknown): TeamPolicy {
   return validate(teamPolicySchema, doc ?? {}, path)
 }
 
-async function readYaml(path: string): Promise<unknown> {
+/**
+ * One YAML file's document. With `emptyFix`, a file holding no document (empty, or only comments) is refused: it
+ * is most often one an editor or a deploy is still writing, and a reload that applied it would drop every key
+ * (the gateway config) or every budget (a policy) until the next change.
+ */
+async function readYaml(path: string, emptyFix?: string): Promise<unknown> {
   let text: string
   try {
     text = await readFile(path, 'utf8')
   } catch {
     throw new ConfigError(`${path}: cannot be read. Fix: check the path (relative paths resolve from the config file's folder).`)
   }
+  let doc: unknown
   try {
-    return parseYaml(text) ?? {}
+    doc = parseYaml(text)
   } catch (err) {
     throw new ConfigError(`${path}: is not valid YAML: ${(err as Error).message.split('\n')[0]}`)
   }
+  if (doc == null && emptyFix) {
+    throw new ConfigError(`${path}: is empty (no YAML document; a file still being written?). Fix: ${emptyFix}; write config files whole (a temporary file renamed over the old one).`)
+  }
+  return doc ?? {}
 }
 
 function validate<T extends z.ZodType>(schema: T, value: unknown, file: string): z.infer<T> {
