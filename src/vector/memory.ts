@@ -28,12 +28,12 @@ interface Partition {
   /** How many slots the partition holds: `members[0..count)`. */
   count: number
   /** The partition's slots, in no order (a removal moves the last one into the gap). */
-  members: Int32Array
+  members: Int32Array<ArrayBuffer>
   /**
    * Each member's LSH keys (`words` per member, as in `sigs`), side by side: a whole-scope scan reads one
    * contiguous run instead of each slot's keys, scattered over the index among other scopes' entries.
    */
-  keys: Int32Array
+  keys: Int32Array<ArrayBuffer>
   /** One bucket table per LSH table, built for every entry so a scope can outgrow the exact scan. */
   buckets: BucketTable[]
 }
@@ -186,12 +186,8 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
   /** Adds `slot` (its keys already in `sigs`) to the partition's members. */
   function join(part: Partition, slot: number): void {
     if (part.count === part.members.length) {
-      const members = new Int32Array(part.count * 2)
-      members.set(part.members)
-      part.members = members
-      const keys = new Int32Array(part.count * 2 * words)
-      keys.set(part.keys)
-      part.keys = keys
+      part.members = extended(part.members, part.count * 2)
+      part.keys = extended(part.keys, part.count * 2 * words)
     }
     const i = part.count++
     part.members[i] = slot
