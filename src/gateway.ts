@@ -114,10 +114,13 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     return target
   }
 
+  /** How long a session's running total outlives its last request (`sessions.idle_ttl_s`; 0 = for good). */
+  const sessionIdleMs = (): number => rt.config.sessions.idle_ttl_s * 1000
+
   /** A session's running total, after its request ended (an end callback: only requests with a session pay the await). */
   const addSessionCost = async (c: RequestContext, session: string): Promise<void> => {
     try {
-      c.state.sessionCostUsd = await ledger.addSessionCost(c.principal.team, session, c.costUsd)
+      c.state.sessionCostUsd = await ledger.addSessionCost(c.principal.team, session, c.costUsd, sessionIdleMs())
     } catch (err) {
       log('warn', `session total not updated: ${(err as Error).message}`)
     }
@@ -281,7 +284,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       } finally {
         if (ctx.session) {
           try {
-            ctx.state.sessionCostUsd = await ledger.addSessionCost(principal.team, ctx.session, ctx.costUsd)
+            ctx.state.sessionCostUsd = await ledger.addSessionCost(principal.team, ctx.session, ctx.costUsd, sessionIdleMs())
           } catch (err) {
             log('warn', `session total not updated: ${(err as Error).message}`)
           }

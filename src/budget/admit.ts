@@ -105,6 +105,7 @@ export function createAdmission(deps: AdmitDeps): Admission {
   const ttlMs = deps.reservationTtlMs ?? reservationTtl(config)
   const onStoreError = config.store.kind === 'redis' ? config.store.on_store_error : 'reject'
   const alertUrl = config.webhooks.budget_alert_url
+  const sessionIdleMs = config.sessions.idle_ttl_s * 1000
 
   const storeDown = (ctx: RequestContext, op: string, err: unknown): void => {
     metrics?.storeErrors.inc({ team: ctx.principal.team, op, decision: onStoreError })
@@ -202,7 +203,7 @@ export function createAdmission(deps: AdmitDeps): Admission {
     if (rate_limits.length > 0 && opts.only !== 'budgets') await admitRate(ctx, estimate.tokens)
     if (opts.only === 'rate') return { enforced: false }
 
-    const scoped = budgetsInScope(ctx, budgets, clock())
+    const scoped = budgetsInScope(ctx, budgets, clock(), sessionIdleMs)
     if (scoped.length === 0) return { enforced: false }
     const team = ctx.principal.team
     let reserved = true
@@ -351,12 +352,13 @@ function capOutput(request: ChatRequest, target: Target): ChatRequest {
 /**
  * The budget lines of a policy that apply to a request, each with its counter in the current window.
  * Lines that land on the same counter (same scope, id and window) merge into the tightest limit; a tag
- * line without `tag` applies to each of the request's tags.
+ * line without `tag` applies to each of the request's tags. A windowless session counter expires `sessionIdleMs`
+ * after `now` (`sessions.idle_ttl_s`; 0 = never).
  *
  * @example
- * budgetsInScope(ctx, policy.budgets, Date.now()).map((s) => s.spec.key)
+ * budgetsInScope(ctx, policy.budgets, Date.now(), 86_400_000).map((s) => s.spec.key)
  */
-export function budgetsInScope(ctx: Pick<RequestContext, 'principal' | 'session' | 'agent' | 'tags'>, lines: Budget[], now: number): ScopedBudget[] {
+export function budgetsInScope(ctx: Pick<RequestContext, 'principal' | 'session' | 'agent' | 'tags'>, lines: Budget[], now: number, sessionIdleMs = 0): ScopedBudget[] {
   const keys = teamKeys(ctx.principal.team)
   const byKey = new Map<string, ScopedBudget>()
   for (const line of lines) {
@@ -364,8 +366,7 @@ export function budgetsInScope(ctx: Pick<RequestContext, 'principal' | 'session'
       const span = windowAt(line.window, now)
       const key = keys.counter(line.scope, id, line.window, span)
       const limitNanos = Math.floor(line.limit_usd * 1e9)
-      // keep a counter a window past its end, so the last window stays readable
-      const expireAt = Number.isFinite(span.end) ? span.end + (span.end - span.start) : 0
+      const expireAt = counterExpiry(line.scope, span, now, sessionIdleMs)
       const alertAt = line.alert_at?.length ? line.alert_at : undefined
       const seen = byKey.get(key)
       if (!seen) {
@@ -380,6 +381,16 @@ export function budgetsInScope(ctx: Pick<RequestContext, 'principal' | 'session'
     }
   }
   return [...byKey.values()]
+}
+
+/**
+ * When a counter may be dropped: a window past its window's end, so the last window stays readable; a windowless
+ * session counter `sessionIdleMs` after this request (every reservation pushes it out: an idle session is
+ * forgotten, an active one never); other windowless counters never (0).
+ */
+function counterExpiry(scope: Budget['scope'], span: WindowSpan, now: number, sessionIdleMs: number): number {
+  if (Number.isFinite(span.end)) return span.end + (span.end - span.start)
+  return scope === 'session' && sessionIdleMs > 0 ? now + sessionIdleMs : 0
 }
 
 function scopeIds(ctx: Pick<RequestContext, 'principal' | 'session' | 'agent' | 'tags'>, line: Budget): string[] {

@@ -31,6 +31,9 @@ end
 export const RESERVE_LUA = `${SWEEP}
 local now = tonumber(ARGV[1])
 sweep(now)
+-- the index lists live counters: drop those past their expiry (ended windows, idle sessions) as they go, not
+-- only when someone lists them, or a team minting a session id per task grows it for good
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
 local amount = tonumber(ARGV[4])
 local n = #KEYS - 3
 local states = {}
@@ -44,7 +47,17 @@ for i = 1, n do
   local base = 4 + (i - 1) * 3
   if refused == 0 and ARGV[base + 2] == '0' and tonumber(spent) + tonumber(reserved) + amount > tonumber(ARGV[base + 1]) then refused = i end
 end
-if refused > 0 then return {refused, states} end
+if refused > 0 then
+  -- a refused request is activity too: an idle-expiring (session) counter is not forgotten while refused
+  for i = 1, n do
+    local at = ARGV[4 + (i - 1) * 3 + 3]
+    if at ~= '0' and redis.call('EXISTS', KEYS[i + 3]) == 1 then
+      redis.call('PEXPIREAT', KEYS[i + 3], at)
+      redis.call('ZADD', KEYS[3], at, KEYS[i + 3])
+    end
+  end
+  return {refused, states}
+end
 local record = ARGV[4]
 for i = 1, n do
   local k = KEYS[i + 3]

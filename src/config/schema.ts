@@ -140,6 +140,12 @@ export const gatewayConfigSchema = z.strictObject({
    * first use; `never` on first use. Lazy saves ~70 MB of RSS but measured ~8 % more CPU per miss (README, "RSS").
    */
   tokenizer: z.strictObject({ preload: z.enum(['auto', 'always', 'never']).default('always') }).prefault({}),
+  /**
+   * Sessions (the `x-sluice-session` header): a session's running total and its windowless `scope: session`
+   * budget counters are forgotten after `idle_ttl_s` without a request (each request pushes the expiry out), so
+   * agents that mint a session id per task do not grow the store for good. 0 keeps them forever.
+   */
+  sessions: z.strictObject({ idle_ttl_s: z.number().int().nonnegative().default(86_400) }).prefault({}),
   /** Engine of the semantic cache (embedder, index); defaults apply when a team turns the layer on without it. */
   semantic_cache: semanticCacheConfigSchema.optional(),
   webhooks: z

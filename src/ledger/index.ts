@@ -12,8 +12,11 @@ export interface LedgerOptions {
 /** Writes ledger entries to the store, batched per tick, buffered and replayed while the store is away. */
 export interface Ledger {
   record(entry: LedgerEntry): void
-  /** Add to a session's running total and return it (for `x-sluice-session-cost-usd`). */
-  addSessionCost(team: string, session: string, usd: number): Promise<number>
+  /**
+   * Add to a session's running total and return it (for `x-sluice-session-cost-usd`); with `idleMs`, the total
+   * is forgotten that long after its last addition (`sessions.idle_ttl_s`).
+   */
+  addSessionCost(team: string, session: string, usd: number, idleMs?: number): Promise<number>
   sessionCost(team: string, session: string): Promise<number>
   /** Write everything pending; used on shutdown. Resolves when written or when the store stays unreachable. */
   flush(): Promise<void>
@@ -80,7 +83,7 @@ export function createLedger(store: Store, opts: LedgerOptions = {}): Ledger {
       queue.push(entry)
       schedule()
     },
-    addSessionCost: (team, session, usd) => store.incrBy(sessionKey(team, session), usd),
+    addSessionCost: (team, session, usd, idleMs) => store.incrBy(sessionKey(team, session), usd, idleMs || undefined, true),
     async sessionCost(team, session) {
       return Number((await store.get(sessionKey(team, session))) ?? 0)
     },

@@ -19,7 +19,8 @@ interface Counter {
   spent: number
   reserved: number
   expireAt: number
-  alerts: Set<number>
+  /** Thresholds already alerted in this window; made on the first (most counters never alert). */
+  alerts?: Set<number>
 }
 
 interface Held {
@@ -85,7 +86,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
       counters.delete(key)
       c = undefined
     }
-    if (!c && create) counters.set(key, (c = { spent: 0, reserved: 0, expireAt: 0, alerts: new Set() }))
+    if (!c && create) counters.set(key, (c = { spent: 0, reserved: 0, expireAt: 0, alerts: undefined }))
     return c
   }
   const records = (base: string) => {
@@ -155,7 +156,8 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
       const c = counter(spec.key, req.now, false)
       if (!c || c.spent <= 0) return
       for (const t of spec.alertAt ?? []) {
-        if (c.spent >= t * spec.limitNanos && !c.alerts.has(t)) {
+        if (c.spent >= t * spec.limitNanos && !c.alerts?.has(t)) {
+          c.alerts ??= new Set()
           c.alerts.add(t)
           alerts.push({ counter: i, threshold: t })
         }
@@ -195,10 +197,10 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
     async del(key) {
       map.delete(key)
     },
-    async incrBy(key, amount, ttlMs) {
+    async incrBy(key, amount, ttlMs, slide) {
       const held = live(map, key)
       const next = (held ? Number(held.value) : 0) + amount
-      map.set(key, { value: String(next), expiresAt: held ? held.expiresAt : ttlMs ? now() + ttlMs : 0 })
+      map.set(key, { value: String(next), expiresAt: held && !(slide && ttlMs) ? held.expiresAt : ttlMs ? now() + ttlMs : 0 })
       return next
     },
     async cacheGet(key) {
@@ -233,7 +235,14 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
       const amount = Math.max(0, Math.round(req.amountNanos))
       const states = req.counters.map((spec) => stateOf(spec.key, req.now))
       const refused = req.counters.findIndex((spec, i) => !spec.shadow && states[i]!.spentNanos + states[i]!.reservedNanos + amount > spec.limitNanos)
-      if (refused >= 0) return { ok: false, refused, counters: states }
+      if (refused >= 0) {
+        // a refused request is activity too: an idle-expiring (session) counter is not forgotten while refused
+        for (const spec of req.counters) {
+          const c = spec.expireAt ? counter(spec.key, req.now, false) : undefined
+          if (c) c.expireAt = spec.expireAt
+        }
+        return { ok: false, refused, counters: states }
+      }
       for (const spec of req.counters) {
         const c = counter(spec.key, req.now, true)!
         c.reserved += amount
@@ -258,7 +267,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): Store & { read
         const c = counters.get(key)
         if (!c) continue
         c.spent = 0
-        c.alerts.clear()
+        c.alerts = undefined
       }
     },
     async rateLimit(req) {

@@ -40,7 +40,7 @@ export type RedisClient = Redis | Cluster
 // INCRBYFLOAT, then set the TTL only if the key was new: windows must not slide on every write.
 const INCR_WITH_TTL = `
 local v = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
-if tonumber(ARGV[2]) > 0 and redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if tonumber(ARGV[2]) > 0 and (ARGV[3] == '1' or redis.call('PTTL', KEYS[1]) == -1) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return v`
 
 /**
@@ -114,8 +114,8 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
     async del(key) {
       await client.del(k(key))
     },
-    async incrBy(key, amount, ttlMs) {
-      const v = await (client as unknown as { sluiceIncr(k: string, a: number, t: number): Promise<string> }).sluiceIncr(k(key), amount, ttlMs ?? 0)
+    async incrBy(key, amount, ttlMs, slide) {
+      const v = await (client as unknown as { sluiceIncr(k: string, a: number, t: number, s: number): Promise<string> }).sluiceIncr(k(key), amount, ttlMs ?? 0, slide ? 1 : 0)
       return Number(v)
     },
     cacheGet: (key) => client.get(k(`cache:${key}`)),

@@ -14,8 +14,11 @@ export interface Store extends BudgetStore {
   get(key: string): Promise<string | null>
   set(key: string, value: string, ttlMs?: number): Promise<void>
   del(key: string): Promise<void>
-  /** Atomic float increment; creates the key at 0. The TTL is set only when the key is new. */
-  incrBy(key: string, amount: number, ttlMs?: number): Promise<number>
+  /**
+   * Atomic float increment; creates the key at 0. The TTL is set only when the key is new, or on every increment
+   * with `slide` (an idle expiry: the key lives `ttlMs` past its last increment).
+   */
+  incrBy(key: string, amount: number, ttlMs?: number, slide?: boolean): Promise<number>
 
   /** Cache namespace: may be evicted (memory: LRU bounded by bytes; Redis: TTL). */
   cacheGet(key: string): Promise<string | null>
