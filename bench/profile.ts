@@ -7,6 +7,7 @@
  *   node --import tsx bench/profile.ts --no-semantic           # the bench policy without the semantic cache
  *   node --import tsx bench/profile.ts --no-guardrails         # ... without its guardrails section (guard cost A/B)
  *   node --import tsx bench/profile.ts --no-budgets --no-cache # ... without budgets / without both cache layers
+ *   node --import tsx bench/profile.ts --sessions 1000         # requests spread over 1,000 session ids (x-sluice-session)
  *
  * Starts the fake upstream and `node --cpu-prof dist/src/cli.js start` on a bench config, warms up, loads
  * it, stops it with SIGTERM (which writes the profile), then prints CPU µs per request, the top functions
@@ -41,6 +42,9 @@ const { values: flags } = parseArgs({
     'no-guardrails': { type: 'boolean', default: false },
     'no-budgets': { type: 'boolean', default: false },
     'no-cache': { type: 'boolean', default: false },
+    // requests carry x-sluice-session, spread over this many session ids (0: none, as in `npm run bench`): the
+    // bench policy's session budget and the running total then apply
+    sessions: { type: 'string', default: '0' },
     // another build's output folder (a copy of dist/ inside the repo, so node_modules resolve), for A/B runs
     dist: { type: 'string' }
   }
@@ -127,6 +131,7 @@ async function main(): Promise<void> {
     })
     children.push(sluice)
     const body = chatBody({ model: 'gpt-4o-mini', mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream })
+    const sessions = Number(flags.sessions)
     let offset = Math.floor(Math.random() * 1e9)
     const spec = (seconds: number) => {
       const base = (offset += 10_000_000)
@@ -135,7 +140,8 @@ async function main(): Promise<void> {
           origin: `http://127.0.0.1:${sluice.port}`,
           path: '/v1/chat/completions',
           headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
-          body: (i) => body(i + base)
+          body: (i) => body(i + base),
+          headersFor: sessions > 0 ? (i) => ({ 'x-sluice-session': `bench-${(i + base) % sessions}` }) : undefined
         },
         { connections: Number(flags.connections), seconds }
       )

@@ -13,6 +13,8 @@ export interface RequestSpec {
   headers: Record<string, string>
   /** Body for the i-th request (unique bodies defeat an exact cache; a constant one hits it). */
   body: (i: number) => string
+  /** Headers of the i-th request besides `headers` (e.g. a session id per request); closed loop only. */
+  headersFor?: (i: number) => Record<string, string>
 }
 
 export interface ClosedLoopResult {
@@ -45,7 +47,10 @@ export async function closedLoop(spec: RequestSpec, opts: { connections: number;
         method: 'POST',
         path: spec.path,
         headers: spec.headers,
-        setupRequest: (req) => ({ ...req, body: spec.body(i++) })
+        setupRequest: (req) => {
+          const n = i++
+          return spec.headersFor ? { ...req, headers: { ...spec.headers, ...spec.headersFor(n) }, body: spec.body(n) } : { ...req, body: spec.body(n) }
+        }
       }
     ]
   })
