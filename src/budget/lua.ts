@@ -31,9 +31,6 @@ end
 export const RESERVE_LUA = `${SWEEP}
 local now = tonumber(ARGV[1])
 sweep(now)
--- the index lists live counters: drop those past their expiry (ended windows, idle sessions) as they go, not
--- only when someone lists them, or a team minting a session id per task grows it for good
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
 local amount = tonumber(ARGV[4])
 local n = #KEYS - 3
 local states = {}
@@ -59,18 +56,23 @@ if refused > 0 then
   return {refused, states}
 end
 local record = ARGV[4]
+local added = 0
 for i = 1, n do
   local k = KEYS[i + 3]
   local base = 4 + (i - 1) * 3
   if ARGV[4] ~= '0' then redis.call('HINCRBY', k, 'reserved', ARGV[4]) else redis.call('HSETNX', k, 'reserved', '0') end
   if ARGV[base + 3] ~= '0' then
     redis.call('PEXPIREAT', k, ARGV[base + 3])
-    redis.call('ZADD', KEYS[3], ARGV[base + 3], k)
+    added = added + redis.call('ZADD', KEYS[3], ARGV[base + 3], k)
   else
-    redis.call('ZADD', KEYS[3], '+inf', k)
+    added = added + redis.call('ZADD', KEYS[3], '+inf', k)
   end
   record = record .. '|' .. k
 end
+-- The index lists live counters. When it gains one (a new window, session, user...), drop those past their
+-- expiry (ended windows, idle sessions) too: only a full listing used to, so a team minting a session id per
+-- task grew it for good. A reservation on known counters skips it (+0.7 µs of Redis time when done each time).
+if added > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1]) end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2], record)
 return {0, states}
