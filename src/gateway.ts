@@ -282,13 +282,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
         failure = err
         throw err
       } finally {
-        if (ctx.session) {
-          try {
-            ctx.state.sessionCostUsd = await ledger.addSessionCost(principal.team, ctx.session, ctx.costUsd, sessionIdleMs())
-          } catch (err) {
-            log('warn', `session total not updated: ${(err as Error).message}`)
-          }
-        }
+        if (ctx.session) await addSessionCost(ctx, ctx.session)
         // settle the reservation and correct the token buckets (admission's callbacks)
         await finish(ctx, failure)
         release()

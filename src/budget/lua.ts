@@ -47,7 +47,7 @@ end
 if refused > 0 then
   -- a refused request is activity too: an idle-expiring (session) counter is not forgotten while refused
   for i = 1, n do
-    local at = ARGV[4 + (i - 1) * 3 + 3]
+    local at = ARGV[4 + (i - 1) * 3 + 3] -- the counter's expireAt, as in the loop below
     if at ~= '0' and redis.call('EXISTS', KEYS[i + 3]) == 1 then
       redis.call('PEXPIREAT', KEYS[i + 3], at)
       redis.call('ZADD', KEYS[3], at, KEYS[i + 3])
