@@ -20,7 +20,7 @@ import { requestAbort, requestHeaders, requestSignal } from './incoming.js'
 import { lastModel, nativeRelayStream } from './native-relay.js'
 import { costHeaders } from './openai.js'
 import { sseResponse, streamHeaders } from './sse.js'
-import { requestIdOf } from './request-id.js'
+import { jsonAnswer, requestIdOf } from './request-id.js'
 import { readBody } from './validate.js'
 
 const block = z.looseObject({ type: z.string() })
@@ -77,7 +77,9 @@ export function anthropicRoutes(gateway: Gateway) {
     const { ctx, result } = await gateway.chat({ headers, principal, body: canonical, ...requestAbort(c), surface: 'messages', state: { [NATIVE_REQUEST_KEY]: native }, id: requestIdOf(c) })
     if (result.type === 'json') {
       const message = nativeAnswer<AnthropicMessage>(result.body, 'anthropic') ?? toAnthropicMessage(result.body)
-      return c.json(message, 200, { ...(await costHeaders(gateway, ctx)), 'request-id': ctx.id })
+      const answerHeaders = await costHeaders(gateway, ctx)
+      answerHeaders['request-id'] = ctx.id
+      return jsonAnswer(c, message, 200, answerHeaders)
     }
     const events = anthropicEventStream(result.stream, {
       // with guardrails on, the canonical (guarded) chunks are what the client gets; see README, Inbound surfaces

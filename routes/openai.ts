@@ -4,7 +4,7 @@ import { round } from '../src/providers/call.js'
 import type { Gateway } from '../src/gateway.js'
 import type { ChatChunk, ChatRequest, EmbeddingRequest } from '../src/types.js'
 import { requestAbort, requestHeaders } from './incoming.js'
-import { requestIdOf } from './request-id.js'
+import { jsonAnswer, requestIdOf } from './request-id.js'
 import { sseResponse, streamHeaders } from './sse.js'
 import { chatRequestSchema, embeddingRequestSchema, readBody } from './validate.js'
 
@@ -25,8 +25,7 @@ export function openaiRoutes(gateway: Gateway) {
     const body = await readBody(c, chatRequestSchema)
     const { ctx, result } = await gateway.chat({ headers: incoming, principal, body: body as ChatRequest, ...requestAbort(c), surface: 'chat', id: requestIdOf(c) })
     if (result.type === 'json') {
-      const headers = await costHeaders(gateway, ctx)
-      return c.json(result.body, 200, headers)
+      return jsonAnswer(c, result.body, 200, await costHeaders(gateway, ctx))
     }
     return sseResponse(
       c,
@@ -53,7 +52,7 @@ export function openaiRoutes(gateway: Gateway) {
     const principal = await gateway.identify(headers)
     const body = await readBody(c, embeddingRequestSchema)
     const res = await gateway.embeddings({ headers, principal, body: body as EmbeddingRequest, ...requestAbort(c), id: requestIdOf(c) })
-    return c.json(res.body, 200, await costHeaders(gateway, res.ctx))
+    return jsonAnswer(c, res.body, 200, await costHeaders(gateway, res.ctx))
   })
 
   app.get('/models', async (c) => {

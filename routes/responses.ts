@@ -19,7 +19,7 @@ import { requestAbort, requestHeaders } from './incoming.js'
 import { lastModel, nativeRelayStream } from './native-relay.js'
 import { costHeaders } from './openai.js'
 import { sseResponse, streamHeaders } from './sse.js'
-import { requestIdOf } from './request-id.js'
+import { jsonAnswer, requestIdOf } from './request-id.js'
 import { readBody } from './validate.js'
 
 const item = z.looseObject({ type: z.string().optional(), role: z.string().optional() })
@@ -69,7 +69,7 @@ export function responsesRoutes(gateway: Gateway) {
     const { ctx, result } = await gateway.chat({ headers, principal, body: canonical, ...requestAbort(c), surface: 'responses', id: requestIdOf(c), state })
     if (result.type === 'json') {
       const response = nativeAnswer<ResponseObject>(result.body, 'responses') ?? toResponse(result.body, body)
-      return c.json(response, 200, await costHeaders(gateway, ctx))
+      return jsonAnswer(c, response, 200, await costHeaders(gateway, ctx))
     }
     // with guardrails on, the canonical (guarded) chunks are what the client gets, as on /v1/messages
     const text = responseEventStream(result.stream, body, { relayNative: !ctx.policy.guardrails, model: lastModel(ctx) })

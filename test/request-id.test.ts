@@ -2,6 +2,7 @@
  * Every response carries `x-sluice-request-id`, errors included, and the id is the one in the ledger: a 429 or
  * 5xx that cost something can be matched with its entry.
  */
+import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { ADMIN_KEY, TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
@@ -84,6 +85,38 @@ describe('x-sluice-request-id', () => {
       const id = res.headers.get('x-sluice-request-id')!
       expect(id, path).toMatch(UUID)
       expect(await entriesOf(id), path).toHaveLength(1)
+    }
+  })
+
+  it('is sent once on JSON answers built from the route\'s own header record, with type and length', async () => {
+    const cases: [string, unknown, string[]][] = [
+      ['/v1/chat/completions', chat, ['x-sluice-cost-usd', 'x-sluice-route']],
+      ['/v1/embeddings', { model: 'text-embedding-3-small', input: 'hello' }, ['x-sluice-cost-usd']],
+      ['/v1/messages', { model: 'gpt-4o-mini', max_tokens: 20, messages: [{ role: 'user', content: 'hi' }] }, ['x-sluice-cost-usd', 'request-id']],
+      ['/v1/responses', { model: 'gpt-4o-mini', input: 'hi' }, ['x-sluice-cost-usd']]
+    ]
+    for (const [path, body, expected] of cases) {
+      // node:http, not fetch: fetch joins a repeated header into one value, rawHeaders keeps each line
+      const raw = await new Promise<{ status: number; names: string[]; headers: Record<string, string>; body: Buffer }>((resolve, reject) => {
+        const payload = JSON.stringify(body)
+        const req = httpRequest(`${gw.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${TEAM_A_KEY}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } }, (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (b: Buffer) => chunks.push(b))
+          res.on('end', () => resolve({ status: res.statusCode!, names: res.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase()), headers: res.headers as Record<string, string>, body: Buffer.concat(chunks) }))
+        })
+        req.on('error', reject)
+        req.end(payload)
+      })
+      expect(raw.status, path).toBe(200)
+      expect(raw.names.filter((n) => n === 'x-sluice-request-id'), path).toHaveLength(1)
+      expect(raw.names.filter((n) => n === 'content-type'), path).toHaveLength(1)
+      expect(new Set(raw.names).size, `${path}: ${raw.names.join(' ')}`).toBe(raw.names.length)
+      expect(raw.headers['content-type'], path).toBe('application/json')
+      expect(Number(raw.headers['content-length']), path).toBe(raw.body.length)
+      for (const name of expected) expect(raw.headers[name], `${path} ${name}`).toBeTruthy()
+      if (path === '/v1/messages') expect(raw.headers['request-id']).toBe(raw.headers['x-sluice-request-id'])
+      JSON.parse(raw.body.toString('utf8'))
+      expect(await entriesOf(raw.headers['x-sluice-request-id']!), path).toHaveLength(1)
     }
   })
 
