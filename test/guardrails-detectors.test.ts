@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { evaluateLabelledSet, readLabelled } from '../bench/guardrails-eval.js'
 import { denyDetector } from '../src/guardrails/compile.js'
-import { allowListCheck, findAll } from '../src/guardrails/detect.js'
+import { allowListCheck, findAll, regexDetector } from '../src/guardrails/detect.js'
 import { injectionDetectors } from '../src/guardrails/injection.js'
 import { ibanValid, luhnValid, PII_DETECTORS } from '../src/guardrails/pii.js'
 import { guardrailsPolicySchema } from '../src/guardrails/schema.js'
@@ -131,5 +131,32 @@ describe('deny and allow lists', () => {
   it('the policy schema rejects a bad regex and an unknown key with a path', () => {
     expect(() => guardrailsPolicySchema.parse({ input: { deny: [{ name: 'x', regex: ['(unclosed'] }] } })).toThrow(/regular expression/)
     expect(() => guardrailsPolicySchema.parse({ input: { pii: { actoin: 'block' } } })).toThrow()
+  })
+})
+
+describe('regexDetector', () => {
+  // what the detector's loop must equal: every match of the regex with the g and d flags, as matchAll lists them
+  const reference = (re: RegExp, text: string, group = 0) =>
+    [...text.matchAll(new RegExp(re.source, [...new Set(re.flags + 'gd')].join('')))].flatMap((m) => (m.indices?.[group] ? [[m.indices[group]![0], m.indices[group]![1]]] : []))
+  const spans = (re: RegExp, text: string, group?: number) => regexDetector('t.x', 'X', re, { group }).find(text).map((m) => [m.start, m.end])
+
+  it('finds what matchAll finds, empty matches and astral characters included', () => {
+    const texts = ['', 'a', 'aaa bbb a', 'x😀y😀😀z', '😀', 'ab\u{1F600}ab\ud800ab', 'mail a@b.co and c@d.org', '4111 1111 1111 1111']
+    const regexes = [/a*/, /(?:)/u, /(?:)/, /a|(?:)/u, /\p{Extended_Pictographic}?/u, /[\w.]+@[\w.]+/, /(\d{4}) ?/, /b(?=b)/i, /\d(?: ?\d){15}/]
+    for (const re of regexes) {
+      for (const text of texts) expect(spans(re, text), `${re} on ${JSON.stringify(text)}`).toEqual(reference(re, text))
+    }
+    // a capture group that does not take part in a match: that match is skipped
+    expect(spans(/(a)|b/, 'ab', 1)).toEqual(reference(/(a)|b/, 'ab', 1))
+    expect(spans(/(a)|b/, 'ab', 1)).toEqual([[0, 1]])
+  })
+
+  it('is not thrown off by an earlier call: each scan starts at the text\'s beginning', () => {
+    const d = regexDetector('t.x', 'X', /a/)
+    expect(d.find('aaa')).toHaveLength(3)
+    const validating = regexDetector('t.y', 'Y', /\d+/, { validate: (v) => v !== '2' })
+    expect(validating.find('1 2 3').map((m) => m.start)).toEqual([0, 4])
+    expect(d.find('a')).toHaveLength(1)
+    expect(validating.find('22 2').map((m) => m.start)).toEqual([0])
   })
 })

@@ -70,6 +70,7 @@ export function regexDetector(rule: string, tag: string, re: RegExp, opts: Regex
   const flags = new Set(re.flags + 'gd')
   const global = new RegExp(re.source, [...flags].join(''))
   const group = opts.group ?? 0
+  const unicode = /[uv]/.test(global.flags)
   const mayMatch = prefilter(opts.requires)
   return {
     rule,
@@ -79,8 +80,13 @@ export function regexDetector(rule: string, tag: string, re: RegExp, opts: Regex
     find(text) {
       if (mayMatch && !mayMatch(text)) return []
       const out: Match[] = []
+      // exec on the detector's own regex, not matchAll: matchAll makes a new RegExp (a species copy) per call,
+      // which was most of a no-match scan's cost. The loop is synchronous, so sharing lastIndex is safe.
       global.lastIndex = 0
-      for (const m of text.matchAll(global)) {
+      let m: RegExpExecArray | null
+      while ((m = global.exec(text)) !== null) {
+        // an empty match would be found again at the same place: step past it, as matchAll does
+        if (m[0].length === 0) global.lastIndex = advance(text, global.lastIndex, unicode)
         const span = m.indices?.[group]
         if (!span) continue
         const value = text.slice(span[0], span[1])
@@ -90,6 +96,15 @@ export function regexDetector(rule: string, tag: string, re: RegExp, opts: Regex
       return out
     }
   }
+}
+
+/** The index after `at` as `String.prototype.matchAll` steps past an empty match: a whole code point in unicode mode. */
+function advance(text: string, at: number, unicode: boolean): number {
+  if (!unicode || at + 1 >= text.length) return at + 1
+  const c = text.charCodeAt(at)
+  if (c < 0xd800 || c > 0xdbff) return at + 1
+  const d = text.charCodeAt(at + 1)
+  return d >= 0xdc00 && d <= 0xdfff ? at + 2 : at + 1
 }
 
 /** Runs detectors, drops allow-listed values, and resolves overlaps: the earliest match wins, then the first detector, then the longest. */
