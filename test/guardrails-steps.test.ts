@@ -376,4 +376,56 @@ describe('reasoning layer', () => {
     await go(instance2, 's3', false, 0.006)
     expect((await blocked(go(instance1, 's3'))).message).toContain('session.max_cost')
   })
+
+  it('session counts expire session_ttl_s after their last update: an active session keeps them, a refused one stays refused, an idle one is forgotten', async () => {
+    let clock = 1_000_000
+    const store = createMemoryStore({ now: () => clock, sweepEveryMs: 0 })
+    const deps = { store }
+    // a 10 s TTL; requests come every 6 s, so a TTL counted from the session's first request would lapse
+    const policy = { reasoning: { max_requests: 3, max_tool_rounds: 1, max_cost_usd: 0.01, session_ttl_s: 10 } }
+    const go = async (session: string, opts: { tool?: boolean; cost?: number } = {}) => {
+      const messages: ChatMessage[] = opts.tool ? [{ role: 'user', content: 'x' }, { role: 'tool', tool_call_id: 't', content: 'r' }] : [{ role: 'user', content: 'x' }]
+      const ctx = makeCtx(policy, { messages }, { session })
+      await run(ctx, deps, () => ({ type: 'json', body: completion({ content: 'ok' }) }))
+      ctx.costUsd = opts.cost ?? 0
+      for (const cb of ctx.onDone) await cb(ctx)
+    }
+    const later = (s: number) => (clock += s * 1000)
+
+    // requests: 3 over 12 s, the 4th refused, and refusals keep it refused past the first request's TTL
+    await go('r')
+    later(6)
+    await go('r')
+    later(6)
+    await go('r')
+    later(6)
+    expect((await blocked(go('r'))).message).toContain('session.max_requests')
+    for (let i = 0; i < 3; i++) {
+      later(6)
+      expect((await blocked(go('r'))).message).toContain('session.max_requests')
+    }
+    // idle past the TTL: forgotten, a new session under the same id
+    later(11)
+    await go('r')
+
+    // tool rounds: a refused round, asked again within the TTL, stays refused
+    await go('t', { tool: true })
+    later(6)
+    expect((await blocked(go('t', { tool: true }))).message).toContain('session.max_tool_rounds')
+    later(6)
+    expect((await blocked(go('t', { tool: true }))).message).toContain('session.max_tool_rounds')
+    later(11)
+    await go('t', { tool: true })
+
+    // cost: spent over 6 s, then refused; each refusal keeps the spend, idleness forgets it
+    await go('c', { cost: 0.006 })
+    later(6)
+    await go('c', { cost: 0.006 })
+    for (let i = 0; i < 3; i++) {
+      later(6)
+      expect((await blocked(go('c'))).message).toContain('session.max_cost')
+    }
+    later(11)
+    await go('c')
+  })
 })

@@ -47,8 +47,10 @@ function sortKeys(v: unknown): unknown {
 
 /**
  * Per-session state of the reasoning layer, kept in the Store so every gateway instance sees the same
- * counts. Keys are scoped by team (session ids come from clients) and expire `session_ttl_s` after the
- * session starts. Holds counts and hashes only, never message text.
+ * counts. Keys are scoped by team (session ids come from clients). Each count expires `session_ttl_s` after its
+ * last update, and every request it counts pushes that out, a refused one included. So an agent that keeps
+ * working keeps its counts however long it runs, one at a limit stays refused while it keeps asking, and an idle
+ * session is forgotten. Holds counts and hashes only, never message text.
  *
  * @example
  * const s = createSessionGuard(store, policy, 'research', 'sess-42')
@@ -64,6 +66,8 @@ export function createSessionGuard(store: Store, policy: ReasoningPolicy, team: 
       if (policy.max_cost_usd !== undefined) {
         const spent = Number((await store.get(base + 'cost')) ?? 0)
         if (spent >= policy.max_cost_usd) {
+          // a session refused for its cost stays refused while it keeps asking
+          await store.incrBy(base + 'cost', 0, ttlMs, true)
           return {
             rule: 'session.max_cost',
             message: `this session has spent $${spent.toFixed(4)}, its limit is $${policy.max_cost_usd}; start a new session`
@@ -71,14 +75,14 @@ export function createSessionGuard(store: Store, policy: ReasoningPolicy, team: 
         }
       }
       if (policy.max_requests !== undefined) {
-        const n = await store.incrBy(base + 'requests', 1, ttlMs)
+        const n = await store.incrBy(base + 'requests', 1, ttlMs, true)
         if (n > policy.max_requests) {
           return { rule: 'session.max_requests', message: `this session reached its limit of ${policy.max_requests} requests` }
         }
       }
       // A request that brings tool results back starts a new round of the agent loop.
       if (policy.max_tool_rounds !== undefined && messages.at(-1)?.role === 'tool') {
-        const n = await store.incrBy(base + 'tool_rounds', 1, ttlMs)
+        const n = await store.incrBy(base + 'tool_rounds', 1, ttlMs, true)
         if (n > policy.max_tool_rounds) {
           return { rule: 'session.max_tool_rounds', message: `this session reached its limit of ${policy.max_tool_rounds} tool-call rounds` }
         }
@@ -89,7 +93,7 @@ export function createSessionGuard(store: Store, policy: ReasoningPolicy, team: 
     /** Adds the final cost of a request to the session. */
     async addCost(usd: number): Promise<void> {
       if (policy.max_cost_usd === undefined || !(usd > 0)) return
-      await store.incrBy(base + 'cost', usd, ttlMs)
+      await store.incrBy(base + 'cost', usd, ttlMs, true)
     },
 
     /**
