@@ -4,7 +4,7 @@ import type { Context, MiddlewareHandler } from 'hono'
 const KEY = 'sluiceRequestId'
 export const REQUEST_ID_HEADER = 'x-sluice-request-id'
 
-// answers a route built with the id already in their header record (see `answerWithId`)
+// answers built with the request id already in their header record (see `jsonAnswer`)
 const carriesId = new WeakSet<Response>()
 
 /**
@@ -23,7 +23,7 @@ export function requestIdMiddleware(): MiddlewareHandler {
     await next()
     // error handlers and notFound ran inside next(): c.res is whatever answer goes out. Reading its headers
     // would turn node-server's plain header record into a WHATWG Headers (and back again on the way out), so an
-    // answer built by `answerWithId` is left as it is.
+    // answer built by `jsonAnswer` is left as it is.
     if (carriesId.has(c.res)) return
     try {
       if (!c.res.headers.has(REQUEST_ID_HEADER)) c.res.headers.set(REQUEST_ID_HEADER, id)
@@ -42,30 +42,19 @@ export function requestIdOf(c: Context): string | undefined {
 }
 
 /**
- * A response whose header record already carries the request id, so `requestIdMiddleware` need not touch it.
- * The record goes to node-server as it is (lower-case names, string values): no WHATWG Headers is built for it.
- *
- * @example
- * return answerWithId(c, JSON.stringify(body), 200, { 'content-type': 'application/json', 'x-sluice-cost-usd': '0.0001' })
- */
-export function answerWithId(c: Context, body: string, status: number, headers: Record<string, string>): Response {
-  const id = requestIdOf(c)
-  if (id === undefined) return new Response(body, { status, headers })
-  headers[REQUEST_ID_HEADER] ??= id
-  const res = new Response(body, { status, headers })
-  carriesId.add(res)
-  return res
-}
-
-/**
  * A JSON answer like Hono's `c.json(body, status, headers)`, built from the one header record the route made
- * (cost headers on the hot path) instead of a WHATWG Headers that node-server converts back to a record.
- * The record is taken over, not copied.
+ * (cost headers on the hot path) instead of a WHATWG Headers that node-server converts back to a record. The
+ * record (lower-case names, string values) is taken over, not copied, and carries the request id, so
+ * `requestIdMiddleware` leaves the answer alone.
  *
  * @example
  * return jsonAnswer(c, result.body, 200, await costHeaders(gateway, ctx))
  */
 export function jsonAnswer(c: Context, body: unknown, status: number, headers: Record<string, string>): Response {
   headers['content-type'] = 'application/json'
-  return answerWithId(c, JSON.stringify(body), status, headers)
+  const id = requestIdOf(c)
+  if (id !== undefined) headers[REQUEST_ID_HEADER] ??= id
+  const res = new Response(JSON.stringify(body), { status, headers })
+  if (id !== undefined) carriesId.add(res)
+  return res
 }
