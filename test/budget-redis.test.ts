@@ -95,9 +95,19 @@ describe.runIf(runRedisTests)('budgets across gateway processes on one Redis', (
               const controller = new AbortController()
               const stream = await client.chat.completions.create({ ...params, stream: true }, { signal: controller.signal })
               let n = 0
+              let left = false
               try {
-                for await (const _ of stream) if (i % 6 === 0 && ++n === 3) controller.abort()
-                outcomes.ok++
+                for await (const _ of stream) {
+                  if (i % 6 === 0 && ++n === 3) {
+                    controller.abort()
+                    // and leave: an abort that lands after the whole (short) stream has arrived can leave the SDK's
+                    // iterator waiting for a read that never settles (seen once in ~20 runs, before any change here)
+                    left = true
+                    break
+                  }
+                }
+                if (left) outcomes.aborted++
+                else outcomes.ok++
               } catch {
                 outcomes.aborted++
               }
