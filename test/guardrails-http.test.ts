@@ -4,6 +4,7 @@ import type { FakeOpenAI } from './fakes/openai.js'
 import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { startStack, type Stack } from './helpers/stack.js'
 import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
+import { createMemoryStore } from '../src/store/memory.js'
 
 const policyA = {
   guardrails: {
@@ -140,5 +141,38 @@ describe.runIf(runRedisTests)('session limits across two gateway instances shari
     expect(err.status).toBe(400)
     expect(err.code).toBe('guardrail_blocked')
     expect(err.message).toMatch(/max_requests/)
+  })
+})
+
+describe('session limits expire when the session is idle (reasoning.session_ttl_s), through the openai SDK', () => {
+  let clock = 1_000_000
+  let idle: TestGateway
+  beforeAll(async () => {
+    const policies = { a: { guardrails: { reasoning: { max_requests: 2, session_ttl_s: 10 } } }, b: {} }
+    // the store's clock is the test's: the TTL is counted on it
+    idle = await startTestGateway({ openaiUrl: fake.url, openaiKey: fake.apiKey, policies, server: { store: createMemoryStore({ now: () => clock, sweepEveryMs: 0 }) } })
+  })
+  afterAll(() => idle?.close(0))
+
+  it('an active session keeps its count past the TTL and stays refused while it asks; an idle one starts afresh', async () => {
+    const c = new OpenAI({ baseURL: `${idle.url}/v1`, apiKey: TEAM_A_KEY, maxRetries: 0 })
+    const headers = { 'x-sluice-session': 'long-agent' }
+    const ask = () => c.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'next step' }] }, { headers })
+    const refused = async () => {
+      const err: any = await ask().catch((e) => e)
+      expect(err.status).toBe(400)
+      expect(err.code).toBe('guardrail_blocked')
+      expect(err.message).toMatch(/max_requests/)
+    }
+    // a request every 6 s with a 10 s TTL: counted from the first request, the count would have lapsed at 10 s
+    await ask()
+    clock += 6_000
+    await ask()
+    clock += 6_000
+    await refused()
+    clock += 6_000
+    await refused()
+    clock += 11_000
+    await ask()
   })
 })
