@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { closedLoop } from './lib/load.js'
 import { cpuMicros, type Child } from './lib/procs.js'
-import { BENCH_KEY, buildSluice, startBackends, startSluice } from './lib/targets.js'
+import { BENCH_KEY, buildSluice, startBackends, startSluice, withoutLayers } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -114,6 +114,9 @@ export function summarise(p: Profile, top: number): string {
   return lines.join('\n')
 }
 
+/** The layers the flags turn off (for A/B runs of one layer's cost). */
+const cuts = { semantic: flags['no-semantic'], cache: flags['no-cache'], guardrails: flags['no-guardrails'], budgets: flags['no-budgets'] }
+
 async function main(): Promise<void> {
   if (!flags['no-build']) await buildSluice()
   const children: Child[] = []
@@ -127,7 +130,7 @@ async function main(): Promise<void> {
       batchWrites: batchWrites(flags['batch-writes']!),
       nodeArgs,
       dist: flags.dist ? resolve(flags.dist) : undefined,
-      editPolicy: flags['no-semantic'] || flags['no-guardrails'] || flags['no-budgets'] || flags['no-cache'] ? (f, text) => (f === 'bench.yaml' ? editBenchPolicy(text) : text) : undefined
+      editPolicy: (f, text) => (f === 'bench.yaml' ? withoutLayers(text, cuts) : text)
     })
     children.push(sluice)
     const body = chatBody({ model: 'gpt-4o-mini', mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream })
@@ -169,16 +172,4 @@ await main()
 function batchWrites(value: string): 'tick' | 'turn' {
   if (value === 'tick' || value === 'turn') return value
   throw new Error(`--batch-writes: expected tick or turn, got ${value}`)
-}
-
-/** The bench policy with the layers a flag turns off removed (for A/B runs of one layer's cost). */
-function editBenchPolicy(text: string): string {
-  let out = text
-  if (flags['no-semantic'] || flags['no-cache']) out = out.replace('semantic: { enabled: true }', 'semantic: { enabled: false }')
-  if (flags['no-cache']) out = out.replace('exact: { enabled: true }', 'exact: { enabled: false }')
-  // budgets are the policy's first block, up to rate_limits
-  if (flags['no-budgets']) out = out.replace(/\nbudgets:[\s\S]*?\nrate_limits/, '\nbudgets: []\nrate_limits')
-  // the guardrails section is the policy's last block: drop it whole
-  if (flags['no-guardrails']) out = out.replace(/\nguardrails:[\s\S]*$/, '\n')
-  return out
 }

@@ -60,14 +60,15 @@ export async function startBackends(store: string, children: Child[]): Promise<{
   return { upstream, redisUrl: `redis://127.0.0.1:${redis.port}` }
 }
 
-export async function startFloor(upstream: string): Promise<Child> {
+export async function startFloor(upstream: string, opts: { nodeArgs?: string[]; env?: Record<string, string> } = {}): Promise<Child> {
   const port = await freePort()
   return startChild({
     name: 'floor',
     command: process.execPath,
-    args: [...tsx('bench/baseline-proxy.ts'), '--port', String(port), '--upstream', upstream],
+    args: [...(opts.nodeArgs ?? []), ...tsx('bench/baseline-proxy.ts'), '--port', String(port), '--upstream', upstream],
     cwd: ROOT,
     port,
+    env: opts.env,
     ready: () => answers(`http://127.0.0.1:${port}`, '/v1/models')
   })
 }
@@ -122,6 +123,32 @@ export async function renderConfig(name: string, vars: Record<string, string>, e
   }
   const out = join(dir, 'config', `${name}.yaml`)
   await writeFile(out, fill(await readFile(join(BENCH, 'config', `${name}.yaml`), 'utf8')))
+  return out
+}
+
+/** Layers of the bench policy (bench/policies/bench.yaml) a run can turn off, to measure what each costs. */
+export interface BenchPolicyCuts {
+  semantic?: boolean
+  /** Both cache layers. */
+  cache?: boolean
+  guardrails?: boolean
+  budgets?: boolean
+}
+
+/**
+ * The bench policy's text without the layers named in `cuts`.
+ *
+ * @example
+ * startSluice('sluice-memory', { upstream, editPolicy: (f, t) => (f === 'bench.yaml' ? withoutLayers(t, { cache: true }) : t) })
+ */
+export function withoutLayers(text: string, cuts: BenchPolicyCuts): string {
+  let out = text
+  if (cuts.semantic || cuts.cache) out = out.replace('semantic: { enabled: true }', 'semantic: { enabled: false }')
+  if (cuts.cache) out = out.replace('exact: { enabled: true }', 'exact: { enabled: false }')
+  // budgets are the policy's first block, up to rate_limits
+  if (cuts.budgets) out = out.replace(/\nbudgets:[\s\S]*?\nrate_limits/, '\nbudgets: []\nrate_limits')
+  // the guardrails section is the policy's last block: drop it whole
+  if (cuts.guardrails) out = out.replace(/\nguardrails:[\s\S]*$/, '\n')
   return out
 }
 

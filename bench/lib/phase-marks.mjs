@@ -1,0 +1,78 @@
+/**
+ * Where a server's time to first byte goes, read from outside its code: a preload for any Node server that
+ * calls its upstream with undici (the floor, Sluice, a reference server).
+ *
+ *   node --import ./bench/lib/phase-marks.mjs dist/src/cli.js start …   # then: kill -USR2 <pid>
+ *
+ * Per request it notes four moments: arrival (node:http's `http.server.request.start`), the upstream call's
+ * headers sent (undici's `undici:client:sendHeaders`), the upstream's response headers (`undici:request:headers`),
+ * and the first bytes written to the client (the first `write`/`end` with data on the ServerResponse; Node
+ * sends a response's head with its first body bytes). Requests must come one at a time, as bench/ttfb-phases.ts
+ * sends them: marks go to the request in flight, and a request that overlapped another is counted apart and
+ * left out. On SIGUSR2 the medians of the requests since the last report are written as JSON to the file named
+ * by PHASE_MARKS_OUT, and counting starts over. Nothing else about the server changes.
+ *
+ * Written in plain JavaScript so the built gateway (plain node, no loader) can preload it.
+ */
+import dc from 'node:diagnostics_channel'
+import { writeFileSync } from 'node:fs'
+import http from 'node:http'
+
+/** @type {{ arrive: number, sent?: number, upstream?: number, first?: number, overlapped: boolean } | undefined} */
+let current
+let inFlight = 0
+/** @type {{ arrive: number, sent?: number, upstream?: number, first?: number }[]} */
+let rows = []
+let overlapped = 0
+
+dc.subscribe('http.server.request.start', ({ response }) => {
+  inFlight++
+  if (current && inFlight > 1) current.overlapped = true
+  const row = { arrive: performance.now(), overlapped: inFlight > 1 }
+  current = row
+  response.once('close', () => {
+    inFlight--
+    if (row.overlapped) overlapped++
+    else rows.push(row)
+  })
+})
+
+/** @param {'sent' | 'upstream' | 'first'} name */
+const mark = (name) => {
+  if (current && current[name] === undefined) current[name] = performance.now()
+}
+dc.subscribe('undici:client:sendHeaders', () => mark('sent'))
+dc.subscribe('undici:request:headers', () => mark('upstream'))
+
+const { write, end } = http.ServerResponse.prototype
+http.ServerResponse.prototype.write = function (chunk, ...rest) {
+  mark('first')
+  return write.call(this, chunk, ...rest)
+}
+http.ServerResponse.prototype.end = function (chunk, ...rest) {
+  if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') mark('first')
+  return end.call(this, chunk, ...rest)
+}
+
+/** Median of the defined differences, in µs. @param {(number | undefined)[]} xs */
+const medianMicros = (xs) => {
+  const v = /** @type {number[]} */ (xs.filter((x) => x !== undefined && Number.isFinite(x))).sort((a, b) => a - b)
+  return v.length ? Math.round(v[v.length >> 1] * 1000) : null
+}
+const diff = (a, b) => (a === undefined || b === undefined ? undefined : b - a)
+
+process.on('SIGUSR2', () => {
+  const report = {
+    requests: rows.length,
+    overlapped,
+    // µs medians; the upstream phases are null for requests that never called one (a cache hit, a refusal)
+    beforeUpstream: medianMicros(rows.map((r) => diff(r.arrive, r.sent))),
+    upstream: medianMicros(rows.map((r) => diff(r.sent, r.upstream))),
+    afterUpstream: medianMicros(rows.map((r) => diff(r.upstream, r.first))),
+    firstByte: medianMicros(rows.map((r) => diff(r.arrive, r.first)))
+  }
+  rows = []
+  overlapped = 0
+  const out = process.env.PHASE_MARKS_OUT
+  if (out) writeFileSync(out, JSON.stringify(report))
+})

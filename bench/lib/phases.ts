@@ -1,0 +1,45 @@
+/**
+ * Reading what bench/lib/phase-marks.mjs noted inside a server: where its time to first byte went.
+ */
+import { readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { ROOT } from './targets.js'
+
+/** Node flags that preload the phase marks into a server (its env must name PHASE_MARKS_OUT). */
+export const PHASE_MARKS_PRELOAD = ['--import', join(ROOT, 'bench', 'lib', 'phase-marks.mjs')]
+
+/** One report: µs medians over the requests since the last report (null where no request had that phase). */
+export interface PhaseReport {
+  requests: number
+  /** Requests that overlapped another, left out of the medians. */
+  overlapped: number
+  /** Arrival → the upstream call's headers sent. */
+  beforeUpstream: number | null
+  /** Upstream call sent → its response headers back. */
+  upstream: number | null
+  /** Upstream response headers → first bytes to the client. */
+  afterUpstream: number | null
+  /** Arrival → first bytes to the client. */
+  firstByte: number | null
+}
+
+/**
+ * Ask a preloaded server (SIGUSR2) for its report of the requests since the last one, and start it counting afresh.
+ *
+ * @example
+ * const floor = await startFloor(upstream, { nodeArgs: PHASE_MARKS_PRELOAD, env: { PHASE_MARKS_OUT: file } })
+ * const report = await readPhases(floor.pid, file)
+ */
+export async function readPhases(pid: number, file: string, timeoutMs = 5000): Promise<PhaseReport> {
+  await rm(file, { force: true })
+  process.kill(pid, 'SIGUSR2')
+  for (let waited = 0; waited < timeoutMs; waited += 20) {
+    try {
+      return JSON.parse(await readFile(file, 'utf8')) as PhaseReport
+    } catch {
+      // not written yet (or half written): the preload writes it in one call on the signal
+      await new Promise((r) => setTimeout(r, 20))
+    }
+  }
+  throw new Error(`process ${pid} wrote no phase report to ${file} (was it started with bench/lib/phase-marks.mjs?)`)
+}

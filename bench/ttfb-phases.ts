@@ -1,0 +1,147 @@
+/**
+ * Where streaming time to first byte goes: the floor and Sluice (the bench policy, and the same policy with layers
+ * turned off) each answer sequential streamed requests, as `npm run bench` measures TTFB, while a preload
+ * (bench/lib/phase-marks.mjs) notes inside each server when the request arrived, when the upstream call went out,
+ * when the upstream's headers came back and when the first bytes went to the client. Targets run in interleaved
+ * rounds; the report gives per-phase medians and their difference to the floor.
+ *
+ *   node --import tsx bench/ttfb-phases.ts                          # full and bare, 5 rounds of 200 streams
+ *   node --import tsx bench/ttfb-phases.ts --variants full,no-semantic,no-cache,bare --rounds 7
+ *   node --import tsx bench/ttfb-phases.ts --variants 'full,full --max-semi-space-size=1'   # a V8 flag's effect
+ *   node --import tsx bench/ttfb-phases.ts --no-build --write       # also rewrite its section of bench/RESULTS.md
+ *
+ * A variant is a policy, optionally followed by flags for Sluice's node: `full` (bench/policies/bench.yaml),
+ * `no-semantic`, `no-cache` (both cache layers off), `no-guardrails`, `no-budgets`, `bare` (all four off).
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { chatBody } from './lib/bodies.js'
+import { streamTtfb } from './lib/load.js'
+import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.js'
+import type { Child } from './lib/procs.js'
+import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
+import { median } from './lib/stats.js'
+import { BENCH_KEY, buildSluice, startBackends, startFloor, startSluice, withoutLayers, type BenchPolicyCuts } from './lib/targets.js'
+
+const { values: flags } = parseArgs({
+  options: {
+    variants: { type: 'string', default: 'full,bare' },
+    rounds: { type: 'string', default: '5' },
+    n: { type: 'string', default: '200' },
+    'no-build': { type: 'boolean', default: false },
+    write: { type: 'boolean', default: false }
+  }
+})
+
+const VARIANTS: Record<string, BenchPolicyCuts> = {
+  full: {},
+  'no-semantic': { semantic: true },
+  'no-cache': { cache: true },
+  'no-guardrails': { guardrails: true },
+  'no-budgets': { budgets: true },
+  bare: { cache: true, guardrails: true, budgets: true }
+}
+
+const PHASES = ['beforeUpstream', 'upstream', 'afterUpstream', 'firstByte'] as const
+
+interface Target {
+  name: string
+  child: Child
+  out: string
+  headers: Record<string, string>
+  rounds: { ttfbMs: number; phases: PhaseReport }[]
+}
+
+async function main(): Promise<void> {
+  const variants = flags.variants!.split(',').map((v) => {
+    const [policy, ...nodeArgs] = v.trim().split(/\s+/)
+    if (!VARIANTS[policy!]) throw new Error(`--variants: unknown policy ${policy}; known: ${Object.keys(VARIANTS).join(', ')}`)
+    return { name: v.trim(), cuts: VARIANTS[policy!]!, nodeArgs }
+  })
+  if (!flags['no-build']) await buildSluice()
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-phases-'))
+  const children: Child[] = []
+  const targets: Target[] = []
+  try {
+    const { upstream } = await startBackends('memory', children)
+    const floorOut = join(dir, 'floor.json')
+    const floor = await startFloor(upstream, { nodeArgs: PHASE_MARKS_PRELOAD, env: { PHASE_MARKS_OUT: floorOut } })
+    children.push(floor)
+    targets.push({ name: 'floor', child: floor, out: floorOut, headers: { 'content-type': 'application/json' }, rounds: [] })
+    for (const [i, v] of variants.entries()) {
+      const out = join(dir, `sluice-${i}.json`)
+      const child = await startSluice('sluice-memory', {
+        upstream,
+        nodeArgs: [...v.nodeArgs, ...PHASE_MARKS_PRELOAD],
+        env: { PHASE_MARKS_OUT: out },
+        editPolicy: (f, text) => (f === 'bench.yaml' ? withoutLayers(text, v.cuts) : text)
+      })
+      children.push(child)
+      targets.push({ name: `sluice ${v.name}`, child, out, headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` }, rounds: [] })
+    }
+    const body = chatBody({ model: 'bench-trickle', mode: 'unique', stream: true })
+    let offset = Math.floor(Math.random() * 1e9)
+    const round = async (t: Target, n: number) => {
+      const base = (offset += 10_000_000)
+      const r = await streamTtfb({ origin: `http://127.0.0.1:${t.child.port}`, path: '/v1/chat/completions', headers: t.headers, body: (i) => body(i + base) }, { n })
+      if (r.ok < n) throw new Error(`${t.name}: ${n - r.ok} of ${n} streams failed: ${r.firstFailure}`)
+      return r.ttfbP50Ms
+    }
+    // warm-up, then start counting afresh (the readiness probe and the warm-up are not measured)
+    for (const t of targets) {
+      await round(t, 50)
+      await readPhases(t.child.pid, t.out)
+    }
+    const rounds = Number(flags.rounds)
+    for (let r = 0; r < rounds; r++) {
+      for (const t of r % 2 ? [...targets].reverse() : targets) {
+        const ttfbMs = await round(t, Number(flags.n))
+        t.rounds.push({ ttfbMs, phases: await readPhases(t.child.pid, t.out) })
+      }
+      console.log(`round ${r}: ${targets.map((t) => `${t.name} ${t.rounds.at(-1)!.ttfbMs.toFixed(2)} ms`).join(' | ')}`)
+    }
+  } finally {
+    await Promise.allSettled(children.reverse().map((c) => c.stop()))
+    await rm(dir, { recursive: true, force: true })
+  }
+  const report = render(targets)
+  console.log(report)
+  if (flags.write) await writeSection(RESULTS_FILE, 'ttfb-phases', '## Where streaming TTFB goes (bench/ttfb-phases.ts)', report)
+}
+
+/** Median over rounds, and the median of the paired per-round differences to the floor. */
+function render(targets: Target[]): string {
+  const floor = targets[0]!
+  const cell = (t: Target, f: (x: Target['rounds'][number]) => number | null, unit: 'ms' | 'µs') => {
+    const own = t.rounds.map(f)
+    const value = median(own.map((x) => x ?? NaN))
+    const text = unit === 'ms' ? `${value.toFixed(2)} ms` : `${Math.round(value)} µs`
+    if (t === floor) return text
+    const d = median(own.map((x, i) => (x ?? NaN) - (f(floor.rounds[i]!) ?? NaN)))
+    return `${text} (${d >= 0 ? '+' : ''}${unit === 'ms' ? d.toFixed(2) : Math.round(d)})`
+  }
+  const n = floor.rounds.length
+  const overlapped = targets.reduce((s, t) => s + t.rounds.reduce((a, r) => a + r.phases.overlapped, 0), 0)
+  const lines = [
+    machineLine(),
+    '',
+    `${n} interleaved rounds of ${flags.n} sequential streamed requests (bench-trickle: 8 tokens, 2 ms apart) per target; medians over`,
+    'rounds, in brackets the median of the per-round differences to the floor. Client TTFB is what `npm run bench` reports;',
+    'the other columns are read inside each server by bench/lib/phase-marks.mjs: arrival → upstream call sent (the floor',
+    'streams the body through, so it sends at once; Sluice reads and checks the whole body first), sent → upstream headers',
+    'back (the fake and loopback, the same for every target), upstream headers → first bytes to the client, and arrival →',
+    `first bytes. ${overlapped ? `${overlapped} overlapping requests were left out.` : 'No request overlapped another.'}`,
+    '',
+    '| target | client TTFB p50 | arrival → upstream sent | upstream | upstream headers → first byte | arrival → first byte |',
+    '|---|---|---|---|---|---|'
+  ]
+  for (const t of targets) {
+    const cols = PHASES.map((p) => cell(t, (r) => r.phases[p], 'µs'))
+    lines.push(`| ${t.name} | ${cell(t, (r) => r.ttfbMs, 'ms')} | ${cols.join(' | ')} |`)
+  }
+  return lines.join('\n')
+}
+
+await main()
