@@ -8,14 +8,16 @@
  *   node --import tsx bench/ttfb-phases.ts                          # full and bare, 5 rounds of 200 streams
  *   node --import tsx bench/ttfb-phases.ts --variants full,no-semantic,no-cache,bare --rounds 7
  *   node --import tsx bench/ttfb-phases.ts --variants 'full,full --max-semi-space-size=1'   # a V8 flag's effect
+ *   node --import tsx bench/ttfb-phases.ts --variants 'full,full@node_modules/.ab/base'     # against another build
  *   node --import tsx bench/ttfb-phases.ts --no-build --write       # also rewrite its section of bench/RESULTS.md
  *
- * A variant is a policy, optionally followed by flags for Sluice's node: `full` (bench/policies/bench.yaml),
+ * A variant is a policy, optionally `@` another build's output folder (a copy of dist/ inside the repo, so its imports
+ * resolve), optionally followed by flags for Sluice's node. Policies: `full` (bench/policies/bench.yaml),
  * `no-semantic`, `no-cache` (both cache layers off), `no-guardrails`, `no-budgets`, `bare` (all four off).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { streamTtfb } from './lib/load.js'
@@ -23,7 +25,7 @@ import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.
 import type { Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_KEY, buildSluice, startBackends, startFloor, startSluice, withoutLayers, type BenchPolicyCuts } from './lib/targets.js'
+import { BENCH_KEY, ROOT, buildSluice, startBackends, startFloor, startSluice, withoutLayers, type BenchPolicyCuts } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -44,7 +46,7 @@ const VARIANTS: Record<string, BenchPolicyCuts> = {
   bare: { cache: true, guardrails: true, budgets: true }
 }
 
-const PHASES = ['beforeUpstream', 'upstream', 'afterUpstream', 'firstByte'] as const
+const PHASES = ['beforeUpstream', 'upstream', 'afterUpstream', 'firstByte', 'corked'] as const
 
 interface Target {
   name: string
@@ -56,9 +58,10 @@ interface Target {
 
 async function main(): Promise<void> {
   const variants = flags.variants!.split(',').map((v) => {
-    const [policy, ...nodeArgs] = v.trim().split(/\s+/)
+    const [head, ...nodeArgs] = v.trim().split(/\s+/)
+    const [policy, dist] = head!.split('@')
     if (!VARIANTS[policy!]) throw new Error(`--variants: unknown policy ${policy}; known: ${Object.keys(VARIANTS).join(', ')}`)
-    return { name: v.trim(), cuts: VARIANTS[policy!]!, nodeArgs }
+    return { name: v.trim(), cuts: VARIANTS[policy!]!, dist: dist ? resolve(ROOT, dist) : undefined, nodeArgs }
   })
   if (!flags['no-build']) await buildSluice()
   const dir = await mkdtemp(join(tmpdir(), 'sluice-phases-'))
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
       const child = await startSluice('sluice-memory', {
         upstream,
         nodeArgs: [...v.nodeArgs, ...PHASE_MARKS_PRELOAD],
+        dist: v.dist,
         env: { PHASE_MARKS_OUT: out },
         editPolicy: (f, text) => (f === 'bench.yaml' ? withoutLayers(text, v.cuts) : text)
       })
@@ -131,11 +135,13 @@ function render(targets: Target[]): string {
     'rounds, in brackets the median of the per-round differences to the floor. Client TTFB is what `npm run bench` reports;',
     'the other columns are read inside each server by bench/lib/phase-marks.mjs: arrival → upstream call sent (the floor',
     'streams the body through, so it sends at once; Sluice reads and checks the whole body first), sent → upstream headers',
-    'back (the fake and loopback, the same for every target), upstream headers → first bytes to the client, and arrival →',
-    `first bytes. ${overlapped ? `${overlapped} overlapping requests were left out.` : 'No request overlapped another.'}`,
+    'back (the fake and loopback, the same for every target), upstream headers → first bytes written to the response,',
+    'arrival → first bytes written, and how long Node\'s cork then held those bytes before the socket wrote them.',
+    'Client TTFB minus arrival → first byte is what happens outside the server\'s handler: the cork, the kernel, the',
+    `client, and work the server still does for the previous request. ${overlapped ? `${overlapped} overlapping requests were left out.` : 'No request overlapped another.'}`,
     '',
-    '| target | client TTFB p50 | arrival → upstream sent | upstream | upstream headers → first byte | arrival → first byte |',
-    '|---|---|---|---|---|---|'
+    '| target | client TTFB p50 | arrival → upstream sent | upstream | upstream headers → first byte | arrival → first byte | first byte corked |',
+    '|---|---|---|---|---|---|---|'
   ]
   for (const t of targets) {
     const cols = PHASES.map((p) => cell(t, (r) => r.phases[p], 'µs'))

@@ -106,8 +106,15 @@ async function writeSse<T>(out: ServerResponse, it: AsyncIterator<T>, format: Ss
       }
       const text = format.render(r.value)
       if (!text) continue
+      const first = !out.headersSent
       start()
-      if (!out.write(text)) await drained(out)
+      const flowing = out.write(text)
+      // Node corks the socket at a response's first write and lifts the cork on the next tick; by then this loop
+      // has pulled the next event through every stream step, and other queued work has run. The head and the first
+      // event leave now (51 µs sooner on a sequential stream, bench/ttfb-phases.ts). Later events keep Node's
+      // per-tick batching, which joins events that arrive together into one write.
+      if (first) out.socket?.uncork()
+      if (!flowing) await drained(out)
     }
   } catch (err) {
     if (closed || out.destroyed) return

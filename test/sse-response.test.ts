@@ -4,8 +4,12 @@
  * reads slowly still gets every event in order (the writer waits for `drain`); without a Node response
  * (`app.request`) the same events come from a web stream.
  */
-import { connect, Socket } from 'node:net'
+import type { ServerResponse } from 'node:http'
+import { connect, Socket, type AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
+import { sseResponse } from '../routes/sse.js'
 import { loadConfig } from '../src/config/load.js'
 import { createApp } from '../src/server.js'
 import { TEAM_A_KEY, useFakeOpenAIGateway } from './helpers/gateway.js'
@@ -123,6 +127,61 @@ describe('streamed answers without a Node response (app.request)', () => {
       expect(content).toBe('alpha beta')
     } finally {
       await gateway.close(0)
+    }
+  })
+})
+
+describe('sseResponse: when the first event leaves', () => {
+  /** An app whose one route streams `source`, served by node-server; each socket write recorded, call by call. */
+  async function serveStream(source: (socket: Socket) => AsyncIterable<string>) {
+    const app = new Hono<{ Bindings: { outgoing: ServerResponse } }>()
+    app.get('/events', (c) =>
+      sseResponse(c, source(c.env.outgoing.socket as Socket), { render: (e) => `data: ${e}\n\n`, end: () => 'data: [DONE]\n\n', renderError: () => 'data: error\n\n' }, { 'content-type': 'text/event-stream' })
+    )
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()))
+    return { server, port: (server.address() as AddressInfo).port }
+  }
+
+  it('the head and first event are written at once; events that arrive together still share one write', async () => {
+    let corkedAtSecondPull: number | undefined
+    let writtenAtSecondPull = 0
+    let gatewaySocket: Socket | undefined
+    const writes: string[] = []
+    const proto = Socket.prototype as unknown as { _writeGeneric: (writev: boolean, data: unknown, ...rest: unknown[]) => unknown }
+    const original = proto._writeGeneric
+    proto._writeGeneric = function (this: Socket, writev: boolean, data: unknown, ...rest: unknown[]) {
+      if (this === gatewaySocket) {
+        const parts = writev ? (data as { chunk: Buffer | string }[]).map((d) => d.chunk) : [data as Buffer | string]
+        writes.push(parts.map((p) => (typeof p === 'string' ? p : Buffer.from(p).toString('utf8'))).join(''))
+      }
+      return original.call(this, writev, data, ...rest)
+    }
+    const { server, port } = await serveStream(async function* (socket) {
+      gatewaySocket = socket
+      yield 'one'
+      // pulled right after the first event was written, before Node's next tick
+      corkedAtSecondPull = socket.writableCorked
+      writtenAtSecondPull = writes.length
+      await new Promise((r) => setTimeout(r, 20))
+      // two events at once, and the end: Node's per-tick batching joins them
+      yield 'two'
+      yield 'three'
+    })
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/events`)
+      expect(await res.text()).toBe('data: one\n\ndata: two\n\ndata: three\n\ndata: [DONE]\n\n')
+      // Node corks a response's socket at its first write until the next tick; the first event does not wait for it
+      expect(corkedAtSecondPull).toBe(0)
+      expect(writtenAtSecondPull).toBe(1)
+      expect(writes[0]).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n[0-9a-f]+\r\ndata: one\n\n/)
+      expect(writes).toHaveLength(2)
+      expect(writes[1]).toContain('data: two\n\n')
+      expect(writes[1]).toContain('data: three\n\n')
+      expect(writes[1]).toContain('data: [DONE]\n\n')
+    } finally {
+      proto._writeGeneric = original
+      await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   })
 })

@@ -17,27 +17,29 @@
 import dc from 'node:diagnostics_channel'
 import { writeFileSync } from 'node:fs'
 import http from 'node:http'
+import net from 'node:net'
 
-/** @type {{ arrive: number, sent?: number, upstream?: number, first?: number, overlapped: boolean } | undefined} */
+/** @type {{ arrive: number, socket: unknown, sent?: number, upstream?: number, first?: number, wire?: number, overlapped: boolean } | undefined} */
 let current
 let inFlight = 0
-/** @type {{ arrive: number, sent?: number, upstream?: number, first?: number }[]} */
+/** @type {{ arrive: number, sent?: number, upstream?: number, first?: number, wire?: number }[]} */
 let rows = []
 let overlapped = 0
 
-dc.subscribe('http.server.request.start', ({ response }) => {
+dc.subscribe('http.server.request.start', ({ response, socket }) => {
   inFlight++
   if (current && inFlight > 1) current.overlapped = true
-  const row = { arrive: performance.now(), overlapped: inFlight > 1 }
+  const row = { arrive: performance.now(), socket, overlapped: inFlight > 1 }
   current = row
   response.once('close', () => {
     inFlight--
+    row.socket = undefined
     if (row.overlapped) overlapped++
     else rows.push(row)
   })
 })
 
-/** @param {'sent' | 'upstream' | 'first'} name */
+/** @param {'sent' | 'upstream' | 'first' | 'wire'} name */
 const mark = (name) => {
   if (current && current[name] === undefined) current[name] = performance.now()
 }
@@ -52,6 +54,14 @@ http.ServerResponse.prototype.write = function (chunk, ...rest) {
 http.ServerResponse.prototype.end = function (chunk, ...rest) {
   if (chunk !== undefined && chunk !== null && typeof chunk !== 'function') mark('first')
   return end.call(this, chunk, ...rest)
+}
+
+// Node corks a response's socket at its first write and uncorks it on the next tick: the bytes leave when the
+// socket's own write runs, after whatever else was queued before that tick
+const { _writeGeneric } = net.Socket.prototype
+net.Socket.prototype._writeGeneric = function (...args) {
+  if (current && this === current.socket) mark('wire')
+  return _writeGeneric.apply(this, args)
 }
 
 /** Median of the defined differences, in µs. @param {(number | undefined)[]} xs */
@@ -69,7 +79,9 @@ process.on('SIGUSR2', () => {
     beforeUpstream: medianMicros(rows.map((r) => diff(r.arrive, r.sent))),
     upstream: medianMicros(rows.map((r) => diff(r.sent, r.upstream))),
     afterUpstream: medianMicros(rows.map((r) => diff(r.upstream, r.first))),
-    firstByte: medianMicros(rows.map((r) => diff(r.arrive, r.first)))
+    firstByte: medianMicros(rows.map((r) => diff(r.arrive, r.first))),
+    // from the first write call to the socket's write: the cork, and what ran before the tick that lifted it
+    corked: medianMicros(rows.map((r) => diff(r.first, r.wire)))
   }
   rows = []
   overlapped = 0

@@ -21,6 +21,8 @@ export interface PhaseReport {
   afterUpstream: number | null
   /** Arrival → first bytes to the client. */
   firstByte: number | null
+  /** The first write call → the socket's write: how long Node's cork held the first bytes back. */
+  corked: number | null
 }
 
 /**
