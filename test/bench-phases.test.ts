@@ -49,7 +49,7 @@ describe('bench phase marks', () => {
     const r = await readPhases(floor.pid, out)
     expect(r.requests).toBe(6)
     expect(r.overlapped).toBe(0)
-    for (const phase of [r.beforeUpstream, r.upstream, r.afterUpstream, r.firstByte]) expect(phase).toBeGreaterThanOrEqual(0)
+    for (const phase of [r.beforeUpstream, r.upstream, r.afterUpstream, r.firstByte, r.corked]) expect(phase).toBeGreaterThanOrEqual(0)
     // 20 ms of upstream delay lands in the upstream phase, not before or after it
     expect(r.upstream!).toBeGreaterThanOrEqual(20_000)
     expect(r.beforeUpstream!).toBeLessThan(20_000)

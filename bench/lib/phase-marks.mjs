@@ -4,10 +4,11 @@
  *
  *   node --import ./bench/lib/phase-marks.mjs dist/src/cli.js start …   # then: kill -USR2 <pid>
  *
- * Per request it notes four moments: arrival (node:http's `http.server.request.start`), the upstream call's
+ * Per request it notes five moments: arrival (node:http's `http.server.request.start`), the upstream call's
  * headers sent (undici's `undici:client:sendHeaders`), the upstream's response headers (`undici:request:headers`),
- * and the first bytes written to the client (the first `write`/`end` with data on the ServerResponse; Node
- * sends a response's head with its first body bytes). Requests must come one at a time, as bench/ttfb-phases.ts
+ * the first bytes written to the response (the first `write`/`end` with data on the ServerResponse; Node sends a
+ * response's head with its first body bytes), and the response socket's own first write of them (after Node's
+ * cork). Requests must come one at a time, as bench/ttfb-phases.ts
  * sends them: marks go to the request in flight, and a request that overlapped another is counted apart and
  * left out. On SIGUSR2 the medians of the requests since the last report are written as JSON to the file named
  * by PHASE_MARKS_OUT, and counting starts over. Nothing else about the server changes.

@@ -17,9 +17,9 @@ export interface PhaseReport {
   beforeUpstream: number | null
   /** Upstream call sent → its response headers back. */
   upstream: number | null
-  /** Upstream response headers → first bytes to the client. */
+  /** Upstream response headers → first bytes written to the response. */
   afterUpstream: number | null
-  /** Arrival → first bytes to the client. */
+  /** Arrival → first bytes written to the response. */
   firstByte: number | null
   /** The first write call → the socket's write: how long Node's cork held the first bytes back. */
   corked: number | null
