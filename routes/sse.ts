@@ -111,7 +111,7 @@ async function writeSse<T>(out: ServerResponse, it: AsyncIterator<T>, format: Ss
       const flowing = out.write(text)
       // Node corks the socket at a response's first write and lifts the cork on the next tick; by then this loop
       // has pulled the next event through every stream step, and other queued work has run. The head and the first
-      // event leave now (51 µs sooner on a sequential stream, bench/ttfb-phases.ts). Later events keep Node's
+      // event leave now (corked 64–88 µs before, 6–8 after, on sequential streams: bench/ttfb-phases.ts). Later events keep Node's
       // per-tick batching, which joins events that arrive together into one write.
       if (first) out.socket?.uncork()
       if (!flowing) await drained(out)

@@ -39,23 +39,31 @@ function events(raw: string): string[] {
     .filter((e) => e.startsWith('data: '))
 }
 
+/**
+ * What sockets accepted by `record` write, call by call, until `restore()`. Node's Socket sends both write() and
+ * writev() through _writeGeneric.
+ */
+function recordSocketWrites(record: (socket: Socket) => boolean): { writes: string[]; restore: () => void } {
+  const proto = Socket.prototype as unknown as { _writeGeneric: (writev: boolean, data: unknown, ...rest: unknown[]) => unknown }
+  const original = proto._writeGeneric
+  const writes: string[] = []
+  proto._writeGeneric = function (this: Socket, writev: boolean, data: unknown, ...rest: unknown[]) {
+    if (record(this)) {
+      const parts = writev ? (data as { chunk: Buffer | string }[]).map((d) => d.chunk) : [data as Buffer | string]
+      writes.push(parts.map((p) => (typeof p === 'string' ? p : Buffer.from(p).toString('utf8'))).join(''))
+    }
+    return original.call(this, writev, data, ...rest)
+  }
+  return { writes, restore: () => void (proto._writeGeneric = original) }
+}
+
 describe('streamed answers through node-server', () => {
   it('send the status line, the headers (request id included, once) and the first event in one write', async () => {
     // the next event comes 200 ms later: the first write holding an event holds only the first one
     stack.fake.script = () => ({ content: 'one two three', chunkDelayMs: 200 })
     // What the gateway's sockets write, call by call (the test client reads in this same process, after the
-    // gateway's writes of a turn, so its reads cannot tell one write from two). Node's Socket sends both
-    // write() and writev() through _writeGeneric.
-    const proto = Socket.prototype as unknown as { _writeGeneric: (writev: boolean, data: unknown, ...rest: unknown[]) => unknown }
-    const original = proto._writeGeneric
-    const writes: string[] = []
-    proto._writeGeneric = function (this: Socket, writev: boolean, data: unknown, ...rest: unknown[]) {
-      if (this.localPort === stack.gw.port) {
-        const parts = writev ? (data as { chunk: Buffer | string }[]).map((d) => d.chunk) : [data as Buffer | string]
-        writes.push(parts.map((p) => (typeof p === 'string' ? p : Buffer.from(p).toString('utf8'))).join(''))
-      }
-      return original.call(this, writev, data, ...rest)
-    }
+    // gateway's writes of a turn, so its reads cannot tell one write from two).
+    const { writes, restore } = recordSocketWrites((socket) => socket.localPort === stack.gw.port)
     let first: string
     try {
       const socket = rawStreamRequest(stack.gw.port)
@@ -66,7 +74,7 @@ describe('streamed answers through node-server', () => {
       socket.destroy()
       first = writes[0]!
     } finally {
-      proto._writeGeneric = original
+      restore()
     }
     expect(first.startsWith('HTTP/1.1 200 OK\r\n')).toBe(true)
     expect(first).toContain('\r\n\r\n')
@@ -147,16 +155,7 @@ describe('sseResponse: when the first event leaves', () => {
     let corkedAtSecondPull: number | undefined
     let writtenAtSecondPull = 0
     let gatewaySocket: Socket | undefined
-    const writes: string[] = []
-    const proto = Socket.prototype as unknown as { _writeGeneric: (writev: boolean, data: unknown, ...rest: unknown[]) => unknown }
-    const original = proto._writeGeneric
-    proto._writeGeneric = function (this: Socket, writev: boolean, data: unknown, ...rest: unknown[]) {
-      if (this === gatewaySocket) {
-        const parts = writev ? (data as { chunk: Buffer | string }[]).map((d) => d.chunk) : [data as Buffer | string]
-        writes.push(parts.map((p) => (typeof p === 'string' ? p : Buffer.from(p).toString('utf8'))).join(''))
-      }
-      return original.call(this, writev, data, ...rest)
-    }
+    const { writes, restore } = recordSocketWrites((socket) => socket === gatewaySocket)
     const { server, port } = await serveStream(async function* (socket) {
       gatewaySocket = socket
       yield 'one'
@@ -180,7 +179,7 @@ describe('sseResponse: when the first event leaves', () => {
       expect(writes[1]).toContain('data: three\n\n')
       expect(writes[1]).toContain('data: [DONE]\n\n')
     } finally {
-      proto._writeGeneric = original
+      restore()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   })
