@@ -1,5 +1,4 @@
 import { Hono, type Context } from 'hono'
-import { z } from 'zod'
 import { GatewayError, toGatewayError } from '../src/errors.js'
 import type { Gateway } from '../src/gateway.js'
 import {
@@ -21,27 +20,34 @@ import { lastModel, nativeRelayStream } from './native-relay.js'
 import { costHeaders } from './openai.js'
 import { sseResponse, streamHeaders } from './sse.js'
 import { jsonAnswer, requestIdOf } from './request-id.js'
-import { readBody } from './validate.js'
+import { bodySchema, readBody } from './validate.js'
 
-const block = z.looseObject({ type: z.string() })
-const messageParam = z.looseObject({ role: z.enum(['user', 'assistant']), content: z.union([z.string(), z.array(block)]) })
-const countTokensSchema = z.looseObject({
-  model: z.string().min(1).max(256),
-  messages: z.array(messageParam).min(1).max(100_000),
-  system: z.union([z.string(), z.array(z.looseObject({ type: z.literal('text'), text: z.string() }))]).optional(),
-  tools: z.array(z.looseObject({ name: z.string() })).max(1024).optional(),
-  tool_choice: z.looseObject({ type: z.enum(['auto', 'any', 'tool', 'none']) }).optional(),
-  thinking: z.looseObject({ type: z.string() }).optional()
-})
+const block = { type: 'object', required: ['type'], properties: { type: { type: 'string' } } }
+const messageParam = { type: 'object', required: ['role', 'content'], properties: { role: { enum: ['user', 'assistant'] }, content: { type: ['string', 'array'], items: block } } }
+/** What a Messages request and a count_tokens request share. */
+const countTokensFields = {
+  model: { type: 'string', minLength: 1, maxLength: 256 },
+  messages: { type: 'array', minItems: 1, maxItems: 100_000, items: messageParam },
+  system: { type: ['string', 'array'], items: { type: 'object', required: ['type', 'text'], properties: { type: { const: 'text' }, text: { type: 'string' } } } },
+  tools: { type: 'array', maxItems: 1024, items: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } },
+  tool_choice: { type: 'object', required: ['type'], properties: { type: { enum: ['auto', 'any', 'tool', 'none'] } } },
+  thinking: { type: 'object', required: ['type'], properties: { type: { type: 'string' } } }
+}
+const countTokensSchema = bodySchema<AnthropicRequest>({ type: 'object', required: ['model', 'messages'], properties: countTokensFields })
 /** The Messages request: checked where Sluice relies on a field, carried as sent otherwise. */
-const messagesSchema = countTokensSchema.extend({
-  max_tokens: z.number().int().positive().max(10_000_000),
-  stream: z.boolean().optional(),
-  stop_sequences: z.array(z.string()).optional(),
-  temperature: z.number().min(0).max(1).optional(),
-  top_p: z.number().min(0).max(1).optional(),
-  top_k: z.number().int().min(0).optional(),
-  metadata: z.looseObject({ user_id: z.string().nullable().optional() }).optional()
+const messagesSchema = bodySchema<AnthropicRequest>({
+  type: 'object',
+  required: ['model', 'messages', 'max_tokens'],
+  properties: {
+    ...countTokensFields,
+    max_tokens: { type: 'integer', exclusiveMinimum: 0, maximum: 10_000_000 },
+    stream: { type: 'boolean' },
+    stop_sequences: { type: 'array', items: { type: 'string' } },
+    temperature: { type: 'number', minimum: 0, maximum: 1 },
+    top_p: { type: 'number', minimum: 0, maximum: 1 },
+    top_k: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    metadata: { type: 'object', properties: { user_id: { type: ['string', 'null'] } } }
+  }
 })
 
 /**
@@ -71,7 +77,7 @@ export function anthropicRoutes(gateway: Gateway) {
     // the key first: an unknown caller gets 401 without making the gateway read and parse its body
     const headers = requestHeaders(c)
     const principal = await gateway.identify(headers)
-    const body = (await readBody(c, messagesSchema)) as AnthropicRequest
+    const body = await readBody(c, messagesSchema)
     const canonical = toCanonical(body, targetKind(gateway, body.model) === 'anthropic')
     const native: NativeRequest = { format: 'anthropic', body, fingerprint: requestFingerprint(canonical), headers: betaHeader(headers) }
     const { ctx, result } = await gateway.chat({ headers, principal, body: canonical, ...requestAbort(c), surface: 'messages', state: { [NATIVE_REQUEST_KEY]: native }, id: requestIdOf(c) })
@@ -155,7 +161,7 @@ async function countTokens(c: Context, gateway: Gateway): Promise<Response> {
   // count_tokens takes a Messages body without max_tokens
   const headers = requestHeaders(c)
   const principal = await gateway.identify(headers)
-  const body = (await readBody(c, countTokensSchema)) as unknown as AnthropicRequest
+  const body = await readBody(c, countTokensSchema)
   if (!gateway.models(principal).some((m) => m.id === body.model && m.type === 'chat')) {
     throw new GatewayError(404, `The model "${body.model}" does not exist or you do not have access to it.`, { code: 'model_not_found', param: 'model' })
   }

@@ -2,7 +2,7 @@ import { Hono } from 'hono'
 import type { RequestContext } from '../src/context.js'
 import { round } from '../src/providers/call.js'
 import type { Gateway } from '../src/gateway.js'
-import type { ChatChunk, ChatRequest, EmbeddingRequest } from '../src/types.js'
+import type { ChatChunk } from '../src/types.js'
 import { requestAbort, requestHeaders } from './incoming.js'
 import { jsonAnswer, requestIdOf } from './request-id.js'
 import { sseResponse, streamHeaders } from './sse.js'
@@ -23,7 +23,7 @@ export function openaiRoutes(gateway: Gateway) {
     const incoming = requestHeaders(c)
     const principal = await gateway.identify(incoming)
     const body = await readBody(c, chatRequestSchema)
-    const { ctx, result } = await gateway.chat({ headers: incoming, principal, body: body as ChatRequest, ...requestAbort(c), surface: 'chat', id: requestIdOf(c) })
+    const { ctx, result } = await gateway.chat({ headers: incoming, principal, body, ...requestAbort(c), surface: 'chat', id: requestIdOf(c) })
     if (result.type === 'json') {
       return jsonAnswer(c, result.body, 200, await costHeaders(gateway, ctx))
     }
@@ -51,7 +51,7 @@ export function openaiRoutes(gateway: Gateway) {
     const headers = requestHeaders(c)
     const principal = await gateway.identify(headers)
     const body = await readBody(c, embeddingRequestSchema)
-    const res = await gateway.embeddings({ headers, principal, body: body as EmbeddingRequest, ...requestAbort(c), id: requestIdOf(c) })
+    const res = await gateway.embeddings({ headers, principal, body, ...requestAbort(c), id: requestIdOf(c) })
     return jsonAnswer(c, res.body, 200, await costHeaders(gateway, res.ctx))
   })
 

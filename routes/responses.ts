@@ -1,5 +1,4 @@
 import { Hono } from 'hono'
-import { z } from 'zod'
 import type { GatewayError } from '../src/errors.js'
 import type { Gateway } from '../src/gateway.js'
 import { NATIVE_REQUEST_KEY, nativeAnswer, requestFingerprint, type NativeRequest } from '../src/providers/native.js'
@@ -20,22 +19,26 @@ import { lastModel, nativeRelayStream } from './native-relay.js'
 import { costHeaders } from './openai.js'
 import { sseResponse, streamHeaders } from './sse.js'
 import { jsonAnswer, requestIdOf } from './request-id.js'
-import { readBody } from './validate.js'
+import { bodySchema, readBody } from './validate.js'
 
-const item = z.looseObject({ type: z.string().optional(), role: z.string().optional() })
+const item = { type: 'object', properties: { type: { type: 'string' }, role: { type: 'string' } } }
 /** The Responses request: checked where the translation relies on a field; unsupported features are named by it. */
-const responsesSchema = z.looseObject({
-  model: z.string().min(1).max(256),
-  input: z.union([z.string(), z.array(item).min(1).max(100_000)]),
-  instructions: z.string().nullable().optional(),
-  tools: z.array(z.looseObject({ type: z.string(), name: z.string().optional() })).max(1024).optional(),
-  max_output_tokens: z.number().int().positive().max(10_000_000).nullable().optional(),
-  temperature: z.number().min(0).max(2).nullable().optional(),
-  top_p: z.number().min(0).max(1).nullable().optional(),
-  stream: z.boolean().nullable().optional(),
-  parallel_tool_calls: z.boolean().nullable().optional(),
-  user: z.string().max(512).optional(),
-  metadata: z.record(z.string(), z.string()).nullable().optional()
+const responsesSchema = bodySchema<ResponsesRequest>({
+  type: 'object',
+  required: ['model', 'input'],
+  properties: {
+    model: { type: 'string', minLength: 1, maxLength: 256 },
+    input: { type: ['string', 'array'], minItems: 1, maxItems: 100_000, items: item },
+    instructions: { type: ['string', 'null'] },
+    tools: { type: 'array', maxItems: 1024, items: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, name: { type: 'string' } } } },
+    max_output_tokens: { type: ['integer', 'null'], exclusiveMinimum: 0, maximum: 10_000_000 },
+    temperature: { type: ['number', 'null'], minimum: 0, maximum: 2 },
+    top_p: { type: ['number', 'null'], minimum: 0, maximum: 1 },
+    stream: { type: ['boolean', 'null'] },
+    parallel_tool_calls: { type: ['boolean', 'null'] },
+    user: { type: 'string', maxLength: 512 },
+    metadata: { type: ['object', 'null'], additionalProperties: { type: 'string' } }
+  }
 })
 
 /**
@@ -54,7 +57,7 @@ export function responsesRoutes(gateway: Gateway) {
     // the key first: an unknown caller gets 401 without making the gateway read and parse its body
     const incoming = requestHeaders(c)
     const principal = await gateway.identify(incoming)
-    const body = (await readBody(c, responsesSchema)) as ResponsesRequest
+    const body = await readBody(c, responsesSchema)
     let headers = incoming
     let canonical: ChatRequest
     let state: Record<string, unknown> | undefined
