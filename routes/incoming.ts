@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Context, MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
+import { createRequestAbort, type RequestAbortController } from '../src/abort.js'
 
 /**
  * Reading a request straight from Node's IncomingMessage when @hono/node-server serves it.
@@ -81,18 +82,18 @@ export function requestSignal(c: Context): AbortSignal {
 }
 
 /**
- * Aborted when the client goes away: a controller of our own (spread into `gateway.chat` or `gateway.embeddings`,
- * which then aborts that same controller on shutdown instead of chaining a second one), or Hono's request
- * signal where there is no Node request. The controller's signal is not read here: Node makes it on first read,
- * and an exact-cache hit never reads it.
+ * Aborted when the client goes away: a request abort of our own (spread into `gateway.chat` or `gateway.embeddings`,
+ * which then aborts that same one on shutdown instead of chaining a second), or Hono's request signal where
+ * there is no Node request. It makes no AbortSignal unless one is read (src/abort.ts): the upstream call
+ * subscribes without one, and an exact-cache hit never asks.
  *
  * @example
  * gateway.chat({ ...requestAbort(c), headers, body, surface: 'chat' })
  */
-export function requestAbort(c: Context): { signal: AbortSignal; abort?: undefined } | { abort: AbortController; signal?: undefined } {
+export function requestAbort(c: Context): { signal: AbortSignal; abort?: undefined } | { abort: RequestAbortController; signal?: undefined } {
   const node = nodeOf(c)
   if (!node) return { signal: c.req.raw.signal }
-  const controller = new AbortController()
+  const controller = createRequestAbort()
   node.outgoing.once('close', () => {
     if (node.incoming.errored) controller.abort(node.incoming.errored.toString())
     else if (!node.outgoing.writableFinished) controller.abort('Client connection prematurely closed.')

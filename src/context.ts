@@ -1,4 +1,5 @@
 import type { ChatChunk, ChatCompletion, ChatRequest, Principal, Usage } from './types.js'
+import type { RequestAbort } from './abort.js'
 import type { TeamPolicy } from './config/schema.js'
 
 /** One provider call made for a request (cascade tiers and fallbacks make several). */
@@ -38,8 +39,10 @@ export interface RequestContext {
   wantsUsage: boolean
   /** Request headers, lower-cased names. */
   headers: Record<string, string | undefined>
-  /** Aborted when the client goes away or the gateway shuts down. */
-  signal: AbortSignal
+  /** Aborted when the client goes away or the gateway shuts down; hear of it with `abort.onAbort` (no AbortSignal made). */
+  readonly abort: RequestAbort
+  /** The same as a real AbortSignal, made on first read: for the callers that need one. */
+  readonly signal: AbortSignal
   /** Headers to send with the response (non-streams, and streams before the first byte). */
   responseHeaders: Record<string, string>
   attempts: Attempt[]

@@ -1,4 +1,5 @@
 import { createEventLog, type EventLog } from './audit.js'
+import { createRequestAbort, type RequestAbortController } from './abort.js'
 import { admissionFor, embeddingWorstCase } from './budget/index.js'
 import { createSemanticEngine, type SemanticEngine } from './cache/engine.js'
 import type { GuardrailEvent } from './guardrails/record.js'
@@ -62,7 +63,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
   const log = opts.log ?? (() => {})
   const ledger = createLedger(store, { onError: (err) => log('warn', `ledger write failed, buffering: ${(err as Error).message}`) })
   const guardrailEvents = createEventLog<GuardrailEvent>(2000)
-  const inflight = new Set<AbortController>()
+  const inflight = new Set<RequestAbortController>()
   let draining = false
   let reloadError: string | undefined
   // embedders resolve their provider at call time: providers are rebuilt on reloads
@@ -129,14 +130,14 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
   /**
    * Track a request so shutdown can drain it, and abort it when the client or the gateway gives up. A controller
    * handed over by the route (`abort`, aborted on client disconnect and used for nothing else) is aborted directly:
-   * one per request, and its signal is not read here (Node makes it on first read). Otherwise a controller of our
-   * own follows the client's `signal`.
+   * one per request, and it makes no AbortSignal here (src/abort.ts). Otherwise one of our own follows the client's
+   * `signal`.
    */
-  const track = (input: { signal?: AbortSignal; abort?: AbortController }) => {
+  const track = (input: { signal?: AbortSignal; abort?: RequestAbortController }) => {
     if (draining) throw new GatewayError(503, 'The gateway is shutting down; retry on another instance.', { code: 'shutting_down', headers: { 'retry-after': '1' } })
     const direct = input.abort
     const clientSignal = input.signal
-    const controller = direct ?? new AbortController()
+    const controller = direct ?? createRequestAbort()
     const onAbort = () => controller.abort(clientSignal!.reason)
     if (!direct && clientSignal) {
       if (clientSignal.aborted) controller.abort(clientSignal.reason)
@@ -170,7 +171,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
     isAdmin: (headers: Headers) => isAdminKey(presentedKey({ authorization: headers.authorization, 'x-api-key': headers['x-api-key'] }), adminSha),
 
     /** Run a chat request through the pipeline. The result's stream must be consumed or returned by the caller. */
-    async chat(input: { headers: Headers; body: ChatRequest; signal?: AbortSignal; abort?: AbortController; surface: RequestContext['surface']; state?: Record<string, unknown>; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
+    async chat(input: { headers: Headers; body: ChatRequest; signal?: AbortSignal; abort?: RequestAbortController; surface: RequestContext['surface']; state?: Record<string, unknown>; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; result: PipelineResult }> {
       // routes identify before reading the body (an unknown caller must not make us parse it) and pass it on
       const principal = input.principal ?? (await identify(input.headers))
       checkModel(principal, input.body.model, 'chat')
@@ -187,7 +188,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       }
       ctx.onDone.push((c, error) => {
         release()
-        const status = error instanceof GatewayError ? String(error.status) : error ? (controller.signal.aborted ? '499' : '500') : '200'
+        const status = error instanceof GatewayError ? String(error.status) : error ? (controller.aborted ? '499' : '500') : '200'
         const last = c.attempts[c.attempts.length - 1]
         metrics.requests.inc({ team: c.principal.team, model: c.alias, provider: last?.provider ?? (c.cache === 'hit' || c.cache === 'semantic-hit' ? 'cache' : 'none'), status })
       })
@@ -207,7 +208,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
      * returned context carries the cost, the session total and the response headers (`costHeaders`).
      * Base64 is encoded here (Float32, little-endian) as the openai SDK expects.
      */
-    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal?: AbortSignal; abort?: AbortController; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; body: EmbeddingResponse }> {
+    async embeddings(input: { headers: Headers; body: EmbeddingRequest; signal?: AbortSignal; abort?: RequestAbortController; id?: string; principal?: Principal }): Promise<{ ctx: RequestContext; body: EmbeddingResponse }> {
       const principal = input.principal ?? (await identify(input.headers))
       const target = checkModel(principal, input.body.model, 'embedding')!
       const reason = target.provider.unavailableReason?.()
@@ -286,7 +287,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
         // settle the reservation and correct the token buckets (admission's callbacks)
         await finish(ctx, failure)
         release()
-        const status = failure instanceof GatewayError ? String(failure.status) : failure ? (ctx.signal.aborted ? '499' : '500') : '200'
+        const status = failure instanceof GatewayError ? String(failure.status) : failure ? (ctx.abort.aborted ? '499' : '500') : '200'
         metrics.requests.inc({ team: principal.team, model: ctx.alias, provider: ctx.attempts.length ? target.provider.name : 'none', status })
       }
     },

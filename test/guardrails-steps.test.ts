@@ -1,5 +1,6 @@
 import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
+import { abortFromSignal } from '../src/abort.js'
 import type { PipelineResult, RequestContext } from '../src/context.js'
 import { GatewayError } from '../src/errors.js'
 import { createGuardInputStep } from '../src/guardrails/input.js'
@@ -9,6 +10,11 @@ import { guardrailsPolicySchema } from '../src/guardrails/schema.js'
 import { validateJsonSchema } from '../src/guardrails/json-schema.js'
 import { createMemoryStore } from '../src/store/memory.js'
 import type { ChatChunk, ChatCompletion, ChatMessage, ChatRequest, ToolCall } from '../src/types.js'
+
+/** A context literal's `abort` and `signal`, as the gateway's Context gives them. */
+function abortFields(signal: AbortSignal): Pick<RequestContext, 'abort' | 'signal'> {
+  return { abort: abortFromSignal(signal), signal }
+}
 
 function makeCtx(guardrails: unknown, request: Partial<ChatRequest>, extra: Partial<RequestContext> = {}): RequestContext {
   return {
@@ -23,7 +29,7 @@ function makeCtx(guardrails: unknown, request: Partial<ChatRequest>, extra: Part
     stream: !!request.stream,
     wantsUsage: false,
     headers: {},
-    signal: new AbortController().signal,
+    ...abortFields(new AbortController().signal),
     responseHeaders: {},
     attempts: [],
     costUsd: 0,

@@ -243,7 +243,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
           const found = await semantic!.lookup(sem.query, {
             threshold,
             now: now(),
-            signal: ctx.signal,
+            // the builtin embedder runs in this process and cannot be stopped: no AbortSignal is made for it
+            signal: semantic!.embedder.kind === 'builtin' ? undefined : ctx.signal,
             limit: policy.semantic.max_candidates,
             guard: policy.semantic.guard
           })
@@ -303,7 +304,7 @@ export function createCacheStep(deps: CacheStepDeps): Step {
           return chunk
         },
         onEnd: ({ error, closedEarly }) => {
-          if (error || closedEarly || ctx.signal.aborted) return
+          if (error || closedEarly || ctx.abort.aborted) return
           const completion = assembler.result()
           // the stream ends for the client now; the write follows
           if (completion && cacheable(completion)) writeInBackground(key, scope, async () => remember(ctx, policy, key, completion, await semToStore()))

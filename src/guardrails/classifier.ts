@@ -170,7 +170,7 @@ export function createClassifierStep(deps: ClassifierDeps): Step {
         memo.set(keyOf(batch[i]!), r)
       } else errors.push(r.error)
     })
-    if (ctx.signal.aborted) throw ctx.signal.reason ?? new Error('aborted')
+    if (ctx.abort.aborted) throw ctx.abort.reason ?? new Error('aborted')
 
     const hits = scores.filter((s) => s >= p.threshold).length
     if (hits > 0) {

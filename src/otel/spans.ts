@@ -42,7 +42,7 @@ export function requestSpans(
 ): SpanData[] {
   const serverSpanId = newSpanId()
   // a stream that ends with a non-upstream error after its 200 went out was closed by the client
-  const aborted = ctx.signal.aborted || (seen.answered && Boolean(error) && !(error instanceof GatewayError))
+  const aborted = ctx.abort.aborted || (seen.answered && Boolean(error) && !(error instanceof GatewayError))
   // once a stream's 200 went out, a later failure does not change the HTTP status
   const httpStatus = seen.answered ? 200 : error instanceof GatewayError ? error.status : error ? (aborted ? 499 : 500) : 200
   // choices are noted by index; a stream may end without some of them

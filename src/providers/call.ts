@@ -1,6 +1,7 @@
 import { providerCacheSavings } from '../cache/prompt-caching.js'
 import { resolveCachePolicy } from '../cache/schema.js'
 import type { Attempt, PipelineResult, RequestContext } from '../context.js'
+import type { RequestAbort } from '../abort.js'
 import { GatewayError, UpstreamError } from '../errors.js'
 import { costOf, tokenCounts } from '../ledger/cost.js'
 import { ledgerAtEnd } from '../ledger/at-end.js'
@@ -10,6 +11,7 @@ import type { Metrics } from '../metrics/index.js'
 import type { Target } from '../routing/types.js'
 import { observeStream } from '../stream.js'
 import { NATIVE_REQUEST_KEY, type NativeRequest } from './native.js'
+import type { CallOptions } from './types.js'
 import { countPromptTokens, countTextTokens, encodingFor } from '../tokens.js'
 import type { ChatChunk, ChatCompletion, ChatRequest, Usage } from '../types.js'
 
@@ -60,7 +62,7 @@ export function createTargetCaller(deps: CallDeps) {
     const attempt: Attempt = { target: target.name, provider: target.provider.name, model: target.model.model, status: 'ok', costUsd: 0, startedAt: started, latencyMs: 0, reason: over.reason }
     ctx.attempts.push(attempt)
     const attemptNo = ctx.attempts.length
-    const signal = ctx.signal
+    const abort = ctx.abort
     const native = ctx.state[NATIVE_REQUEST_KEY] as NativeRequest | undefined
     // the team's provider prompt-caching settings (Anthropic breakpoints; on by default without a cache: section)
     const promptCache = resolveCachePolicy(ctx.policy.cache).provider
@@ -116,7 +118,7 @@ export function createTargetCaller(deps: CallDeps) {
     if (!stream) {
       let body: ChatCompletion
       try {
-        body = await target.provider.chat(stream === ctx.stream ? req : { ...req, stream: false }, { signal, native, promptCache, ...over.timeouts })
+        body = await target.provider.chat(stream === ctx.stream ? req : { ...req, stream: false }, callOptions(abort, native, promptCache, over.timeouts))
       } catch (err) {
         // an abort after the prompt was sent may still be billed by the provider: charge the prompt
         const aborted = err instanceof UpstreamError && err.kind === 'aborted'
@@ -130,7 +132,7 @@ export function createTargetCaller(deps: CallDeps) {
 
     let source: AsyncIterable<ChatChunk>
     try {
-      source = await target.provider.chatStream(req, { signal, native, promptCache, ...over.timeouts })
+      source = await target.provider.chatStream(req, callOptions(abort, native, promptCache, over.timeouts))
     } catch (err) {
       const aborted = err instanceof UpstreamError && err.kind === 'aborted'
       settle(aborted ? 'aborted' : 'error', aborted ? undefined : zeroUsage, promptOnly, err)
@@ -159,7 +161,7 @@ export function createTargetCaller(deps: CallDeps) {
           return chunk
         },
         onEnd: ({ error, closedEarly }) => {
-          const status = closedEarly || (error && signal.aborted) ? 'aborted' : error ? 'error' : 'ok'
+          const status = closedEarly || (error && abort.aborted) ? 'aborted' : error ? 'error' : 'ok'
           settle(status, usage, () => estimateFrom(promptOnly(), parts.join(''), encoding), error)
         }
       })
@@ -168,6 +170,22 @@ export function createTargetCaller(deps: CallDeps) {
 }
 
 export type TargetCaller = ReturnType<typeof createTargetCaller>
+
+/**
+ * A provider call's options. `signal` is a getter, not a value: the HTTP providers listen through `abort` and never
+ * read it, so no AbortSignal is made for them (spreading these options would read it).
+ */
+function callOptions(abort: RequestAbort, native: NativeRequest | undefined, promptCache: CallOptions['promptCache'], timeouts: Partial<CallOptions> | undefined): CallOptions {
+  return {
+    abort,
+    get signal() {
+      return abort.signal
+    },
+    native,
+    promptCache,
+    ...timeouts
+  }
+}
 
 const zeroUsage: Usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
 

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events'
 import { Pool, errors as undiciErrors } from 'undici'
 import type { Dispatcher } from 'undici'
 import { createParser, type EventSourceMessage } from 'eventsource-parser'
+import { abortFromSignal, type RequestAbort } from '../abort.js'
 import { UpstreamError } from '../errors.js'
 import type { CallOptions } from './types.js'
 
@@ -58,7 +59,8 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
   return {
     async post(path, body, call) {
       const total = call.totalTimeoutMs ?? opts.totalTimeoutMs
-      const { signal, done } = callSignal(call.signal, total)
+      const client = call.abort ?? abortFromSignal(call.signal)
+      const { signal, done } = callSignal(client, total)
       let res: Dispatcher.ResponseData
       try {
         res = await pool.request({
@@ -72,7 +74,7 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
         })
       } catch (err) {
         done()
-        throw mapTransportError(err, call.signal, opts.label)
+        throw mapTransportError(err, client, opts.label)
       }
       // the total timeout covers the body too: the timer and listener go when it is read, fails or is destroyed
       if (res.body.closed) done()
@@ -114,7 +116,7 @@ interface CallAbort extends EventEmitter {
  * `done()`. An emitter, not an AbortController: making an AbortSignal costs about 5 µs on Node 20 (an
  * EventTarget and its bookkeeping), an EventEmitter about 0.2, and this one goes nowhere but to undici.
  */
-function callSignal(outer: AbortSignal, totalMs: number): { signal: CallAbort; done: () => void } {
+function callSignal(outer: RequestAbort, totalMs: number): { signal: CallAbort; done: () => void } {
   const signal = new EventEmitter() as CallAbort
   signal.aborted = false
   signal.reason = undefined
@@ -129,7 +131,7 @@ function callSignal(outer: AbortSignal, totalMs: number): { signal: CallAbort; d
     return { signal, done: () => {} }
   }
   const onAbort = () => abort(outer.reason)
-  outer.addEventListener('abort', onAbort, { once: true })
+  const off = outer.onAbort(onAbort)
   const timer = setTimeout(() => abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), totalMs)
   // like AbortSignal.timeout's, the timer alone does not keep the process up
   timer.unref()
@@ -138,13 +140,18 @@ function callSignal(outer: AbortSignal, totalMs: number): { signal: CallAbort; d
     if (finished) return
     finished = true
     clearTimeout(timer)
-    outer.removeEventListener('abort', onAbort)
+    off()
   }
   return { signal, done }
 }
 
+/** Whether the client went away, read when a transfer fails: an AbortSignal, or the gateway's request abort. */
+export interface ClientGone {
+  readonly aborted: boolean
+}
+
 /** Read a whole response body as JSON, mapping failures to a 502 protocol error. */
-export async function readJson<T>(res: UpstreamResponse, label: string, signal: AbortSignal): Promise<T> {
+export async function readJson<T>(res: UpstreamResponse, label: string, signal: ClientGone): Promise<T> {
   let text: string
   try {
     text = await res.body.text()
@@ -176,7 +183,7 @@ const BODY_END_GRACE_MS = 5_000
 export async function* sseEvents(
   res: UpstreamResponse,
   label: string,
-  signal: AbortSignal,
+  signal: ClientGone,
   isLast?: (ev: EventSourceMessage) => boolean
 ): AsyncGenerator<EventSourceMessage> {
   const queue: EventSourceMessage[] = []
@@ -219,7 +226,7 @@ function readRest(body: UpstreamResponse['body'], bytesRead: number): void {
     .finally(() => clearTimeout(timer))
 }
 
-function mapTransportError(err: unknown, clientSignal: AbortSignal, label: string): UpstreamError {
+function mapTransportError(err: unknown, clientSignal: ClientGone, label: string): UpstreamError {
   if (err instanceof UpstreamError) return err
   if (clientSignal.aborted) return new UpstreamError(499, 'Client closed the request', { kind: 'aborted', retryable: false, code: 'client_closed' })
   const e = err as { name?: string; code?: string; message?: string }

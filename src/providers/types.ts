@@ -1,3 +1,4 @@
+import type { RequestAbort } from '../abort.js'
 import type { ProviderCachePolicy } from '../cache/schema.js'
 import type { NativeRequest } from './native.js'
 import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse } from '../types.js'
@@ -6,6 +7,11 @@ import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, Embeddin
 export interface CallOptions {
   /** Aborted when the client disconnects or the gateway gives up: the upstream request must be cancelled. */
   signal: AbortSignal
+  /**
+   * The same abort without an AbortSignal (the gateway's request abort, src/abort.ts). When given, the HTTP
+   * providers listen through it and never read `signal`, which the gateway then makes only for those that do.
+   */
+  abort?: RequestAbort
   /** Milliseconds to wait for response headers (first byte for streams). */
   firstByteTimeoutMs?: number
   /** Milliseconds for the whole call. */

@@ -98,7 +98,7 @@ export function createExecutor(deps: ExecutorDeps) {
         hold?.()
         lastError = err
         const kind = failureKind(err)
-        if (isLast || !kind || !on.includes(kind) || ctx.signal.aborted) throw err
+        if (isLast || !kind || !on.includes(kind) || ctx.abort.aborted) throw err
         metrics?.fallbacks.inc({ alias: ctx.alias, target: targetOf(member) ?? `#${i}`, kind })
       }
     }
@@ -157,7 +157,7 @@ export function createExecutor(deps: ExecutorDeps) {
       try {
         answer = await run(ctx, tier.route, { ...opts, why, reason, request, review, forceNonStream: true, deadline })
       } catch (err) {
-        if (ctx.signal.aborted) throw err
+        if (ctx.abort.aborted) throw err
         // a cheap tier that fails (down, or unable to serve this request: images, n > 1) escalates
         escalations.push(`${t}:error`)
         metrics?.escalations.inc({ alias: ctx.alias, tier: String(t), check: 'error' })
@@ -245,7 +245,7 @@ export function createExecutor(deps: ExecutorDeps) {
       } catch (err) {
         if (isHealthFailure(err)) permit?.failure()
         else permit?.release()
-        if (!isRetryable(err) || i >= retry.retries || ctx.signal.aborted) throw err
+        if (!isRetryable(err) || i >= retry.retries || ctx.abort.aborted) throw err
         const delay = backoffDelay(i, retry, retryAfterOf(err), state.random)
         // no retry that could not start before the tier's time is up
         if (delay === undefined || (opts.deadline !== undefined && performance.now() + delay >= opts.deadline)) throw err

@@ -82,7 +82,7 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     async chat(req, opts): Promise<ChatCompletion> {
       const native = nativeBody(req, opts, false)
       const res = await upstream.post(path, native ?? build(req, opts, false), native ? withNativeHeaders(opts) : opts)
-      const message = await readJson<AnthropicMessage>(res, label, opts.signal)
+      const message = await readJson<AnthropicMessage>(res, label, opts.abort ?? opts.signal)
       const completion = fromAnthropicMessage(message)
       // the surface may render Anthropic's own answer (thinking blocks, signatures) while the canonical one is unchanged
       return native ? attachNative(completion, 'anthropic', message) : completion
@@ -91,7 +91,7 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     async chatStream(req, opts) {
       const native = nativeBody(req, opts, true)
       const res = await upstream.post(path, native ?? build(req, opts, true), native ? withNativeHeaders(opts) : opts)
-      const messages = sseEvents(res, label, opts.signal, (ev) => ev.event === 'message_stop')
+      const messages = sseEvents(res, label, opts.abort ?? opts.signal, (ev) => ev.event === 'message_stop')
       if (!native) return anthropicEventsToChunks(parseEvents(messages, label))
       // each chunk carries the raw events consumed to produce it, so /v1/messages can relay them as sent
       const raw: NativeEvent[] = []
@@ -107,7 +107,7 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     /** Anthropic's own token count for a Messages body (POST /v1/messages/count_tokens), `model` replaced. */
     async countTokens(body: Record<string, unknown>, model: string, opts: CallOptions): Promise<{ input_tokens: number }> {
       const res = await upstream.post(`${path}/count_tokens`, JSON.stringify({ ...body, model }), withNativeHeaders(opts))
-      return readJson<{ input_tokens: number }>(res, label, opts.signal)
+      return readJson<{ input_tokens: number }>(res, label, opts.abort ?? opts.signal)
     },
 
     close: () => upstream.close()
