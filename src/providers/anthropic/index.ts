@@ -72,7 +72,9 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     const body = transform({ ...(rest as AnthropicRequest), model: req.model, max_tokens: req.max_completion_tokens ?? req.max_tokens ?? (rest.max_tokens as number) }, opts)
     return JSON.stringify(stream ? { ...body, stream: true } : body)
   }
-  const withNativeHeaders = (opts: CallOptions): CallOptions => (opts.native?.headers ? { ...opts, headers: { ...opts.headers, ...opts.native.headers } } : opts)
+  // `signal` set by name: the gateway's options keep it as a getter on their prototype, which a spread leaves out
+  const withNativeHeaders = (opts: CallOptions): CallOptions =>
+    opts.native?.headers ? { ...opts, signal: opts.signal, headers: { ...opts.headers, ...opts.native.headers } } : opts
 
   return {
     name,
