@@ -142,9 +142,9 @@ function createChannel(plan: OutputPlan) {
       }
       return out
     },
-    get sent() {
-      return sent
-    }
+    // a method, not a getter: V8 builds an object literal with an accessor through its slow runtime path, and this
+    // one is made per choice of every streamed answer
+    sent: () => sent
   }
 }
 type Channel = ReturnType<typeof createChannel>
@@ -220,6 +220,6 @@ async function finishChoice(s: ChoiceState, choice: ChunkChoice, plan: OutputPla
     if (existing) existing.function = { ...existing.function, arguments: (existing.function?.arguments ?? '') + args } as ToolCall['function']
     else deltas.push({ index, function: { arguments: args } as ToolCall['function'] })
   }
-  const calls = [...s.calls.values()].map((c) => ({ function: { name: c.name, arguments: c.args.sent } }))
-  await endOfAnswer(plan, s.content.sent, calls, first)
+  const calls = [...s.calls.values()].map((c) => ({ function: { name: c.name, arguments: c.args.sent() } }))
+  await endOfAnswer(plan, s.content.sent(), calls, first)
 }
