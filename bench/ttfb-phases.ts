@@ -25,7 +25,7 @@ import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.
 import type { Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_KEY, ROOT, buildSluice, startBackends, startFloor, startSluice, withoutLayers, type BenchPolicyCuts } from './lib/targets.js'
+import { BENCH_KEY, BENCH_POLICIES, ROOT, buildSluice, startBackends, startFloor, startSluice, withoutLayers } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -37,14 +37,7 @@ const { values: flags } = parseArgs({
   }
 })
 
-const VARIANTS: Record<string, BenchPolicyCuts> = {
-  full: {},
-  'no-semantic': { semantic: true },
-  'no-cache': { cache: true },
-  'no-guardrails': { guardrails: true },
-  'no-budgets': { budgets: true },
-  bare: { cache: true, guardrails: true, budgets: true }
-}
+const VARIANTS = BENCH_POLICIES
 
 const PHASES = ['beforeUpstream', 'upstream', 'afterUpstream', 'firstByte', 'corked'] as const
 

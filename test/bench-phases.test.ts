@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Pool } from 'undici'
@@ -14,14 +14,16 @@ describe('bench phase marks', () => {
   const children: Child[] = []
   let floor: Child
   let out: string
+  let rowsFile: string
   let dir: string
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'sluice-phases-test-'))
     out = join(dir, 'floor.json')
+    rowsFile = join(dir, 'rows.json')
     const fake = await startFake()
     children.push(fake)
-    floor = await startFloor(`http://127.0.0.1:${fake.port}`, { nodeArgs: PHASE_MARKS_PRELOAD, env: { PHASE_MARKS_OUT: out } })
+    floor = await startFloor(`http://127.0.0.1:${fake.port}`, { nodeArgs: PHASE_MARKS_PRELOAD, env: { PHASE_MARKS_OUT: out, PHASE_MARKS_ROWS: rowsFile } })
     children.push(floor)
     // the readiness probe is not part of what the tests count
     await readPhases(floor.pid, out)
@@ -55,6 +57,35 @@ describe('bench phase marks', () => {
     expect(r.beforeUpstream!).toBeLessThan(20_000)
     expect(r.afterUpstream!).toBeLessThan(20_000)
     expect(r.firstByte!).toBeGreaterThanOrEqual(r.upstream!)
+  })
+
+  it("writes each counted request's moments on the clock of a CPU profile (process.hrtime, µs)", async () => {
+    const pool = new Pool(`http://127.0.0.1:${floor.port}`, { connections: 2 })
+    const sentAt: number[] = []
+    const answeredAt: number[] = []
+    for (let i = 0; i < 4; i++) {
+      sentAt.push(Number(process.hrtime.bigint() / 1000n))
+      const res = await pool.request({
+        path: '/v1/chat/completions',
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'gpt-4o-mini@tokens=2,delay_ms=5', stream: true, messages: [{ role: 'user', content: 'hi' }] })
+      })
+      answeredAt.push(Number(process.hrtime.bigint() / 1000n))
+      await res.body.text()
+    }
+    await pool.close()
+    await readPhases(floor.pid, out)
+    const rows = JSON.parse(await readFile(rowsFile, 'utf8')) as { arrive: number; sent: number; upstream: number; first: number }[]
+    expect(rows).toHaveLength(4)
+    for (const [i, r] of rows.entries()) {
+      // the server's moments fall between the client's send and its answer, in order
+      expect(r.arrive).toBeGreaterThanOrEqual(sentAt[i]!)
+      expect(r.sent).toBeGreaterThanOrEqual(r.arrive)
+      expect(r.upstream - r.sent).toBeGreaterThanOrEqual(5_000)
+      expect(r.first).toBeGreaterThanOrEqual(r.upstream)
+      expect(r.first).toBeLessThanOrEqual(answeredAt[i]!)
+    }
   })
 
   it('leaves out requests that overlapped, and starts each report afresh', async () => {

@@ -11,7 +11,9 @@
  * cork). Requests must come one at a time, as bench/ttfb-phases.ts
  * sends them: marks go to the request in flight, and a request that overlapped another is counted apart and
  * left out. On SIGUSR2 the medians of the requests since the last report are written as JSON to the file named
- * by PHASE_MARKS_OUT, and counting starts over. Nothing else about the server changes.
+ * by PHASE_MARKS_OUT, and counting starts over. With PHASE_MARKS_ROWS set, the counted requests' own moments go
+ * to that file too, as µs of the monotonic clock a V8 CPU profile's timestamps use (bench/ttfb-profile.ts reads
+ * them to keep only the profile's samples inside a phase). Nothing else about the server changes.
  *
  * Written in plain JavaScript so the built gateway (plain node, no loader) can preload it.
  */
@@ -72,6 +74,15 @@ const medianMicros = (xs) => {
 }
 const diff = (a, b) => (a === undefined || b === undefined ? undefined : b - a)
 
+// performance.now() and a CPU profile's timestamps (V8's monotonic ticks, as process.hrtime) differ by a constant.
+// The first performance.now() sets itself up for about a millisecond: read the offset around a later call.
+performance.now()
+const hrBefore = process.hrtime.bigint()
+const nowMs = performance.now()
+const PROFILE_CLOCK_US = Number((hrBefore + process.hrtime.bigint()) / 2000n) - nowMs * 1000
+/** @param {number | undefined} ms */
+const onProfileClock = (ms) => (ms === undefined ? null : Math.round(PROFILE_CLOCK_US + ms * 1000))
+
 process.on('SIGUSR2', () => {
   const report = {
     requests: rows.length,
@@ -83,6 +94,11 @@ process.on('SIGUSR2', () => {
     firstByte: medianMicros(rows.map((r) => diff(r.arrive, r.first))),
     // from the first write call to the socket's write: the cork, and what ran before the tick that lifted it
     corked: medianMicros(rows.map((r) => diff(r.first, r.wire)))
+  }
+  const rowsOut = process.env.PHASE_MARKS_ROWS
+  if (rowsOut) {
+    const moments = rows.map((r) => ({ arrive: onProfileClock(r.arrive), sent: onProfileClock(r.sent), upstream: onProfileClock(r.upstream), first: onProfileClock(r.first) }))
+    writeFileSync(rowsOut, JSON.stringify(moments))
   }
   rows = []
   overlapped = 0

@@ -135,6 +135,16 @@ export interface BenchPolicyCuts {
   budgets?: boolean
 }
 
+/** The bench policy and its variants by name, as bench/ttfb-phases.ts and bench/ttfb-profile.ts take them. */
+export const BENCH_POLICIES: Record<string, BenchPolicyCuts> = {
+  full: {},
+  'no-semantic': { semantic: true },
+  'no-cache': { cache: true },
+  'no-guardrails': { guardrails: true },
+  'no-budgets': { budgets: true },
+  bare: { cache: true, guardrails: true, budgets: true }
+}
+
 /**
  * The bench policy's text without the layers named in `cuts`.
  *
