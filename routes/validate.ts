@@ -61,7 +61,7 @@ export async function readBody<T>(c: Context, schema: BodySchema<T>): Promise<T>
  * The field and the words for a failed check. Ajv stops at the first failure; an `anyOf` lists each
  * alternative's failure before its own. Values from the body are never echoed, only their JSON type.
  */
-export function describeFailure(errors: ErrorObject[], body: unknown): { param: string | null; message: string } {
+function describeFailure(errors: ErrorObject[], body: unknown): { param: string | null; message: string } {
   const last = errors[errors.length - 1]
   if (!last) return { param: null, message: 'the body does not match the expected shape' }
   if (last.keyword === 'anyOf') {
@@ -109,11 +109,12 @@ export function describeFailure(errors: ErrorObject[], body: unknown): { param: 
 /** A JSON pointer as a dotted param (`/messages/0/role` → `messages.0.role`); null for the body itself. */
 function paramOf(pointer: string): string | null {
   if (!pointer) return null
-  return pointer
-    .slice(1)
-    .split('/')
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .join('.')
+  return pointer.slice(1).split('/').map(unescapePointer).join('.')
+}
+
+/** One JSON-pointer segment as the field name it stands for (RFC 6901: `~1` is `/`, `~0` is `~`). */
+function unescapePointer(segment: string): string {
+  return segment.replace(/~1/g, '/').replace(/~0/g, '~')
 }
 
 function escapePointer(key: string): string {
@@ -125,7 +126,7 @@ function valueAt(body: unknown, pointer: string): unknown {
   if (!pointer) return v
   for (const s of pointer.slice(1).split('/')) {
     if (v === null || typeof v !== 'object') return undefined
-    v = (v as Record<string, unknown>)[s.replace(/~1/g, '/').replace(/~0/g, '~')]
+    v = (v as Record<string, unknown>)[unescapePointer(s)]
   }
   return v
 }

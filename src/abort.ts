@@ -84,19 +84,26 @@ class RequestAbortState implements RequestAbortController {
  * createContext({ ..., abort: abortFromSignal(c.req.raw.signal) })
  */
 export function abortFromSignal(signal: AbortSignal): RequestAbort {
-  return {
-    get aborted() {
-      return signal.aborted
-    },
-    get reason() {
-      return signal.reason
-    },
-    signal,
-    onAbort(listener) {
-      if (signal.aborted) return noop
-      signal.addEventListener('abort', listener, { once: true })
-      return () => signal.removeEventListener('abort', listener)
-    }
+  return new SignalAbort(signal)
+}
+
+/** A class for the reason RequestAbortState is one. */
+class SignalAbort implements RequestAbort {
+  constructor(readonly signal: AbortSignal) {}
+
+  get aborted(): boolean {
+    return this.signal.aborted
+  }
+
+  get reason(): unknown {
+    return this.signal.reason
+  }
+
+  onAbort(listener: () => void): () => void {
+    const signal = this.signal
+    if (signal.aborted) return noop
+    signal.addEventListener('abort', listener, { once: true })
+    return () => signal.removeEventListener('abort', listener)
   }
 }
 
