@@ -59,7 +59,7 @@ export function createUpstream(opts: UpstreamOptions): Upstream {
   return {
     async post(path, body, call) {
       const total = call.totalTimeoutMs ?? opts.totalTimeoutMs
-      const client = call.abort ?? abortFromSignal(call.signal)
+      const client = clientAbortOf(call)
       const { signal, done } = callSignal(client, total)
       let res: Dispatcher.ResponseData
       try {
@@ -143,6 +143,17 @@ function callSignal(outer: RequestAbort, totalMs: number): { signal: CallAbort; 
     off()
   }
   return { signal, done }
+}
+
+/**
+ * How a provider call hears that its client went away: the gateway's request abort when it gave one (reading
+ * `call.signal` would make the AbortSignal it exists to avoid), else the caller's own signal.
+ *
+ * @example
+ * return readJson<ChatCompletion>(res, label, clientAbortOf(opts))
+ */
+export function clientAbortOf(call: CallOptions): RequestAbort {
+  return call.abort ?? abortFromSignal(call.signal)
 }
 
 /** Whether the client went away, read when a transfer fails: an AbortSignal, or the gateway's request abort. */

@@ -2,7 +2,7 @@ import { placeCacheBreakpoints } from '../../cache/prompt-caching.js'
 import type { ProviderConfig } from '../../config/schema.js'
 import { UpstreamError } from '../../errors.js'
 import type { ChatCompletion } from '../../types.js'
-import { createUpstream, readJson, sseEvents } from '../http.js'
+import { clientAbortOf, createUpstream, readJson, sseEvents } from '../http.js'
 import { attachNative, requestFingerprint } from '../native.js'
 import type { CallOptions, Provider } from '../types.js'
 import { parseAnthropicError } from './errors.js'
@@ -84,7 +84,7 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     async chat(req, opts): Promise<ChatCompletion> {
       const native = nativeBody(req, opts, false)
       const res = await upstream.post(path, native ?? build(req, opts, false), native ? withNativeHeaders(opts) : opts)
-      const message = await readJson<AnthropicMessage>(res, label, opts.abort ?? opts.signal)
+      const message = await readJson<AnthropicMessage>(res, label, clientAbortOf(opts))
       const completion = fromAnthropicMessage(message)
       // the surface may render Anthropic's own answer (thinking blocks, signatures) while the canonical one is unchanged
       return native ? attachNative(completion, 'anthropic', message) : completion
@@ -93,7 +93,7 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     async chatStream(req, opts) {
       const native = nativeBody(req, opts, true)
       const res = await upstream.post(path, native ?? build(req, opts, true), native ? withNativeHeaders(opts) : opts)
-      const messages = sseEvents(res, label, opts.abort ?? opts.signal, (ev) => ev.event === 'message_stop')
+      const messages = sseEvents(res, label, clientAbortOf(opts), (ev) => ev.event === 'message_stop')
       if (!native) return anthropicEventsToChunks(parseEvents(messages, label))
       // each chunk carries the raw events consumed to produce it, so /v1/messages can relay them as sent
       const raw: NativeEvent[] = []
@@ -109,7 +109,7 @@ export function createAnthropicProvider(name: string, config: AnthropicConfig, m
     /** Anthropic's own token count for a Messages body (POST /v1/messages/count_tokens), `model` replaced. */
     async countTokens(body: Record<string, unknown>, model: string, opts: CallOptions): Promise<{ input_tokens: number }> {
       const res = await upstream.post(`${path}/count_tokens`, JSON.stringify({ ...body, model }), withNativeHeaders(opts))
-      return readJson<{ input_tokens: number }>(res, label, opts.abort ?? opts.signal)
+      return readJson<{ input_tokens: number }>(res, label, clientAbortOf(opts))
     },
 
     close: () => upstream.close()

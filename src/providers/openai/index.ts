@@ -2,7 +2,7 @@ import type { ProviderConfig } from '../../config/schema.js'
 import { GatewayError, UpstreamError } from '../../errors.js'
 import { responseEventsToChunks, responseToCompletion, type ResponseObject } from '../../responses/index.js'
 import type { ChatChunk, ChatCompletion, ChatRequest, EmbeddingRequest, EmbeddingResponse } from '../../types.js'
-import { createUpstream, readJson, sseEvents } from '../http.js'
+import { clientAbortOf, createUpstream, readJson, sseEvents } from '../http.js'
 import { attachNative, requestFingerprint } from '../native.js'
 import type { CallOptions, Provider } from '../types.js'
 
@@ -64,12 +64,12 @@ export function createOpenAIProvider(name: string, config: OpenAIConfig, missing
     async chat(req, opts) {
       const native = nativeBody(req, opts, false)
       if (native) {
-        const response = await readJson<ResponseObject>(await upstream.post('/responses', native, opts), label, opts.abort ?? opts.signal)
+        const response = await readJson<ResponseObject>(await upstream.post('/responses', native, opts), label, clientAbortOf(opts))
         // the surface renders the upstream's own Response while the canonical answer is unchanged
         return attachNative(responseToCompletion(response), 'responses', response)
       }
       const res = await upstream.post('/chat/completions', JSON.stringify({ ...req, stream: false, stream_options: undefined }), opts)
-      return readJson<ChatCompletion>(res, label, opts.abort ?? opts.signal)
+      return readJson<ChatCompletion>(res, label, clientAbortOf(opts))
     },
 
     async chatStream(req, opts) {
@@ -77,17 +77,17 @@ export function createOpenAIProvider(name: string, config: OpenAIConfig, missing
       if (native) {
         const res = await upstream.post('/responses', native, opts)
         // each chunk carries the raw events consumed to produce it, so /v1/responses can relay them as sent
-        return responseEventsToChunks(sseEvents(res, label, opts.abort ?? opts.signal), label, (chunk, raw) => attachNative(chunk, 'responses', raw))
+        return responseEventsToChunks(sseEvents(res, label, clientAbortOf(opts)), label, (chunk, raw) => attachNative(chunk, 'responses', raw))
       }
       const body: ChatRequest = { ...req, stream: true, stream_options: { ...(req.stream_options ?? {}), include_usage: true } }
       const res = await upstream.post('/chat/completions', JSON.stringify(body), opts)
-      return parseChunks(sseEvents(res, label, opts.abort ?? opts.signal, (ev) => ev.data === '[DONE]'), label)
+      return parseChunks(sseEvents(res, label, clientAbortOf(opts), (ev) => ev.data === '[DONE]'), label)
     },
 
     async embed(req: EmbeddingRequest, opts) {
       // Always ask for floats: not every compatible server speaks base64; the route encodes for the client.
       const res = await upstream.post('/embeddings', JSON.stringify({ ...req, encoding_format: 'float' }), opts)
-      return readJson<EmbeddingResponse>(res, label, opts.abort ?? opts.signal)
+      return readJson<EmbeddingResponse>(res, label, clientAbortOf(opts))
     },
 
     close: () => upstream.close()
