@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { closedLoop } from './lib/load.js'
 import { cpuMicros, type Child } from './lib/procs.js'
-import { BENCH_KEY, buildSluice, startBackends, startSluice, withoutLayers } from './lib/targets.js'
+import { BENCH_HEADERS, buildSluice, startBackends, startSluice, withoutLayers } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -142,7 +142,7 @@ async function main(): Promise<void> {
         {
           origin: `http://127.0.0.1:${sluice.port}`,
           path: '/v1/chat/completions',
-          headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
+          headers: BENCH_HEADERS,
           body: (i) => body(i + base),
           headersFor: sessions > 0 ? (i) => ({ 'x-sluice-session': `bench-${(i + base) % sessions}` }) : undefined
         },

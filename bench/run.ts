@@ -17,7 +17,7 @@ import { closedLoop, openLoop, streamTtfb, type ClosedLoopResult, type OpenLoopR
 import { cpuMicros, rssBytes, sampleRss, startRedis, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_KEY, buildSluice, peerAvailable, sluiceAvailable, startFake, startFloor, startPeer, startReference, startSluice } from './lib/targets.js'
+import { BENCH_HEADERS, buildSluice, peerAvailable, sluiceAvailable, startFake, startFloor, startPeer, startReference, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -90,7 +90,7 @@ process.on('SIGINT', () => void stopAll().then(() => process.exit(130)))
 const spec = (w: Workload, stream: boolean): RequestSpec => ({
   origin: w.origin,
   path: '/v1/chat/completions',
-  headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` },
+  headers: BENCH_HEADERS,
   body: chatBody({ model: stream ? w.models.trickle : w.models.fast, mode: stream ? 'unique' : w.mode, stream })
 })
 

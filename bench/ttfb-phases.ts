@@ -25,7 +25,7 @@ import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.
 import type { Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_KEY, BENCH_POLICIES, ROOT, buildSluice, startBackends, startFloor, startSluice, withoutLayers } from './lib/targets.js'
+import { BENCH_HEADERS, BENCH_POLICIES, ROOT, buildSluice, startBackends, startFloor, startSluice, withoutLayers } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -36,8 +36,6 @@ const { values: flags } = parseArgs({
     write: { type: 'boolean', default: false }
   }
 })
-
-const VARIANTS = BENCH_POLICIES
 
 const PHASES = ['beforeUpstream', 'upstream', 'afterUpstream', 'firstByte', 'corked'] as const
 
@@ -53,8 +51,8 @@ async function main(): Promise<void> {
   const variants = flags.variants!.split(',').map((v) => {
     const [head, ...nodeArgs] = v.trim().split(/\s+/)
     const [policy, dist] = head!.split('@')
-    if (!VARIANTS[policy!]) throw new Error(`--variants: unknown policy ${policy}; known: ${Object.keys(VARIANTS).join(', ')}`)
-    return { name: v.trim(), cuts: VARIANTS[policy!]!, dist: dist ? resolve(ROOT, dist) : undefined, nodeArgs }
+    if (!BENCH_POLICIES[policy!]) throw new Error(`--variants: unknown policy ${policy}; known: ${Object.keys(BENCH_POLICIES).join(', ')}`)
+    return { name: v.trim(), cuts: BENCH_POLICIES[policy!]!, dist: dist ? resolve(ROOT, dist) : undefined, nodeArgs }
   })
   if (!flags['no-build']) await buildSluice()
   const dir = await mkdtemp(join(tmpdir(), 'sluice-phases-'))
@@ -76,7 +74,7 @@ async function main(): Promise<void> {
         editPolicy: (f, text) => (f === 'bench.yaml' ? withoutLayers(text, v.cuts) : text)
       })
       children.push(child)
-      targets.push({ name: `sluice ${v.name}`, child, out, headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` }, rounds: [] })
+      targets.push({ name: `sluice ${v.name}`, child, out, headers: BENCH_HEADERS, rounds: [] })
     }
     const body = chatBody({ model: 'bench-trickle', mode: 'unique', stream: true })
     let offset = Math.floor(Math.random() * 1e9)

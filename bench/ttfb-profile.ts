@@ -20,7 +20,7 @@ import { chatBody } from './lib/bodies.js'
 import { streamTtfb } from './lib/load.js'
 import { PHASE_MARKS_PRELOAD, readPhases } from './lib/phases.js'
 import type { Child } from './lib/procs.js'
-import { BENCH_KEY, BENCH_POLICIES, ROOT, buildSluice, startBackends, startSluice, withoutLayers } from './lib/targets.js'
+import { BENCH_HEADERS, BENCH_POLICIES, ROOT, buildSluice, startBackends, startSluice, withoutLayers } from './lib/targets.js'
 import { profileWindows, type CpuProfile } from './lib/window-profile.js'
 
 const { values: flags } = parseArgs({
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     children.push(sluice)
     const body = chatBody({ model: 'bench-trickle', mode: 'unique', stream: true })
     const base = Math.floor(Math.random() * 1e9)
-    const spec = { origin: `http://127.0.0.1:${sluice.port}`, path: '/v1/chat/completions', headers: { 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` } }
+    const spec = { origin: `http://127.0.0.1:${sluice.port}`, path: '/v1/chat/completions', headers: BENCH_HEADERS }
     // warm-up, then count afresh
     await streamTtfb({ ...spec, body: (i) => body(base + i) }, { n: 100 })
     await readPhases(sluice.pid, out)

@@ -19,6 +19,9 @@ export const BENCH_KEY = 'sk-bench-0123456789'
 /** A key whose team budget is spent after a few requests. */
 export const TIGHT_KEY = 'sk-tight-0123456789'
 
+/** The headers of a chat request to Sluice with the bench key. */
+export const BENCH_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` })
+
 async function answers(origin: string, path: string, init: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {}): Promise<boolean> {
   const res = await request(origin + path, { method: init.method ?? 'GET', body: init.body, headers: init.headers, headersTimeout: 2_000, bodyTimeout: 2_000 })
   await res.body.dump()
@@ -29,7 +32,7 @@ async function answers(origin: string, path: string, init: { method?: 'GET' | 'P
 function answersChat(origin: string): Promise<boolean> {
   return answers(origin, '/v1/chat/completions', {
     method: 'POST',
-    headers: { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' },
+    headers: BENCH_HEADERS,
     body: '{"model":"gpt-4o-mini","max_tokens":4,"messages":[{"role":"user","content":"ready?"}]}'
   })
 }
