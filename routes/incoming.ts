@@ -10,17 +10,23 @@ import { createRequestAbort, type RequestAbortController } from '../src/abort.js
  * AbortController, the body as a web stream over the socket) the first time `c.req.raw.body`, `.signal` or
  * `.text()` is touched. On a cached answer that build was about a fifth of the gateway's CPU. These helpers
  * give the same values without it, and fall back to Hono's own API when there is no Node request (tests
- * through `app.request`) or when something already built the Request (it may be reading the body).
+ * through `app.request`).
+ *
+ * Something may build the Request anyway (a middleware reading `c.req.raw.signal`). Headers, the content length
+ * and the disconnect still come from Node then: the Request was built from the same header list (its headers
+ * cannot be changed) and node-server aborts it on the same `close`. Only the body is the Request's once it is
+ * built, since its stream may be reading the socket: `requestText` checks for that, and only it does (listing
+ * the request's symbols allocates, and the other helpers run five times a request).
  */
 interface NodeEnv {
   incoming: IncomingMessage
   outgoing: ServerResponse
 }
 
-/** The Node request and response, while the WHATWG Request has not been built. */
+/** The Node request and response, when node-server serves this request. */
 function nodeOf(c: Context): NodeEnv | undefined {
   const env = c.env as Partial<NodeEnv> | undefined
-  if (!env?.incoming || !env.outgoing || built(c.req.raw)) return undefined
+  if (!env?.incoming || !env.outgoing) return undefined
   return env as NodeEnv
 }
 
@@ -111,8 +117,11 @@ export function requestAbort(c: Context): { signal: AbortSignal; abort?: undefin
 export async function requestText(c: Context): Promise<string> {
   const node = nodeOf(c)
   const incoming = node?.incoming as (IncomingMessage & { rawBody?: unknown }) | undefined
-  // anything that started reading the socket owns the body now; rawBody: node-server reads that instead
-  if (!incoming || incoming.readableDidRead || incoming.readableFlowing !== null || incoming.rawBody !== undefined) return c.req.text()
+  // anything that started reading the socket, or a built Request's body stream, owns the body; rawBody:
+  // node-server reads that instead
+  if (!incoming || incoming.readableDidRead || incoming.readableFlowing !== null || incoming.rawBody !== undefined || built(c.req.raw)) {
+    return c.req.text()
+  }
   const text = new Promise<string>((resolve, reject) => {
     const chunks: Buffer[] = []
     incoming.on('data', (b: Buffer) => chunks.push(b))

@@ -17,7 +17,7 @@ function replacerCanonicalJson(value: unknown): string {
 /** A seeded random JSON-ish value: what a parsed request body can hold, plus undefined, holes and odd numbers. */
 function randomValue(rand: () => number, depth: number): unknown {
   const pick = Math.floor(rand() * (depth > 3 ? 7 : 10))
-  const strings = ['', 'a', 'hello world', 'é ü 中文', 'quote " back \\ slash', 'nl\n\ttab', '\u0000\u001f', '\ud800 lone', '😀', '__proto__']
+  const strings = ['', 'a', 'hello world', 'é ü 中文', 'quote " back \\ slash', 'nl\n\ttab', '\u0000\u001f', '\ud800 lone', '😀', '__proto__', 'del \u007f', 'low \udc00 lone', 'ends high \ud83d', 'line \u2028 sep', '\u0020 space']
   const numbers = [0, -0, 1, -1.5, 1e21, 1e-7, 123456789012345680000, Number.MAX_SAFE_INTEGER, NaN, Infinity, -Infinity]
   switch (pick) {
     case 0:
@@ -72,6 +72,22 @@ describe('canonical JSON', () => {
       const value = { root: randomValue(rand, 0), other: randomValue(rand, 0) }
       expect(canonicalJson(value)).toBe(replacerCanonicalJson(value))
     }
+  })
+
+  it('sorts long key lists as sort() does, array indices first', () => {
+    const rand = seeded(11)
+    const names = ['b', 'a', 'Z', 'é', '', 'x y', '10', '2', '0', '01', 'model', 'messages', 'tool_calls', 'aa', 'a b', 'ß', '😀', '_']
+    const sizes = { short: 0, long: 0 }
+    for (let i = 0; i < 200; i++) {
+      const obj: Record<string, unknown> = {}
+      const n = 4 + Math.floor(rand() * 30)
+      for (let k = 0; k < n; k++) obj[names[Math.floor(rand() * names.length)]! + (rand() < 0.5 ? String(Math.floor(rand() * 50)) : '')] = k
+      sizes[Object.keys(obj).length > 16 ? 'long' : 'short']++
+      expect(canonicalJson({ obj, list: [obj] })).toBe(replacerCanonicalJson({ obj, list: [obj] }))
+    }
+    // both ways of sorting ran (in-place up to 16 keys, sort() past that)
+    expect(sizes.short).toBeGreaterThan(20)
+    expect(sizes.long).toBeGreaterThan(20)
   })
 
   it('sorts keys at every level and keeps a parsed "__proto__" field as data', () => {

@@ -1,5 +1,9 @@
 import { request } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
+import { Hono, type Context } from 'hono'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { requestAbort, requestHeader, requestHeaders, requestText } from '../routes/incoming.js'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
 
@@ -77,5 +81,73 @@ describe('requests read from Node directly', () => {
     const res = await post([], base, false)
     expect(res.status).toBe(400)
     expect(res.body.error.code).toBe('invalid_json')
+  })
+})
+
+describe('a Request something built before the route', () => {
+  /** An app whose middleware builds node-server's Request (reading its signal), as a third-party middleware may. */
+  async function serveBuiltFirst(route: (c: Context) => Promise<Response>): Promise<{ url: string; close: () => Promise<void> }> {
+    const app = new Hono()
+    app.use('*', async (c, next) => {
+      void c.req.raw.signal
+      await next()
+    })
+    app.post('/x', route)
+    const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' })
+    await new Promise<void>((r) => server.once('listening', () => r()))
+    const { port } = server.address() as AddressInfo
+    return { url: `http://127.0.0.1:${port}/x`, close: () => new Promise<void>((r) => server.close(() => r())) }
+  }
+
+  it('gives the same headers and body as Hono, the body through the Request that now owns it', async () => {
+    const app = await serveBuiltFirst(async (c) => {
+      const headers = requestHeaders(c)
+      const type = requestHeader(c, 'x-twice')
+      const text = await requestText(c)
+      // read through the built Request (its body stream owns the socket now), not from Node beside it
+      return c.json({ headers, hono: c.req.header(), type, text, readByRequest: c.req.raw.bodyUsed })
+    })
+    try {
+      const res = await new Promise<{ status: number; body: any }>((resolve, reject) => {
+        const url = new URL(app.url)
+        const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'x-twice': ['a', 'b'], 'content-type': 'text/plain', 'transfer-encoding': 'chunked' } }, (r) => {
+          const chunks: Buffer[] = []
+          r.on('data', (b: Buffer) => chunks.push(b))
+          r.on('end', () => resolve({ status: r.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }))
+        })
+        req.on('error', reject)
+        req.write('first half, ')
+        setTimeout(() => req.end('second half'), 20)
+      })
+      expect(res.status).toBe(200)
+      expect(res.body.text).toBe('first half, second half')
+      expect(res.body.readByRequest).toBe(true)
+      expect(res.body.type).toBe('a, b')
+      expect(res.body.headers).toEqual(res.body.hono)
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('still hears the client leave', async () => {
+    let aborted: (reason: unknown) => void
+    const reason = new Promise<unknown>((r) => (aborted = r))
+    const app = await serveBuiltFirst(async (c) => {
+      const { abort } = requestAbort(c)
+      expect(abort).toBeDefined()
+      abort!.onAbort(() => aborted(abort!.reason))
+      await reason
+      return c.text('late')
+    })
+    try {
+      const url = new URL(app.url)
+      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-length': '2' } })
+      req.on('error', () => {})
+      req.end('{}')
+      setTimeout(() => req.destroy(), 50)
+      expect(await reason).toBe('Client connection prematurely closed.')
+    } finally {
+      await app.close()
+    }
   })
 })

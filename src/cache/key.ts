@@ -53,7 +53,7 @@ function writeJson(value: unknown, key: string | number): string | undefined {
   if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') v = (v as { toJSON(k: string): unknown }).toJSON(String(key))
   switch (typeof v) {
     case 'string':
-      return JSON.stringify(v)
+      return quoted(v)
     case 'number':
       // String() and JSON.stringify write finite numbers alike (-0 as 0); JSON has no NaN or Infinity
       return Number.isFinite(v) ? String(v) : 'null'
@@ -74,7 +74,7 @@ function writeJson(value: unknown, key: string | number): string | undefined {
       for (const k of keys) {
         const item = writeJson(record[k], k)
         if (item === undefined) continue
-        out += (first ? '' : ',') + JSON.stringify(k) + ':' + item
+        out += (first ? '' : ',') + quoted(k) + ':' + item
         first = false
       }
       return out + '}'
@@ -88,16 +88,41 @@ function writeJson(value: unknown, key: string | number): string | undefined {
 }
 
 /**
+ * Characters `JSON.stringify` escapes in a string: the quote, the backslash, controls and lone surrogates (any
+ * surrogate sends the string to `JSON.stringify`, which tells pairs from lone ones).
+ */
+const ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/
+
+/**
+ * A string as `JSON.stringify` writes it. Most keys and prompts need no escape: quoting them joins three
+ * strings (V8 keeps the join as a reference, flattened once when the key is hashed) instead of copying the text.
+ */
+function quoted(s: string): string {
+  return ESCAPED.test(s) ? JSON.stringify(s) : '"' + s + '"'
+}
+
+/** Longer key lists are left to `Array.prototype.sort`; an insertion sort's comparisons grow with the square. */
+const INSERTION_SORT_MAX = 16
+
+/**
  * An object's keys in the order the replacer form wrote them: it copied them, sorted, into a new object, whose
  * own keys then enumerate array indices first ("2" before "10", numerically) and the others in sorted order.
- * Object.keys already lists array indices first, in that order; only the rest need sorting.
+ * Object.keys already lists array indices first, in that order; only the rest need sorting. Request objects have
+ * a handful of keys: they are sorted in place, by code units as `sort()` compares them, since `sort()` copies the
+ * list into a work array on every call (about a kilobyte of garbage per object).
  */
 function sortedKeys(record: Record<string, unknown>): string[] {
   const keys = Object.keys(record)
-  let indices = 0
-  while (indices < keys.length && isArrayIndex(keys[indices]!)) indices++
-  if (indices === 0) return keys.sort()
-  return keys.slice(0, indices).concat(keys.slice(indices).sort())
+  let from = 0
+  while (from < keys.length && isArrayIndex(keys[from]!)) from++
+  if (keys.length - from > INSERTION_SORT_MAX) return from === 0 ? keys.sort() : keys.slice(0, from).concat(keys.slice(from).sort())
+  for (let i = from + 1; i < keys.length; i++) {
+    const k = keys[i]!
+    let j = i - 1
+    for (; j >= from && keys[j]! > k; j--) keys[j + 1] = keys[j]!
+    keys[j + 1] = k
+  }
+  return keys
 }
 
 /** A canonical array index ("0", "17"; not "01" or "4294967295"), which objects enumerate before other keys. */
