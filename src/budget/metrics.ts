@@ -1,4 +1,5 @@
-import { Counter, type Registry } from 'prom-client'
+import type { Counter, Registry } from 'prom-client'
+import { counter } from '../metrics/deferred.js'
 
 const byRegistry = new WeakMap<Registry, BudgetMetrics>()
 
@@ -15,14 +16,14 @@ export function budgetMetrics(registry: Registry): BudgetMetrics {
   if (m) return m
   const registers = [registry]
   m = {
-    rejections: new Counter({ name: 'sluice_budget_rejections_total', help: 'Requests refused by a budget.', labelNames: ['team', 'scope', 'window'] as const, registers }),
-    downgrades: new Counter({ name: 'sluice_budget_downgrades_total', help: 'Requests moved to a cheaper model by a budget.', labelNames: ['team', 'from', 'to'] as const, registers }),
-    shadowExceeded: new Counter({ name: 'sluice_budget_shadow_exceeded_total', help: 'Requests a shadow budget would have refused.', labelNames: ['team', 'scope', 'window'] as const, registers }),
-    alerts: new Counter({ name: 'sluice_budget_alerts_total', help: 'Budget alert thresholds crossed.', labelNames: ['team', 'scope', 'window', 'threshold'] as const, registers }),
-    alertFailures: new Counter({ name: 'sluice_budget_alert_webhook_failures_total', help: 'Budget alert webhooks that could not be delivered.', labelNames: ['team'] as const, registers }),
-    expired: new Counter({ name: 'sluice_budget_reservations_expired_total', help: 'Reservations that outlived their TTL and were charged their worst case.', labelNames: ['team'] as const, registers }),
-    storeErrors: new Counter({ name: 'sluice_budget_store_errors_total', help: 'Admission or settlement decisions taken while the store was unreachable.', labelNames: ['team', 'op', 'decision'] as const, registers }),
-    rateLimited: new Counter({ name: 'sluice_ratelimit_rejections_total', help: 'Requests refused by a rate limit.', labelNames: ['team', 'scope', 'kind'] as const, registers })
+    rejections: counter({ name: 'sluice_budget_rejections_total', help: 'Requests refused by a budget.', labelNames: ['team', 'scope', 'window'] as const, registers }),
+    downgrades: counter({ name: 'sluice_budget_downgrades_total', help: 'Requests moved to a cheaper model by a budget.', labelNames: ['team', 'from', 'to'] as const, registers }),
+    shadowExceeded: counter({ name: 'sluice_budget_shadow_exceeded_total', help: 'Requests a shadow budget would have refused.', labelNames: ['team', 'scope', 'window'] as const, registers }),
+    alerts: counter({ name: 'sluice_budget_alerts_total', help: 'Budget alert thresholds crossed.', labelNames: ['team', 'scope', 'window', 'threshold'] as const, registers }),
+    alertFailures: counter({ name: 'sluice_budget_alert_webhook_failures_total', help: 'Budget alert webhooks that could not be delivered.', labelNames: ['team'] as const, registers }),
+    expired: counter({ name: 'sluice_budget_reservations_expired_total', help: 'Reservations that outlived their TTL and were charged their worst case.', labelNames: ['team'] as const, registers }),
+    storeErrors: counter({ name: 'sluice_budget_store_errors_total', help: 'Admission or settlement decisions taken while the store was unreachable.', labelNames: ['team', 'op', 'decision'] as const, registers }),
+    rateLimited: counter({ name: 'sluice_ratelimit_rejections_total', help: 'Requests refused by a rate limit.', labelNames: ['team', 'scope', 'kind'] as const, registers })
   }
   byRegistry.set(registry, m)
   return m

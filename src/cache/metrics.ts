@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import { Gauge, type Registry } from 'prom-client'
+import { counter, histogram } from '../metrics/deferred.js'
 
 export type CacheLayer = 'exact' | 'semantic' | 'provider'
 export type CacheResult = 'hit' | 'miss' | 'bypass'
@@ -19,7 +20,7 @@ export interface CacheMetrics {
  */
 export function createCacheMetrics(registry: Registry, indexSize?: () => Promise<number>): CacheMetrics {
   const requests = single(registry, 'sluice_cache_requests_total', () =>
-    new Counter({
+    counter({
       name: 'sluice_cache_requests_total',
       help: 'Cache lookups by layer (exact, semantic, provider) and result (hit, miss, bypass).',
       labelNames: ['layer', 'result', 'team'] as const,
@@ -27,7 +28,7 @@ export function createCacheMetrics(registry: Registry, indexSize?: () => Promise
     })
   )
   const savedTokens = single(registry, 'sluice_cache_saved_tokens_total', () =>
-    new Counter({
+    counter({
       name: 'sluice_cache_saved_tokens_total',
       help: 'Tokens not paid for at full price thanks to a cache layer.',
       labelNames: ['layer', 'team'] as const,
@@ -35,7 +36,7 @@ export function createCacheMetrics(registry: Registry, indexSize?: () => Promise
     })
   )
   const savedUsd = single(registry, 'sluice_cache_saved_usd_total', () =>
-    new Counter({
+    counter({
       name: 'sluice_cache_saved_usd_total',
       help: 'USD saved by a cache layer (provider layer: net of cache-write premiums).',
       labelNames: ['layer', 'team'] as const,
@@ -43,7 +44,7 @@ export function createCacheMetrics(registry: Registry, indexSize?: () => Promise
     })
   )
   const lookup = single(registry, 'sluice_cache_semantic_lookup_seconds', () =>
-    new Histogram({
+    histogram({
       name: 'sluice_cache_semantic_lookup_seconds',
       help: 'Semantic cache lookup time: embedding plus vector search.',
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],

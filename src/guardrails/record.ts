@@ -1,4 +1,5 @@
-import { Counter, type Registry } from 'prom-client'
+import type { Counter, Registry } from 'prom-client'
+import { counter } from '../metrics/deferred.js'
 import type { RequestContext } from '../context.js'
 import { GatewayError } from '../errors.js'
 import type { Store } from '../store/types.js'
@@ -34,7 +35,7 @@ function actionsCounter(registry: Registry | undefined): Counter<'layer' | 'rule
   if (!registry) return undefined
   const existing = registry.getSingleMetric(COUNTER)
   if (existing) return existing as Counter<'layer' | 'rule' | 'action' | 'team'>
-  return new Counter({
+  return counter({
     name: COUNTER,
     help: 'Guardrail actions taken, by layer, rule, action and team.',
     labelNames: ['layer', 'rule', 'action', 'team'] as const,
@@ -60,13 +61,13 @@ export interface Recorder {
  * rec.flush()
  */
 export function createRecorder(deps: GuardDeps, ctx: RequestContext): Recorder {
-  const counter = actionsCounter(deps.registry)
+  const actions = actionsCounter(deps.registry)
   const pending = new Map<string, GuardrailEvent>()
   function emit(e: GuardrailEvent): void {
     if (!ctx.guardrails.includes(e.rule)) ctx.guardrails.push(e.rule)
     const action = `${e.rule}:${e.action}`
     if (!(ctx.guardrailActions ??= []).includes(action)) ctx.guardrailActions.push(action)
-    counter?.inc({ layer: e.layer, rule: e.rule, action: e.action, team: ctx.principal.team }, e.count)
+    actions?.inc({ layer: e.layer, rule: e.rule, action: e.action, team: ctx.principal.team }, e.count)
     deps.record?.(e)
   }
   return {

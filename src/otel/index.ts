@@ -1,4 +1,5 @@
-import { Counter, type Registry } from 'prom-client'
+import type { Counter, Registry } from 'prom-client'
+import { counter } from '../metrics/deferred.js'
 import type { ChatChunk, ChatCompletion } from '../types.js'
 import type { ProviderConfig } from '../config/schema.js'
 import type { Step } from '../context.js'
@@ -37,7 +38,7 @@ export function createTracing(config: TelemetryConfig | undefined, deps: Tracing
   // a registry shared by two gateways (tests) must not register the counter twice
   const existing = deps.registry?.getSingleMetric('sluice_otel_spans_total') as Counter<'result'> | undefined
   const spansTotal = existing ?? (deps.registry
-    ? new Counter({ name: 'sluice_otel_spans_total', help: 'Trace spans by export result (exported, dropped when the queue was full, failed).', labelNames: ['result'] as const, registers: [deps.registry] })
+    ? counter({ name: 'sluice_otel_spans_total', help: 'Trace spans by export result (exported, dropped when the queue was full, failed).', labelNames: ['result'] as const, registers: [deps.registry] })
     : undefined)
   const exporter = createOtlpExporter({
     endpoint: otlp.endpoint,

@@ -1,4 +1,5 @@
-import { Counter, Gauge, type Registry } from 'prom-client'
+import { Gauge, type Registry } from 'prom-client'
+import { counter } from '../metrics/deferred.js'
 import type { Provider } from '../providers/types.js'
 import type { BreakerState, Breakers } from '../providers/breaker.js'
 
@@ -23,31 +24,31 @@ export function createRoutingMetrics(registry: Registry, providers: () => Map<st
   let breakers: Pick<Breakers, 'states'> | undefined
   const local = () => [...providers().values()].filter((p): p is ProviderWithStats => typeof (p as Partial<ProviderWithStats>).stats === 'function')
   return {
-    decisions: new Counter({
+    decisions: counter({
       name: 'sluice_routing_decisions_total',
       help: 'Targets tried by the router, by public model, target and why it was tried (single, fallback, loadbalance, conditional, cascade, router, retry).',
       labelNames: ['alias', 'target', 'reason'] as const,
       registers
     }),
-    escalations: new Counter({
+    escalations: counter({
       name: 'sluice_cascade_escalations_total',
       help: 'Cascade tiers whose answer was rejected, by public model, tier (0 = cheapest) and the check that failed.',
       labelNames: ['alias', 'tier', 'check'] as const,
       registers
     }),
-    accepted: new Counter({
+    accepted: counter({
       name: 'sluice_cascade_accepted_total',
       help: 'Cascade answers accepted, by public model and tier.',
       labelNames: ['alias', 'tier'] as const,
       registers
     }),
-    retries: new Counter({
+    retries: counter({
       name: 'sluice_retries_total',
       help: 'Retries of a target after a retryable failure, by target and failure kind.',
       labelNames: ['target', 'kind'] as const,
       registers
     }),
-    fallbacks: new Counter({
+    fallbacks: counter({
       name: 'sluice_fallbacks_total',
       help: 'Moves to the next target of a fallback chain, by public model, failed target and failure kind.',
       labelNames: ['alias', 'target', 'kind'] as const,
@@ -63,7 +64,7 @@ export function createRoutingMetrics(registry: Registry, providers: () => Map<st
         for (const [target, state] of breakers.states()) this.set({ target }, BREAKER_VALUE[state])
       }
     }),
-    breakerTransitions: new Counter({
+    breakerTransitions: counter({
       name: 'sluice_breaker_transitions_total',
       help: 'Circuit breaker state changes per target.',
       labelNames: ['target', 'state'] as const,
