@@ -24,3 +24,31 @@ export function slope(xs: number[], ys: number[]): number {
   const d = n * sxx - sx * sx
   return d === 0 ? 0 : (n * sxy - sx * sy) / d
 }
+
+export interface PairedComparison {
+  baseMedian: number
+  otherMedian: number
+  /** Median of the per-round differences, other − base. */
+  pairedMedian: number
+  /** Rounds in which other was below base. */
+  lower: number
+  rounds: number
+}
+
+/**
+ * Two series measured in the same rounds (interleaved A/B): their medians, the median of the per-round
+ * differences (other − base, which cancels the drift common to a round) and in how many rounds other was lower.
+ *
+ * @example
+ * pairedComparison([100, 120, 90], [95, 118, 91]) // { baseMedian: 100, otherMedian: 95, pairedMedian: -2, lower: 2, rounds: 3 }
+ */
+export function pairedComparison(base: number[], other: number[]): PairedComparison {
+  const rounds = Math.min(base.length, other.length)
+  const diffs: number[] = []
+  let lower = 0
+  for (let r = 0; r < rounds; r++) {
+    diffs.push(other[r]! - base[r]!)
+    if (other[r]! < base[r]!) lower++
+  }
+  return { baseMedian: median(base.slice(0, rounds)), otherMedian: median(other.slice(0, rounds)), pairedMedian: median(diffs), lower, rounds }
+}

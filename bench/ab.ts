@@ -1,0 +1,109 @@
+/**
+ * Interleaved A/B of CPU per request between builds of the gateway, or node flags: every variant serves at once
+ * behind one fake upstream, and each round loads them in turn (the order reversed every other round), so the
+ * machine's drift falls on all of them alike. Reports each variant's median and, against the first variant, the
+ * median of the per-round differences and in how many rounds it was lower. On a shared 2-core machine, rounds
+ * differ by ±100 µs on misses: claim an effect only when the paired median and the count agree over 12+ rounds.
+ *
+ *   npx tsc -p tsconfig.build.json --outDir node_modules/.ab/base            # a build to compare, inside the repo
+ *   node --import tsx bench/ab.ts --variants node_modules/.ab/base,dist --rounds 16
+ *   node --import tsx bench/ab.ts --variants 'dist,dist+--max-semi-space-size=64' --mode same
+ *   node --import tsx bench/ab.ts --variants node_modules/.ab/base,dist --no-semantic
+ *
+ * A variant is a build's output folder (dist/ or a copy made as above: its imports must resolve from the repo),
+ * optionally followed by `+`-separated flags for that gateway's node. `--no-semantic` (and the other `--no-*`)
+ * turn layers off in the bench policy, as in bench/profile.ts: the semantic index grows through a run of misses
+ * and its crowded scope adds most of their round-to-round spread, so small effects elsewhere show better without it.
+ */
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { chatBody } from './lib/bodies.js'
+import { closedLoop } from './lib/load.js'
+import { cpuMicros, type Child } from './lib/procs.js'
+import { median, pairedComparison } from './lib/stats.js'
+import { BENCH_HEADERS, ROOT, buildSluice, startBackends, startSluice, withoutLayers } from './lib/targets.js'
+
+const { values: flags } = parseArgs({
+  options: {
+    variants: { type: 'string', default: 'dist' },
+    mode: { type: 'string', default: 'unique' },
+    stream: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '12' },
+    seconds: { type: 'string', default: '4' },
+    warmup: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '32' },
+    'no-build': { type: 'boolean', default: false },
+    'no-semantic': { type: 'boolean', default: false },
+    'no-guardrails': { type: 'boolean', default: false },
+    'no-budgets': { type: 'boolean', default: false },
+    'no-cache': { type: 'boolean', default: false }
+  }
+})
+
+interface Variant {
+  name: string
+  dist: string
+  nodeArgs: string[]
+}
+
+/** `folder+--flag+--flag` → the build and its node flags. */
+function parseVariant(spec: string): Variant {
+  const [folder, ...nodeArgs] = spec.split('+')
+  if (!folder) throw new Error(`--variants: an empty variant in "${flags.variants}"`)
+  return { name: spec, dist: resolve(ROOT, folder), nodeArgs }
+}
+
+async function main(): Promise<void> {
+  const variants = flags.variants!.split(',').map(parseVariant)
+  if (!flags['no-build'] && variants.some((v) => v.dist === resolve(ROOT, 'dist'))) await buildSluice()
+  const cuts = { semantic: flags['no-semantic'], cache: flags['no-cache'], guardrails: flags['no-guardrails'], budgets: flags['no-budgets'] }
+  const children: Child[] = []
+  try {
+    const { upstream } = await startBackends('memory', children)
+    const gateways: Child[] = []
+    for (const v of variants) {
+      const g = await startSluice('sluice-memory', { upstream, dist: v.dist, nodeArgs: v.nodeArgs, editPolicy: (f, text) => (f === 'bench.yaml' ? withoutLayers(text, cuts) : text) })
+      children.push(g)
+      gateways.push(g)
+    }
+    const body = chatBody({ model: flags.stream ? 'bench-trickle' : 'gpt-4o-mini', mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream })
+    let offset = Math.floor(Math.random() * 1e9)
+    const load = (g: Child, seconds: number) => {
+      const base = (offset += 10_000_000)
+      return closedLoop(
+        { origin: `http://127.0.0.1:${g.port}`, path: '/v1/chat/completions', headers: BENCH_HEADERS, body: (i) => body(i + base) },
+        { connections: Number(flags.connections), seconds }
+      )
+    }
+    for (const g of gateways) await load(g, Number(flags.warmup))
+    const cpu: number[][] = variants.map(() => [])
+    const rps: number[][] = variants.map(() => [])
+    for (let r = 0; r < Number(flags.rounds); r++) {
+      const order = gateways.map((_, i) => (r % 2 === 0 ? i : gateways.length - 1 - i))
+      for (const i of order) {
+        const before = cpuMicros(gateways[i]!.pid)
+        const res = await load(gateways[i]!, Number(flags.seconds))
+        if (res.non2xx > 0 || res.errors > 0) throw new Error(`${variants[i]!.name}: ${res.non2xx} non-2xx answers, ${res.errors} errors`)
+        cpu[i]!.push((cpuMicros(gateways[i]!.pid) - before) / res.requests)
+        rps[i]!.push(res.rps)
+      }
+      console.log(`round ${r}: ${variants.map((v, i) => `${v.name} ${cpu[i]![r]!.toFixed(0)} µs`).join(' | ')}`)
+    }
+    const what = `${flags.mode === 'same' ? 'exact-cache hits' : 'misses'}${flags.stream ? ', streamed' : ''}`
+    console.log(`\nCPU µs per request, ${what}, ${flags.rounds} interleaved rounds of ${flags.seconds} s:`)
+    for (let i = 0; i < variants.length; i++) {
+      const line = `  ${variants[i]!.name}: median ${median(cpu[i]!).toFixed(0)} µs, ${median(rps[i]!).toFixed(0)} req/s`
+      if (i === 0) {
+        console.log(line)
+        continue
+      }
+      const c = pairedComparison(cpu[0]!, cpu[i]!)
+      const sign = c.pairedMedian >= 0 ? '+' : ''
+      console.log(`${line}; paired ${sign}${c.pairedMedian.toFixed(1)} µs against ${variants[0]!.name}, lower in ${c.lower} of ${c.rounds}`)
+    }
+  } finally {
+    await Promise.allSettled(children.reverse().map((c) => c.stop()))
+  }
+}
+
+await main()
