@@ -95,6 +95,14 @@ describe('deferred metric updates', () => {
     }
   })
 
+  it('leave metrics with exemplars to prom-client (their inc takes one options object)', async () => {
+    const registry = new Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>()
+    registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE)
+    const c = counter({ name: 'x_total', help: 'x', labelNames: ['team'] as const, enableExemplars: true, registers: [registry] })
+    c.inc({ labels: { team: 'a' }, value: 2, exemplarLabels: { trace: 't1' } as never })
+    expect(await registry.metrics()).toContain('x_total{team="a"} 2 # {trace="t1"} 2')
+  })
+
   it('hand over a busy series without waiting for a scrape, so memory stays bounded', async () => {
     const m = pair()
     for (let i = 0; i < 5000; i++) m.histograms[1]!.observe({ provider: 'p' }, 0.002)

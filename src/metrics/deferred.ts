@@ -22,6 +22,8 @@ import { Counter, Histogram, type CounterConfiguration, type HistogramConfigurat
  */
 export function counter<T extends string>(config: CounterConfiguration<T>): Counter<T> {
   const metric = new Counter<T>(config)
+  // with exemplars `inc` takes one options object: left to prom-client
+  if (config.enableExemplars) return metric
   const apply = metric.inc.bind(metric) as (labels: Labels, value: number) => void
   // handed: prom-client shows a series from its first `inc`, even one of 0 (a free model's cost)
   const series = createSeriesIndex<{ labels: Labels; value: number; handed: boolean }>(config.labelNames ?? [], (labels) => ({ labels, value: 0, handed: false }))
@@ -56,6 +58,7 @@ const HELD_OBSERVATIONS = 4096
  */
 export function histogram<T extends string>(config: HistogramConfiguration<T>): Histogram<T> {
   const metric = new Histogram<T>(config)
+  if (config.enableExemplars) return metric
   const apply = metric.observe.bind(metric) as unknown as (labels: Labels, value: number) => void
   const series = createSeriesIndex<{ labels: Labels; values: number[] }>(config.labelNames ?? [], (labels) => ({ labels, values: [] }))
   let handOverQueued = false
