@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { canonicalJson, exactCacheKey, semanticQuery } from '../src/cache/key.js'
+import { seeded } from './helpers/random.js'
 
 /** The form keys were built with before the one-walk writer: every key it made must stay the same. */
 function replacerCanonicalJson(value: unknown): string {
@@ -52,16 +53,6 @@ function randomValue(rand: () => number, depth: number): unknown {
       }
       return obj
     }
-  }
-}
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
 

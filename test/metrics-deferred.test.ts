@@ -5,6 +5,7 @@
 import { Counter, Histogram, Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
 import { counter, histogram } from '../src/metrics/deferred.js'
+import { seeded } from './helpers/random.js'
 
 /** The same metrics twice: prom-client's own in one registry, the deferred ones in another. */
 function pair() {
@@ -21,16 +22,6 @@ function pair() {
     histograms: [new Histogram({ ...h, registers: [plain] }), histogram({ ...h, registers: [deferred] })],
     unlabeled: [new Counter({ ...u, registers: [plain] }), counter({ ...u, registers: [deferred] })],
     unlabeledHistograms: [new Histogram({ ...uh, registers: [plain] }), histogram({ ...uh, registers: [deferred] })]
-  }
-}
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = Math.imul(a ^ (a >>> 15), a | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
 
