@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { seededRandom } from '../src/random.js'
 import { BUILTIN_WEIGHTS, featureScorer, promptFeatures, scorerNamed, type DifficultyScorer, type FeatureWeights, type PromptFeatures } from '../src/routing/scorer.js'
 
 export interface Labelled {
@@ -144,14 +145,8 @@ export function bootstrapGain(test: Labelled[], scores: number[], thresholds: nu
       if (x.strong) c.strong++
     })
   })
-  let seed = 1
-  const random = () => {
-    // mulberry32: a fixed seed, so the interval is reproducible
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  // a fixed seed, so the interval is reproducible
+  const random = seededRandom(1)
   const gains: number[] = []
   for (let r = 0; r < rounds; r++) {
     const pick = subjects.map(() => Math.floor(random() * subjects.length))

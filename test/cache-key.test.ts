@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { canonicalJson, exactCacheKey, semanticQuery } from '../src/cache/key.js'
-import { seeded } from './helpers/random.js'
+import { seededRandom } from '../src/random.js'
 
 /** The form keys were built with before the one-walk writer: every key it made must stay the same. */
 function replacerCanonicalJson(value: unknown): string {
@@ -58,7 +58,7 @@ function randomValue(rand: () => number, depth: number): unknown {
 
 describe('canonical JSON', () => {
   it('writes byte for byte what JSON.stringify with a key-sorting replacer writes', () => {
-    const rand = seeded(7)
+    const rand = seededRandom(7)
     for (let i = 0; i < 5000; i++) {
       const value = { root: randomValue(rand, 0), other: randomValue(rand, 0) }
       expect(canonicalJson(value)).toBe(replacerCanonicalJson(value))
@@ -66,7 +66,7 @@ describe('canonical JSON', () => {
   })
 
   it('sorts long key lists as sort() does, array indices first', () => {
-    const rand = seeded(11)
+    const rand = seededRandom(11)
     const names = ['b', 'a', 'Z', 'é', '', 'x y', '10', '2', '0', '01', 'model', 'messages', 'tool_calls', 'aa', 'a b', 'ß', '😀', '_']
     const sizes = { short: 0, long: 0 }
     for (let i = 0; i < 200; i++) {

@@ -5,7 +5,7 @@
 import { Counter, Histogram, Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
 import { counter, histogram } from '../src/metrics/deferred.js'
-import { seeded } from './helpers/random.js'
+import { seededRandom } from '../src/random.js'
 
 /** The same metrics twice: prom-client's own in one registry, the deferred ones in another. */
 function pair() {
@@ -43,7 +43,7 @@ function expectSameMetrics(actual: MetricsJson, expected: MetricsJson): void {
 describe('deferred metric updates', () => {
   it('expose what prom-client exposes after the same updates, read at any point', async () => {
     const m = pair()
-    const rand = seeded(3)
+    const rand = seededRandom(3)
     const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)]!
     for (let step = 0; step < 3000; step++) {
       const op = rand()

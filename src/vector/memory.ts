@@ -1,3 +1,4 @@
+import { seededRandom } from '../random.js'
 import { createBucketTable, type BucketTable, type SlotLinks } from './buckets.js'
 import type { VectorEntry, VectorIndex, VectorMatch, VectorSearch } from './types.js'
 
@@ -565,14 +566,7 @@ interface SparsePlanes {
  * keeps at least one weight. Seeded (mulberry32 + Box-Muller), so two runs index the same way.
  */
 function sparsePlanes(width: number, dims: number, density: number, seed: number): SparsePlanes {
-  let a = seed >>> 0
-  const rand = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const rand = seededRandom(seed)
   const gauss = () => Math.sqrt(-2 * Math.log(Math.max(rand(), 1e-12))) * Math.cos(2 * Math.PI * rand())
   const byDim: { plane: number; weight: number }[][] = Array.from({ length: dims }, () => [])
   for (let j = 0; j < width; j++) {

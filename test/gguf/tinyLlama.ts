@@ -3,6 +3,7 @@
  * tokens, a few word pieces), ChatML chat template, 2 layers, 64-wide, F32. About 0.6 MB, deterministic.
  */
 import { writeGguf, type GgufTensor, type GgufValue } from './writer.js'
+import { seededRandom } from '../../src/random.js'
 
 export interface TinyLlamaOptions {
   /** PRNG seed for the weights. */
@@ -53,16 +54,9 @@ const WORDS = [
   'hello', 'world', 'model', 'token', 'cache', 'budget', 'gateway', 'sluice', 'llama', 'test', 'yes', 'no', 'ok'
 ]
 
-/** mulberry32 PRNG, then Box-Muller for normal deviates. */
+/** A seeded uniform source, then Box-Muller for normal deviates. */
 function normalSource(seed: number) {
-  let s = seed >>> 0
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const uniform = seededRandom(seed)
   return () => Math.sqrt(-2 * Math.log(uniform() + 1e-12)) * Math.cos(2 * Math.PI * uniform())
 }
 
