@@ -7,11 +7,11 @@
  *
  *   npx tsc -p tsconfig.build.json --outDir node_modules/.ab/base            # a build to compare, inside the repo
  *   node --import tsx bench/ab.ts --variants node_modules/.ab/base,dist --rounds 16
- *   node --import tsx bench/ab.ts --variants 'dist,dist+--max-semi-space-size=64' --mode same
+ *   node --import tsx bench/ab.ts --variants 'dist,dist --max-semi-space-size=64' --mode same
  *   node --import tsx bench/ab.ts --variants node_modules/.ab/base,dist --no-semantic
  *
  * A variant is a build's output folder (dist/ or a copy made as above: its imports must resolve from the repo),
- * optionally followed by `+`-separated flags for that gateway's node. `--no-semantic` (and the other `--no-*`)
+ * optionally followed by flags for that gateway's node, after spaces (as in bench/ttfb-phases.ts). `--no-semantic` (and the other `--no-*`)
  * turn layers off in the bench policy, as in bench/profile.ts: the semantic index grows through a run of misses
  * and its crowded scope adds most of their round-to-round spread, so small effects elsewhere show better without it.
  */
@@ -21,7 +21,7 @@ import { chatBody } from './lib/bodies.js'
 import { closedLoop } from './lib/load.js'
 import { cpuMicros, type Child } from './lib/procs.js'
 import { median, pairedComparison } from './lib/stats.js'
-import { BENCH_HEADERS, ROOT, buildSluice, startBackends, startSluice, withoutLayers } from './lib/targets.js'
+import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -33,10 +33,7 @@ const { values: flags } = parseArgs({
     warmup: { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
     'no-build': { type: 'boolean', default: false },
-    'no-semantic': { type: 'boolean', default: false },
-    'no-guardrails': { type: 'boolean', default: false },
-    'no-budgets': { type: 'boolean', default: false },
-    'no-cache': { type: 'boolean', default: false }
+    ...LAYER_CUT_OPTIONS
   }
 })
 
@@ -46,23 +43,23 @@ interface Variant {
   nodeArgs: string[]
 }
 
-/** `folder+--flag+--flag` → the build and its node flags. */
+/** `folder --flag --flag` → the build and its node flags (as bench/ttfb-phases.ts writes a variant's flags). */
 function parseVariant(spec: string): Variant {
-  const [folder, ...nodeArgs] = spec.split('+')
+  const [folder, ...nodeArgs] = spec.trim().split(/\s+/)
   if (!folder) throw new Error(`--variants: an empty variant in "${flags.variants}"`)
-  return { name: spec, dist: resolve(ROOT, folder), nodeArgs }
+  return { name: spec.trim(), dist: resolve(ROOT, folder), nodeArgs }
 }
 
 async function main(): Promise<void> {
   const variants = flags.variants!.split(',').map(parseVariant)
   if (!flags['no-build'] && variants.some((v) => v.dist === resolve(ROOT, 'dist'))) await buildSluice()
-  const cuts = { semantic: flags['no-semantic'], cache: flags['no-cache'], guardrails: flags['no-guardrails'], budgets: flags['no-budgets'] }
+  const cuts = layerCutsOf(flags)
   const children: Child[] = []
   try {
     const { upstream } = await startBackends('memory', children)
     const gateways: Child[] = []
     for (const v of variants) {
-      const g = await startSluice('sluice-memory', { upstream, dist: v.dist, nodeArgs: v.nodeArgs, editPolicy: (f, text) => (f === 'bench.yaml' ? withoutLayers(text, cuts) : text) })
+      const g = await startSluice('sluice-memory', { upstream, dist: v.dist, nodeArgs: v.nodeArgs, cuts })
       children.push(g)
       gateways.push(g)
     }

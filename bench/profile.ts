@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { closedLoop } from './lib/load.js'
 import { cpuMicros, type Child } from './lib/procs.js'
-import { BENCH_HEADERS, buildSluice, startBackends, startSluice, withoutLayers } from './lib/targets.js'
+import { BENCH_HEADERS, LAYER_CUT_OPTIONS, buildSluice, layerCutsOf, startBackends, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -38,10 +38,7 @@ const { values: flags } = parseArgs({
     'no-profile': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     // the bench policy without its semantic layer, to see the rest of a miss clearly
-    'no-semantic': { type: 'boolean', default: false },
-    'no-guardrails': { type: 'boolean', default: false },
-    'no-budgets': { type: 'boolean', default: false },
-    'no-cache': { type: 'boolean', default: false },
+    ...LAYER_CUT_OPTIONS,
     // requests carry x-sluice-session, spread over this many session ids (0: none, as in `npm run bench`): the
     // bench policy's session budget and the running total then apply
     sessions: { type: 'string', default: '0' },
@@ -115,7 +112,7 @@ export function summarise(p: Profile, top: number): string {
 }
 
 /** The layers the flags turn off (for A/B runs of one layer's cost). */
-const cuts = { semantic: flags['no-semantic'], cache: flags['no-cache'], guardrails: flags['no-guardrails'], budgets: flags['no-budgets'] }
+const cuts = layerCutsOf(flags)
 
 async function main(): Promise<void> {
   if (!flags['no-build']) await buildSluice()
@@ -130,7 +127,7 @@ async function main(): Promise<void> {
       batchWrites: batchWrites(flags['batch-writes']!),
       nodeArgs,
       dist: flags.dist ? resolve(flags.dist) : undefined,
-      editPolicy: (f, text) => (f === 'bench.yaml' ? withoutLayers(text, cuts) : text)
+      cuts
     })
     children.push(sluice)
     const body = chatBody({ model: 'gpt-4o-mini', mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream })

@@ -25,7 +25,7 @@ import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.
 import type { Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_HEADERS, BENCH_POLICIES, ROOT, buildSluice, startBackends, startFloor, startSluice, withoutLayers } from './lib/targets.js'
+import { BENCH_HEADERS, BENCH_POLICIES, ROOT, buildSluice, startBackends, startFloor, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
         nodeArgs: [...v.nodeArgs, ...PHASE_MARKS_PRELOAD],
         dist: v.dist,
         env: { PHASE_MARKS_OUT: out },
-        editPolicy: (f, text) => (f === 'bench.yaml' ? withoutLayers(text, v.cuts) : text)
+        cuts: v.cuts
       })
       children.push(child)
       targets.push({ name: `sluice ${v.name}`, child, out, headers: BENCH_HEADERS, rounds: [] })

@@ -20,7 +20,7 @@ import { chatBody } from './lib/bodies.js'
 import { streamTtfb } from './lib/load.js'
 import { PHASE_MARKS_PRELOAD, readPhases } from './lib/phases.js'
 import type { Child } from './lib/procs.js'
-import { BENCH_HEADERS, BENCH_POLICIES, ROOT, buildSluice, startBackends, startSluice, withoutLayers } from './lib/targets.js'
+import { BENCH_HEADERS, BENCH_POLICIES, ROOT, buildSluice, startBackends, startSluice } from './lib/targets.js'
 import { profileWindows, type CpuProfile } from './lib/window-profile.js'
 
 const { values: flags } = parseArgs({
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
       dist: flags.dist ? resolve(ROOT, flags.dist) : undefined,
       nodeArgs: [...PHASE_MARKS_PRELOAD, '--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', flags.interval!],
       env: { PHASE_MARKS_OUT: out, PHASE_MARKS_ROWS: rowsFile },
-      editPolicy: (f, text) => (f === 'bench.yaml' ? withoutLayers(text, cuts) : text)
+      cuts
     })
     children.push(sluice)
     const body = chatBody({ model: 'bench-trickle', mode: 'unique', stream: true })

@@ -138,6 +138,19 @@ export interface BenchPolicyCuts {
   budgets?: boolean
 }
 
+/** `--no-semantic`, `--no-cache`, `--no-guardrails` and `--no-budgets`, as bench/profile.ts and bench/ab.ts take them (parseArgs options). */
+export const LAYER_CUT_OPTIONS = {
+  'no-semantic': { type: 'boolean', default: false },
+  'no-cache': { type: 'boolean', default: false },
+  'no-guardrails': { type: 'boolean', default: false },
+  'no-budgets': { type: 'boolean', default: false }
+} as const
+
+/** The cuts those flags ask for. */
+export function layerCutsOf(flags: { 'no-semantic'?: boolean; 'no-cache'?: boolean; 'no-guardrails'?: boolean; 'no-budgets'?: boolean }): BenchPolicyCuts {
+  return { semantic: flags['no-semantic'], cache: flags['no-cache'], guardrails: flags['no-guardrails'], budgets: flags['no-budgets'] }
+}
+
 /** The bench policy and its variants by name, as bench/ttfb-phases.ts and bench/ttfb-profile.ts take them. */
 export const BENCH_POLICIES: Record<string, BenchPolicyCuts> = {
   full: {},
@@ -152,7 +165,7 @@ export const BENCH_POLICIES: Record<string, BenchPolicyCuts> = {
  * The bench policy's text without the layers named in `cuts`.
  *
  * @example
- * startSluice('sluice-memory', { upstream, editPolicy: (f, t) => (f === 'bench.yaml' ? withoutLayers(t, { cache: true }) : t) })
+ * withoutLayers(await readFile('bench/policies/bench.yaml', 'utf8'), { cache: true })
  */
 export function withoutLayers(text: string, cuts: BenchPolicyCuts): string {
   let out = text
@@ -182,7 +195,8 @@ export async function startSluice(
     nodeArgs?: string[]
     fromSource?: boolean
     dist?: string
-    editPolicy?: (file: string, text: string) => string
+    /** Layers of the bench policy to turn off (`withoutLayers`). */
+    cuts?: BenchPolicyCuts
   }
 ): Promise<Child> {
   const port = await freePort()
@@ -193,7 +207,7 @@ export async function startSluice(
     BENCH_REDIS_URL: opts.redisUrl ?? '',
     BENCH_BATCH_WRITES: batching,
     BENCH_REDIS_PREFIX: batching === 'tick' ? 'bench:' : `bench-${batching}:`
-  }, opts.editPolicy)
+  }, opts.cuts ? (f, text) => (f === 'bench.yaml' ? withoutLayers(text, opts.cuts!) : text) : undefined)
   const origin = `http://127.0.0.1:${port}`
   return startChild({
     name: configName,
