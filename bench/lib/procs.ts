@@ -114,6 +114,26 @@ export function cpuMicros(pid: number): number {
   return ((utime + stime) * 1_000_000) / ticksPerSecond()
 }
 
+/**
+ * Binds every thread of a process (and the threads it starts later) to one CPU, with util-linux's `taskset`.
+ * On a 2-core machine, an A/B that keeps the gateways on one core and the load generator and the fake upstream
+ * on the other stops the scheduler from putting them on the same core for part of a round.
+ *
+ * @example
+ * pinToCpu(gateway.pid, 1)
+ */
+export function pinToCpu(pid: number, cpu: number): void {
+  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' })
+  // `taskset -a` exits 0 for a pid that is gone, having pinned nothing: read the affinity back
+  let allowed: string | undefined
+  try {
+    allowed = /Cpus_allowed_list:\s*(\S+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+  } catch {
+    // no such process
+  }
+  if (allowed !== String(cpu)) throw new Error(`could not pin process ${pid} to CPU ${cpu} (it may run on: ${allowed ?? 'no such process'})`)
+}
+
 /** Resident set size in bytes, from /proc/<pid>/status. */
 export function rssBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
