@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { closedLoop } from './lib/load.js'
 import { cpuMicros, pinToCpu, type Child } from './lib/procs.js'
-import { median, pairedComparison } from './lib/stats.js'
+import { describePaired, median, pairedComparison, roundOrder } from './lib/stats.js'
 import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
@@ -89,8 +89,7 @@ async function main(): Promise<void> {
     const cpu: number[][] = variants.map(() => [])
     const rps: number[][] = variants.map(() => [])
     for (let r = 0; r < Number(flags.rounds); r++) {
-      const order = gateways.map((_, i) => (r % 2 === 0 ? i : gateways.length - 1 - i))
-      for (const i of order) {
+      for (const i of roundOrder(gateways.length, r)) {
         const before = cpuMicros(gateways[i]!.pid)
         const res = await load(gateways[i]!, Number(flags.seconds))
         if (res.non2xx > 0 || res.errors > 0) throw new Error(`${variants[i]!.name}: ${res.non2xx} non-2xx answers, ${res.errors} errors`)
@@ -107,9 +106,7 @@ async function main(): Promise<void> {
         console.log(line)
         continue
       }
-      const c = pairedComparison(cpu[0]!, cpu[i]!)
-      const sign = c.pairedMedian >= 0 ? '+' : ''
-      console.log(`${line}; paired ${sign}${c.pairedMedian.toFixed(1)} µs against ${variants[0]!.name}, lower in ${c.lower} of ${c.rounds}`)
+      console.log(`${line}; ${describePaired(pairedComparison(cpu[0]!, cpu[i]!), variants[0]!.name)}`)
     }
   } finally {
     await Promise.allSettled(children.reverse().map((c) => c.stop()))

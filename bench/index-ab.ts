@@ -22,7 +22,7 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { promptWords } from './lib/bodies.js'
-import { median, pairedComparison } from './lib/stats.js'
+import { describePaired, median, pairedComparison, roundOrder } from './lib/stats.js'
 import { ROOT } from './lib/targets.js'
 
 interface IndexModule {
@@ -77,8 +77,7 @@ export async function indexAb(opts: IndexAbOptions): Promise<IndexAbResult[]> {
   const results: IndexAbResult[] = opts.variants.map((variant) => ({ variant, search: [], insert: [] }))
   let next = opts.entries + 1_000
   for (let r = 0; r < opts.rounds; r++) {
-    const order = opts.variants.map((_, i) => (r % 2 === 0 ? i : opts.variants.length - 1 - i))
-    for (const i of order) {
+    for (const i of roundOrder(opts.variants.length, r)) {
       // a fresh index every round: where one index's arrays land in memory moved an A/A by ±5–8 µs when kept
       const index = await filled(modules[i]!)
       let searching = 0
@@ -108,8 +107,7 @@ export function describeIndexAb(results: IndexAbResult[]): string[] {
     results.map((r, i) => {
       const own = `${r.variant}: ${what} median ${median(pick(r)).toFixed(1)} µs`
       if (i === 0) return own
-      const c = pairedComparison(pick(results[0]!), pick(r))
-      return `${own}; paired ${c.pairedMedian >= 0 ? '+' : ''}${c.pairedMedian.toFixed(1)} µs against ${results[0]!.variant}, lower in ${c.lower} of ${c.rounds}`
+      return `${own}; ${describePaired(pairedComparison(pick(results[0]!), pick(r)), results[0]!.variant)}`
     })
   return [...line('search', (r) => r.search), ...(results[0]!.insert.length ? line('insert', (r) => r.insert) : [])]
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { pairedComparison } from '../bench/lib/stats.js'
+import { describePaired, pairedComparison, roundOrder } from '../bench/lib/stats.js'
 
 describe('pairedComparison (bench/ab.ts)', () => {
   it('takes the median of per-round differences, not the difference of medians', () => {
@@ -14,5 +14,18 @@ describe('pairedComparison (bench/ab.ts)', () => {
     expect(c.rounds).toBe(3)
     expect(c.lower).toBe(1)
     expect(c.pairedMedian).toBe(0)
+  })
+})
+
+describe('roundOrder and describePaired (bench/ab.ts, bench/index-ab.ts)', () => {
+  it('loads the variants in turn, reversed every other round', () => {
+    expect(roundOrder(3, 0)).toEqual([0, 1, 2])
+    expect(roundOrder(3, 1)).toEqual([2, 1, 0])
+    expect(roundOrder(2, 4)).toEqual([0, 1])
+  })
+
+  it('prints the paired median with its sign, the base and the rounds lower', () => {
+    expect(describePaired(pairedComparison([100, 120, 90], [95, 118, 91]), 'base')).toBe('paired -2.0 µs against base, lower in 2 of 3')
+    expect(describePaired(pairedComparison([100, 100, 100], [103, 101, 102]), 'dist')).toBe('paired +2.0 µs against dist, lower in 0 of 3')
   })
 })

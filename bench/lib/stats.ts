@@ -52,3 +52,24 @@ export function pairedComparison(base: number[], other: number[]): PairedCompari
   }
   return { baseMedian: median(base.slice(0, rounds)), otherMedian: median(other.slice(0, rounds)), pairedMedian: median(diffs), lower, rounds }
 }
+
+/**
+ * The order in which an interleaved A/B loads its variants in round `round`: in turn, reversed every other round,
+ * so neither goes first every time.
+ *
+ * @example
+ * roundOrder(3, 1) // [2, 1, 0]
+ */
+export function roundOrder(count: number, round: number): number[] {
+  return Array.from({ length: count }, (_, i) => (round % 2 === 0 ? i : count - 1 - i))
+}
+
+/**
+ * A paired comparison as the A/B scripts print it.
+ *
+ * @example
+ * describePaired(pairedComparison([100, 120, 90], [95, 118, 91]), 'base') // 'paired -2.0 µs against base, lower in 2 of 3'
+ */
+export function describePaired(c: PairedComparison, baseName: string): string {
+  return `paired ${c.pairedMedian >= 0 ? '+' : ''}${c.pairedMedian.toFixed(1)} µs against ${baseName}, lower in ${c.lower} of ${c.rounds}`
+}
