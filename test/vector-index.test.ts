@@ -335,42 +335,50 @@ describe('memory index specifics', () => {
     }
   })
 
-  it('LSH chains and the eviction order stay whole through replacements, deletes, eviction and growth', async () => {
-    // One table of 4 bits and no probes: 16 long chains, and an entry is found only through its own bucket, so
-    // a chain link lost or left stale, or an eviction of the wrong entry, shows up as a missing or extra id.
-    const index = createMemoryIndex({ dimensions: DIMS, maxEntries: 1500, exactScanLimit: 8, tables: 1, bits: 4, probes: 0 })
+  it('LSH chains and the eviction order stay whole through replacements, deletes, eviction, growth and two scopes', async () => {
+    // One table of 6 bits and no probes: up to 64 chains per scope, and an entry is found only through its own
+    // bucket, so a chain link lost or left stale (leading into a slot reused since, perhaps by the other scope),
+    // or an eviction of the wrong entry, shows up as a missing, extra or foreign id. Searching for the vectors of
+    // removed entries too reaches buckets whose every entry has gone since.
+    const index = createMemoryIndex({ dimensions: DIMS, maxEntries: 1500, exactScanLimit: 8, tables: 1, bits: 6, probes: 0 })
     const order: string[] = [] // the live ids, oldest first (a replaced entry counts as new)
-    const vectors = new Map<string, Float32Array>()
+    const live = new Map<string, { scope: string; vector: Float32Array }>()
+    const stored: { scope: string; vector: Float32Array }[] = []
     let x = 777
     const rand = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % n
-    for (let step = 0; step < 6000; step++) {
+    for (let step = 0; step < 9000; step++) {
       const id = `e${rand(2500)}`
       const at = order.indexOf(id)
+      if (at >= 0) order.splice(at, 1)
       if (rand(10) < 2) {
         await index.delete(id)
-        if (at >= 0) order.splice(at, 1)
+        live.delete(id)
         continue
       }
+      const scope = rand(3) === 0 ? 't' : 's'
       const text = `entry ${id} version ${step} about ${['billing', 'login', 'export'][rand(3)]}`
-      await index.upsert({ id, vector: vec(text), scope: 's', text, expiresAt: NOW + HOUR })
-      if (at >= 0) order.splice(at, 1)
-      else if (order.length === 1500) order.shift()
+      await index.upsert({ id, vector: vec(text), scope, text, expiresAt: NOW + HOUR })
+      if (at < 0 && order.length === 1500) live.delete(order.shift()!)
       order.push(id)
-      vectors.set(id, vec(text))
+      live.set(id, { scope, vector: vec(text) })
+      stored.push({ scope, vector: vec(text) })
     }
     expect(order.length).toBeGreaterThan(1024) // grown past the first 1,024 slots
     expect(await index.size()).toBe(order.length)
-    const live = new Set(order)
     const lost: string[] = []
-    const stale = new Set<string>()
+    const wrong = new Set<string>()
     const seen = new Set<string>()
-    for (const id of order) {
-      const found = await index.search(vectors.get(id)!, { scope: 's', minScore: -1, limit: 10_000, now: NOW })
+    for (const [id, { scope, vector }] of live) {
+      const found = await index.search(vector, { scope, minScore: -1, limit: 10_000, now: NOW })
       if (!found.some((m) => m.id === id)) lost.push(id)
-      for (const m of found) (live.has(m.id) ? seen : stale).add(m.id)
+      for (const m of found) (live.get(m.id)?.scope === scope ? seen : wrong).add(m.id)
+    }
+    for (const { scope, vector } of stored) {
+      const found = await index.search(vector, { scope, minScore: -1, limit: 10_000, now: NOW })
+      for (const m of found) if (live.get(m.id)?.scope !== scope) wrong.add(m.id)
     }
     expect(lost, 'live entries not found through their own bucket').toEqual([])
-    expect([...stale], 'removed entries returned').toEqual([])
+    expect([...wrong], 'removed or other-scope entries returned').toEqual([])
     expect(seen.size).toBe(order.length)
   })
 
