@@ -15,8 +15,9 @@
  * other work empties the CPU caches between its requests. With `--insert` every searched prompt is then inserted,
  * so a full index also evicts, and insert time is reported too. Reports medians and, against the first variant,
  * the median of per-round differences and in how many rounds it was lower (pairedComparison). The same build
- * against itself, 10 rounds, on the 2-core dev VM: paired medians up to ±11 µs of ~100 µs searches, so read
- * effects under ~10 % from several runs.
+ * against itself, 10 rounds, on the 2-core dev VM: paired medians up to ±11 µs of ~100 µs searches, and up to
+ * 21 µs between two copies of one build in a three-variant run (pinned too), so read search effects under ~20 %
+ * from several runs; inserts resolve a few µs (14–16 of 16 rounds for a 5 µs change).
  */
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
