@@ -11,7 +11,7 @@
  *
  * Each round builds every variant's index afresh from the same vectors (kept across rounds, one index's memory
  * placement biased a same-build A/A by ±5–8 µs), then runs `--searches` searches on each variant in
- * turn (the order alternating by round), reading `--cold-mb` of other memory before every search, as a gateway's
+ * turn (the order alternating by round; the same prompts for every variant within a round), reading `--cold-mb` of other memory before every search, as a gateway's
  * other work empties the CPU caches between its requests. With `--insert` every searched prompt is then inserted,
  * so a full index also evicts, and insert time is reported too. Reports medians and, against the first variant,
  * the median of per-round differences and in how many rounds it was lower (pairedComparison). The same build
@@ -45,6 +45,12 @@ export interface IndexAbOptions {
   coldMb: number
 }
 
+/** One variant's round: µs per search, and per insert with `insert`. */
+interface RoundTimes {
+  search: number
+  insert?: number
+}
+
 export interface IndexAbResult {
   variant: string
   /** µs per search, one value per round. */
@@ -60,46 +66,55 @@ export interface IndexAbResult {
  * const [base, other] = await indexAb({ variants: ['node_modules/.ab/base', 'dist'], entries: 25_000, rounds: 10, searches: 2_000, insert: false, coldMb: 4 })
  */
 export async function indexAb(opts: IndexAbOptions): Promise<IndexAbResult[]> {
-  const { embedText } = (await import(pathToFileURL(resolve(ROOT, opts.variants[0]!, 'src/vector/embedders.js')).href)) as {
-    embedText(text: string, dims: number): Float32Array
-  }
-  const scope = 'team:bench'
-  const expiresAt = Date.now() + 24 * 3600_000
-  const stored = Array.from({ length: opts.entries }, (_, i) => embedText(promptWords(i), 256))
+  const { embedText } = await importFrom<{ embedText: EmbedText }>(opts.variants[0]!, 'src/vector/embedders.js')
   const modules: IndexModule[] = []
-  for (const v of opts.variants) modules.push((await import(pathToFileURL(resolve(ROOT, v, 'src/vector/memory.js')).href)) as IndexModule)
-  const filled = async (mod: IndexModule) => {
-    const index = mod.createMemoryIndex({ dimensions: 256, maxEntries: opts.entries })
-    for (let i = 0; i < stored.length; i++) await index.upsert({ id: `e${i}`, vector: stored[i]!, scope, text: 't', expiresAt })
-    return index
-  }
-  const cold = new Float64Array((opts.coldMb * 1024 * 1024) / 8)
-  let sink = 0
+  for (const v of opts.variants) modules.push(await importFrom<IndexModule>(v, 'src/vector/memory.js'))
+  const stored = Array.from({ length: opts.entries }, (_, k) => embedText(promptWords(k), 256))
   const results: IndexAbResult[] = opts.variants.map((variant) => ({ variant, search: [], insert: [] }))
-  let next = opts.entries + 1_000
   for (let r = 0; r < opts.rounds; r++) {
+    // the searched prompts differ by round and are the same for every variant within one: paired on like queries
+    const first = opts.entries + 1_000 + r * opts.searches
     for (const i of roundOrder(opts.variants.length, r)) {
-      // a fresh index every round: where one index's arrays land in memory moved an A/A by ±5–8 µs when kept
-      const index = await filled(modules[i]!)
-      let searching = 0
-      let inserting = 0
-      for (let q = 0; q < opts.searches; q++) {
-        for (let j = 0; j < cold.length; j += 8) sink += cold[j]!
-        const n = next++
-        const vector = embedText(promptWords(n), 256)
-        const t0 = performance.now()
-        await index.search(vector, { scope, minScore: 0.85, limit: 5, now: Date.now() })
-        const t1 = performance.now()
-        if (opts.insert) await index.upsert({ id: `q${n}`, vector, scope, text: 't', expiresAt })
-        inserting += performance.now() - t1
-        searching += t1 - t0
-      }
-      results[i]!.search.push((searching * 1000) / opts.searches)
-      if (opts.insert) results[i]!.insert.push((inserting * 1000) / opts.searches)
+      const times = await timeRound(modules[i]!, embedText, stored, opts, first)
+      results[i]!.search.push(times.search)
+      if (times.insert !== undefined) results[i]!.insert.push(times.insert)
     }
   }
-  if (sink === -1) console.log(sink) // keeps the cold reads
   return results
+}
+
+const SCOPE = 'team:bench'
+
+type EmbedText = (text: string, dims: number) => Float32Array
+const importFrom = async <T>(variant: string, file: string): Promise<T> => (await import(pathToFileURL(resolve(ROOT, variant, file)).href)) as T
+
+/**
+ * One round of one variant: a fresh index filled with `stored`, then `opts.searches` searches for new prompts
+ * (numbered from `first`), each after reading `opts.coldMb` of other memory, each then inserted with `insert`.
+ */
+async function timeRound(mod: IndexModule, embedText: EmbedText, stored: Float32Array[], opts: IndexAbOptions, first: number): Promise<RoundTimes> {
+  const expiresAt = Date.now() + 24 * 3600_000
+  // a fresh index every round: where one index's arrays land in memory moved an A/A by ±5–8 µs when kept
+  const index = mod.createMemoryIndex({ dimensions: 256, maxEntries: opts.entries })
+  for (let k = 0; k < stored.length; k++) await index.upsert({ id: `e${k}`, vector: stored[k]!, scope: SCOPE, text: 't', expiresAt })
+  const cold = new Float64Array((opts.coldMb * 1024 * 1024) / 8)
+  let sink = 0
+  let n = first
+  let searching = 0
+  let inserting = 0
+  for (let q = 0; q < opts.searches; q++) {
+    for (let j = 0; j < cold.length; j += 8) sink += cold[j]!
+    const id = n++
+    const vector = embedText(promptWords(id), 256)
+    const t0 = performance.now()
+    await index.search(vector, { scope: SCOPE, minScore: 0.85, limit: 5, now: Date.now() })
+    const t1 = performance.now()
+    if (opts.insert) await index.upsert({ id: `q${id}`, vector, scope: SCOPE, text: 't', expiresAt })
+    inserting += performance.now() - t1
+    searching += t1 - t0
+  }
+  if (sink === -1) console.log(sink) // keeps the cold reads
+  return { search: (searching * 1000) / opts.searches, ...(opts.insert ? { insert: (inserting * 1000) / opts.searches } : {}) }
 }
 
 /** One line per variant: medians, and against the first the paired median and the rounds lower. */
