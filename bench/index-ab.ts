@@ -10,9 +10,9 @@
  *   node --import tsx bench/index-ab.ts --variants node_modules/.ab/base,dist --insert --entries 25000
  *
  * Each round builds every variant's index afresh from the same vectors (kept across rounds, one index's memory
- * placement biased a same-build A/A by ±5–8 µs), then runs `--searches` searches on each variant in
- * turn (the order alternating by round; the same prompts for every variant within a round), reading `--cold-mb` of other memory before every search, as a gateway's
- * other work empties the CPU caches between its requests. With `--insert` every searched prompt is then inserted,
+ * placement biased a same-build A/A by ±5–8 µs), then runs `--searches` searches on each variant in turn (the
+ * order alternating by round; the same prompts for every variant within a round), reading `--cold-mb` of other
+ * memory before every search, as a gateway's other work empties the CPU caches between its requests. With `--insert` every searched prompt is then inserted,
  * so a full index also evicts, and insert time is reported too. Reports medians and, against the first variant,
  * the median of per-round differences and in how many rounds it was lower (pairedComparison). The same build
  * against itself, 10 rounds, on the 2-core dev VM: paired medians up to ±11 µs of ~100 µs searches, and up to
