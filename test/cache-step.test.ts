@@ -359,6 +359,20 @@ describe('streams', () => {
 })
 
 describe('semantic cache', () => {
+  it('answers without the semantic layer when its lookup fails, and reports the error', async () => {
+    // e.g. the memory index refusing to walk an LSH chain that does not end (broken links) rather than hang
+    const errors: string[] = []
+    const embedder = createBuiltinEmbedder()
+    const index = createMemoryIndex({ dimensions: embedder.dimensions! })
+    const broken = { ...index, search: async () => Promise.reject(new Error('vector index: an LSH chain in scope s does not end (broken links)')) }
+    const h = harness({ semantic: createSemanticCache({ embedder, index: broken }), onError: (err, where) => errors.push(`${where}: ${(err as Error).message}`) })
+    const r = await h.send({ text: 'how do I reset my password' })
+    expect(header(r.ctx)).toBe('miss')
+    expect(r.body.content.length).toBeGreaterThan(0) // the upstream's answer
+    expect(h.calls).toHaveLength(1)
+    expect(errors).toEqual(['semantic lookup: vector index: an LSH chain in scope s does not end (broken links)'])
+  })
+
   it('answers a rewording with a semantic hit and its similarity', async () => {
     const h = harness()
     await h.send({ text: 'How do I reset my password?' })

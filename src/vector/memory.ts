@@ -385,7 +385,12 @@ export function createMemoryIndex(opts: MemoryIndexOptions): VectorIndex {
     }
     // Then one step along every chain per round, until all have ended, gathering each slot once.
     let n = 0
+    let rounds = 0
     while (walking > 0) {
+      // A chain holds at most the scope's entries: more rounds than that mean broken links that loop, and a walk
+      // that never ends would stall every request of the gateway. Fail the lookup instead (the cache step logs
+      // it and answers without the semantic layer).
+      if (++rounds > count) throw new Error(`vector index: an LSH chain in scope ${part.scope} does not end (broken links)`)
       let kept = 0
       for (let c = 0; c < walking; c++) {
         const slot = cursorB[c]!
