@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { seededRandom } from '../src/random.js'
 import { createBucketTable, type SlotLinks } from '../src/vector/buckets.js'
 import { createBuiltinEmbedder, embedText } from '../src/vector/embedders.js'
 import { createMemoryIndex } from '../src/vector/memory.js'
@@ -308,8 +309,8 @@ describe('memory index specifics', () => {
     const links: SlotLinks = { chains: new Int32Array(4000), nextAt: (slot) => slot, previous: new Int32Array(4000), prevAt: (slot) => slot }
     const want = new Map<number, Set<number>>()
     const keyOf = new Map<number, number>()
-    let x = 12345
-    const rand = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % n
+    const random = seededRandom(12345)
+    const rand = (n: number) => Math.floor(random() * n)
     for (let step = 0; step < 20_000; step++) {
       const slot = rand(4000)
       const held = keyOf.get(slot)
@@ -344,8 +345,8 @@ describe('memory index specifics', () => {
     const order: string[] = [] // the live ids, oldest first (a replaced entry counts as new)
     const live = new Map<string, { scope: string; vector: Float32Array }>()
     const stored: { scope: string; vector: Float32Array }[] = []
-    let x = 777
-    const rand = (n: number) => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) % n
+    const random = seededRandom(777)
+    const rand = (n: number) => Math.floor(random() * n)
     for (let step = 0; step < 9000; step++) {
       const id = `e${rand(2500)}`
       const at = order.indexOf(id)
