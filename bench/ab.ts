@@ -15,6 +15,11 @@
  * optionally followed by flags for that gateway's node, after spaces (as in bench/ttfb-phases.ts). `--no-semantic` (and the other `--no-*`)
  * turn layers off in the bench policy, as in bench/profile.ts: the semantic index grows through a run of misses
  * and its crowded scope adds most of their round-to-round spread, so small effects elsewhere show better without it.
+ * A variant may name its own policy instead (`dist@no-semantic`, `dist@bare`: bench/lib/variants.ts), and `floor`
+ * (the bare pass-through proxy) and the reference servers (`hono-proxy`, `hono-answer`, `node-answer`) are variants
+ * too, so one pinned run gives what each layer costs, paired, next to the floor:
+ *
+ *   node --import tsx bench/ab.ts --pin --rounds 12 --variants 'floor,hono-proxy,dist,dist@no-semantic,dist@no-cache,dist@no-guardrails,dist@no-budgets,dist@bare'
  * `--pin` keeps every gateway on the last CPU and this process (the load generator) and the fake upstream on the
  * first (`taskset`, Linux): the scheduler then cannot put a gateway and the load generator on one core for part of a
  * round. Same-build A/A runs on the 2-core dev VM: misses' per-round differences spread half as wide (IQR 62 → 31 µs).
@@ -25,8 +30,9 @@ import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { closedLoop } from './lib/load.js'
 import { cpuMicros, pinToCpu, type Child } from './lib/procs.js'
-import { describePaired, median, pairedComparison, roundOrder } from './lib/stats.js'
-import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startSluice } from './lib/targets.js'
+import { describePaired, median, pairedComparison, pairedRatio, roundOrder } from './lib/stats.js'
+import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startFloor, startReference, startSluice } from './lib/targets.js'
+import { parseAbVariant } from './lib/variants.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -43,29 +49,21 @@ const { values: flags } = parseArgs({
   }
 })
 
-interface Variant {
-  name: string
-  dist: string
-  nodeArgs: string[]
-}
-
-/** `folder --flag --flag` → the build and its node flags (as bench/ttfb-phases.ts writes a variant's flags). */
-function parseVariant(spec: string): Variant {
-  const [folder, ...nodeArgs] = spec.trim().split(/\s+/)
-  if (!folder) throw new Error(`--variants: an empty variant in "${flags.variants}"`)
-  return { name: spec.trim(), dist: resolve(ROOT, folder), nodeArgs }
-}
-
 async function main(): Promise<void> {
-  const variants = flags.variants!.split(',').map(parseVariant)
-  if (!flags['no-build'] && variants.some((v) => v.dist === resolve(ROOT, 'dist'))) await buildSluice()
   const cuts = layerCutsOf(flags)
+  const variants = flags.variants!.split(',').map((spec) => parseAbVariant(spec, ROOT, cuts))
+  if (!flags['no-build'] && variants.some((v) => v.kind === 'sluice' && v.dist === resolve(ROOT, 'dist'))) await buildSluice()
   const children: Child[] = []
   try {
     const { upstream } = await startBackends('memory', children)
     const gateways: Child[] = []
     for (const v of variants) {
-      const g = await startSluice('sluice-memory', { upstream, dist: v.dist, nodeArgs: v.nodeArgs, cuts })
+      const g =
+        v.kind === 'floor'
+          ? await startFloor(upstream, { nodeArgs: v.nodeArgs })
+          : v.kind === 'reference'
+            ? await startReference(v.reference, upstream)
+            : await startSluice('sluice-memory', { upstream, dist: v.dist, nodeArgs: v.nodeArgs, cuts: v.cuts })
       children.push(g)
       gateways.push(g)
     }
@@ -100,8 +98,12 @@ async function main(): Promise<void> {
     }
     const what = `${flags.mode === 'same' ? 'exact-cache hits' : 'misses'}${flags.stream ? ', streamed' : ''}`
     console.log(`\nCPU µs per request, ${what}, ${flags.rounds} interleaved rounds of ${flags.seconds} s:`)
+    // with the floor among the variants, every line also says how many times the floor's CPU and throughput it had
+    const floor = variants.findIndex((v) => v.kind === 'floor')
+    const toFloor = (i: number) =>
+      floor < 0 || i === floor ? '' : ` (${pairedRatio(cpu[floor]!, cpu[i]!).toFixed(2)}× the floor's CPU, ${pairedRatio(rps[floor]!, rps[i]!).toFixed(2)}× its req/s)`
     for (let i = 0; i < variants.length; i++) {
-      const line = `  ${variants[i]!.name}: median ${median(cpu[i]!).toFixed(0)} µs, ${median(rps[i]!).toFixed(0)} req/s`
+      const line = `  ${variants[i]!.name}: median ${median(cpu[i]!).toFixed(0)} µs, ${median(rps[i]!).toFixed(0)} req/s${toFloor(i)}`
       if (i === 0) {
         console.log(line)
         continue

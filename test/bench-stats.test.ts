@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { describePaired, pairedComparison, roundOrder } from '../bench/lib/stats.js'
+import { describePaired, pairedComparison, pairedRatio, roundOrder } from '../bench/lib/stats.js'
 
 describe('pairedComparison (bench/ab.ts)', () => {
   it('takes the median of per-round differences, not the difference of medians', () => {
@@ -27,5 +27,13 @@ describe('roundOrder and describePaired (bench/ab.ts, bench/index-ab.ts)', () =>
   it('prints the paired median with its sign, the base and the rounds lower', () => {
     expect(describePaired(pairedComparison([100, 120, 90], [95, 118, 91]), 'base')).toBe('paired -2.0 µs against base, lower in 2 of 3')
     expect(describePaired(pairedComparison([100, 100, 100], [103, 101, 102]), 'dist')).toBe('paired +2.0 µs against dist, lower in 0 of 3')
+  })
+})
+
+describe('pairedRatio (bench/ab.ts, ratios to the floor)', () => {
+  it('takes the median of per-round ratios, so a round that ran slow for everyone does not skew it', () => {
+    // the other costs 3×, 2.5× and 2× the base in its rounds; the ratio of medians would be 300 / 150 = 2
+    expect(pairedRatio([100, 200, 150], [300, 500, 300])).toBe(2.5)
+    expect(pairedRatio([100, 100], [150, 150, 999])).toBe(1.5)
   })
 })

@@ -73,3 +73,17 @@ export function roundOrder(count: number, round: number): number[] {
 export function describePaired(c: PairedComparison, baseName: string): string {
   return `paired ${c.pairedMedian >= 0 ? '+' : ''}${c.pairedMedian.toFixed(1)} µs against ${baseName}, lower in ${c.lower} of ${c.rounds}`
 }
+
+/**
+ * The median of the per-round ratios other / base (two series measured in the same rounds): how many times the
+ * base's CPU or throughput a variant had, with the drift common to a round cancelled.
+ *
+ * @example
+ * pairedRatio([100, 200, 150], [300, 500, 300]) // 2.5 (ratios 3, 2.5, 2)
+ */
+export function pairedRatio(base: number[], other: number[]): number {
+  const rounds = Math.min(base.length, other.length)
+  const ratios: number[] = []
+  for (let r = 0; r < rounds; r++) ratios.push(other[r]! / base[r]!)
+  return median(ratios)
+}

@@ -1,0 +1,41 @@
+import { resolve } from 'node:path'
+import type { ReferenceKind } from '../reference-servers.js'
+import { BENCH_POLICIES, type BenchPolicyCuts } from './targets.js'
+
+/** What one variant of an interleaved A/B (bench/ab.ts) starts. */
+export type AbVariant =
+  | { name: string; kind: 'sluice'; dist: string; nodeArgs: string[]; cuts: BenchPolicyCuts }
+  | { name: string; kind: 'floor'; nodeArgs: string[] }
+  | { name: string; kind: 'reference'; reference: ReferenceKind }
+
+const REFERENCES: readonly ReferenceKind[] = ['node-answer', 'hono-answer', 'hono-proxy']
+
+/**
+ * One `--variants` entry of bench/ab.ts: `FOLDER[@POLICY] [node flags]`, where FOLDER is a build's output folder
+ * (inside the repo, so its imports resolve) and POLICY one of `BENCH_POLICIES` (`full`, `no-semantic`, `no-cache`,
+ * `no-guardrails`, `no-budgets`, `bare`); without it the run's own `--no-*` cuts apply. `floor` (the bare
+ * pass-through proxy, with optional node flags) and the reference servers (`node-answer`, `hono-answer`,
+ * `hono-proxy`) are variants too, so ratios to them come from the same interleaved rounds.
+ *
+ * @example
+ * parseAbVariant('dist@no-semantic --max-semi-space-size=64', '/repo', {})
+ * // → { kind: 'sluice', dist: '/repo/dist', cuts: { semantic: true }, nodeArgs: ['--max-semi-space-size=64'], ... }
+ */
+export function parseAbVariant(spec: string, root: string, defaultCuts: BenchPolicyCuts): AbVariant {
+  const name = spec.trim()
+  const [target, ...nodeArgs] = name.split(/\s+/)
+  if (!target) throw new Error('--variants: an empty variant')
+  if (target === 'floor') return { name, kind: 'floor', nodeArgs }
+  if ((REFERENCES as readonly string[]).includes(target)) {
+    if (nodeArgs.length > 0) throw new Error(`--variants: the reference server "${target}" takes no node flags`)
+    return { name, kind: 'reference', reference: target as ReferenceKind }
+  }
+  const at = target.lastIndexOf('@')
+  const folder = at < 0 ? target : target.slice(0, at)
+  const policy = at < 0 ? undefined : target.slice(at + 1)
+  if (!folder) throw new Error(`--variants: "${name}" names no build folder`)
+  if (policy !== undefined && !Object.hasOwn(BENCH_POLICIES, policy)) {
+    throw new Error(`--variants: unknown policy "${policy}" in "${name}" (one of ${Object.keys(BENCH_POLICIES).join(', ')})`)
+  }
+  return { name, kind: 'sluice', dist: resolve(root, folder), nodeArgs, cuts: policy === undefined ? defaultCuts : BENCH_POLICIES[policy]! }
+}

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest'
+import { parseAbVariant } from '../bench/lib/variants.js'
+
+describe('parseAbVariant (bench/ab.ts --variants)', () => {
+  const none = {}
+
+  it('reads a build folder, its node flags and the run-wide cuts', () => {
+    const v = parseAbVariant(' node_modules/.ab/base --max-semi-space-size=64 ', '/repo', { semantic: true })
+    expect(v).toEqual({
+      name: 'node_modules/.ab/base --max-semi-space-size=64',
+      kind: 'sluice',
+      dist: '/repo/node_modules/.ab/base',
+      nodeArgs: ['--max-semi-space-size=64'],
+      cuts: { semantic: true }
+    })
+  })
+
+  it('gives a variant its own bench policy after @, overriding the run-wide cuts', () => {
+    expect(parseAbVariant('dist@bare', '/repo', { semantic: true })).toMatchObject({ kind: 'sluice', dist: '/repo/dist', cuts: { cache: true, guardrails: true, budgets: true } })
+    expect(parseAbVariant('dist@full', '/repo', { semantic: true })).toMatchObject({ cuts: {} })
+    expect(parseAbVariant('dist@no-budgets --expose-gc', '/repo', none)).toMatchObject({ cuts: { budgets: true }, nodeArgs: ['--expose-gc'] })
+  })
+
+  it('knows the floor and the reference servers', () => {
+    expect(parseAbVariant('floor', '/repo', none)).toEqual({ name: 'floor', kind: 'floor', nodeArgs: [] })
+    expect(parseAbVariant('floor --max-semi-space-size=64', '/repo', none)).toMatchObject({ kind: 'floor', nodeArgs: ['--max-semi-space-size=64'] })
+    expect(parseAbVariant('hono-proxy', '/repo', none)).toEqual({ name: 'hono-proxy', kind: 'reference', reference: 'hono-proxy' })
+  })
+
+  it('refuses what it cannot start, naming it', () => {
+    expect(() => parseAbVariant('dist@no-such', '/repo', none)).toThrow(/unknown policy "no-such".*no-semantic/)
+    expect(() => parseAbVariant('@bare', '/repo', none)).toThrow(/names no build folder/)
+    expect(() => parseAbVariant('  ', '/repo', none)).toThrow(/empty variant/)
+    expect(() => parseAbVariant('hono-answer --expose-gc', '/repo', none)).toThrow(/takes no node flags/)
+  })
+})
