@@ -21,6 +21,12 @@ describe('parseAbVariant (bench/ab.ts --variants)', () => {
     expect(parseAbVariant('dist@no-budgets --expose-gc', '/repo', none)).toMatchObject({ cuts: { budgets: true }, nodeArgs: ['--expose-gc'] })
   })
 
+  it('joins policies with +, cutting every layer they name', () => {
+    expect(parseAbVariant('dist@no-cache+no-guardrails', '/repo', none)).toMatchObject({ cuts: { cache: true, guardrails: true } })
+    expect(parseAbVariant('dist@no-semantic+no-budgets', '/repo', { guardrails: true })).toMatchObject({ cuts: { semantic: true, budgets: true } })
+    expect(() => parseAbVariant('dist@no-cache+nope', '/repo', none)).toThrow(/unknown policy "nope"/)
+  })
+
   it('knows the floor and the reference servers', () => {
     expect(parseAbVariant('floor', '/repo', none)).toEqual({ name: 'floor', kind: 'floor', nodeArgs: [] })
     expect(parseAbVariant('floor --max-semi-space-size=64', '/repo', none)).toMatchObject({ kind: 'floor', nodeArgs: ['--max-semi-space-size=64'] })

@@ -13,7 +13,8 @@ const REFERENCES: readonly ReferenceKind[] = ['node-answer', 'hono-answer', 'hon
 /**
  * One `--variants` entry of bench/ab.ts: `FOLDER[@POLICY] [node flags]`, where FOLDER is a build's output folder
  * (inside the repo, so its imports resolve) and POLICY one of `BENCH_POLICIES` (`full`, `no-semantic`, `no-cache`,
- * `no-guardrails`, `no-budgets`, `bare`); without it the run's own `--no-*` cuts apply. `floor` (the bare
+ * `no-guardrails`, `no-budgets`, `bare`), or several joined with `+` (`no-cache+no-guardrails`: both cut); without it
+ * the run's own `--no-*` cuts apply. `floor` (the bare
  * pass-through proxy, with optional node flags) and the reference servers (`node-answer`, `hono-answer`,
  * `hono-proxy`) are variants too, so ratios to them come from the same interleaved rounds.
  *
@@ -34,8 +35,17 @@ export function parseAbVariant(spec: string, root: string, defaultCuts: BenchPol
   const folder = at < 0 ? target : target.slice(0, at)
   const policy = at < 0 ? undefined : target.slice(at + 1)
   if (!folder) throw new Error(`--variants: "${name}" names no build folder`)
-  if (policy !== undefined && !Object.hasOwn(BENCH_POLICIES, policy)) {
-    throw new Error(`--variants: unknown policy "${policy}" in "${name}" (one of ${Object.keys(BENCH_POLICIES).join(', ')})`)
+  return { name, kind: 'sluice', dist: resolve(root, folder), nodeArgs, cuts: policy === undefined ? defaultCuts : policyCuts(policy, name) }
+}
+
+/** `no-cache+no-guardrails` → the union of the named policies' cuts, so layers can be taken away one after another. */
+function policyCuts(policy: string, name: string): BenchPolicyCuts {
+  const cuts: BenchPolicyCuts = {}
+  for (const part of policy.split('+')) {
+    if (!Object.hasOwn(BENCH_POLICIES, part)) {
+      throw new Error(`--variants: unknown policy "${part}" in "${name}" (one of ${Object.keys(BENCH_POLICIES).join(', ')}, joined with +)`)
+    }
+    Object.assign(cuts, BENCH_POLICIES[part])
   }
-  return { name, kind: 'sluice', dist: resolve(root, folder), nodeArgs, cuts: policy === undefined ? defaultCuts : BENCH_POLICIES[policy]! }
+  return cuts
 }
