@@ -15,12 +15,13 @@
  * optionally followed by flags for that gateway's node, after spaces (as in bench/ttfb-phases.ts). `--no-semantic` (and the other `--no-*`)
  * turn layers off in the bench policy, as in bench/profile.ts: the semantic index grows through a run of misses
  * and its crowded scope adds most of their round-to-round spread, so small effects elsewhere show better without it.
- * A variant may name its own policy instead (`dist@no-semantic`, `dist@bare`, or joined: `dist@no-semantic+no-guardrails`;
- * bench/lib/variants.ts), and `floor`
- * (the bare pass-through proxy) and the reference servers (`hono-proxy`, `hono-answer`, `node-answer`) are variants
- * too, so one pinned run gives what each layer costs, paired, next to the floor:
+ * A variant may name its own policy instead (`dist@no-semantic`, `dist@bare`, or several joined:
+ * `dist@no-semantic+no-guardrails`; bench/lib/variants.ts), and `floor` (the bare pass-through proxy) and the
+ * reference servers (`hono-proxy`, `hono-answer`, `node-answer`) are variants too, so one pinned run gives what each
+ * layer costs, paired, next to the floor:
  *
  *   node --import tsx bench/ab.ts --pin --rounds 12 --variants 'floor,hono-proxy,dist,dist@no-semantic,dist@no-semantic+no-guardrails,dist@no-semantic+no-budgets,dist@no-cache,dist@bare'
+ *
  * `--pin` keeps every gateway on the last CPU and this process (the load generator) and the fake upstream on the
  * first (`taskset`, Linux): the scheduler then cannot put a gateway and the load generator on one core for part of a
  * round. Same-build A/A runs on the 2-core dev VM: misses' per-round differences spread half as wide (IQR 62 → 31 µs).
