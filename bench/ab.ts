@@ -22,6 +22,9 @@
  *
  *   node --import tsx bench/ab.ts --pin --rounds 12 --variants 'floor,hono-proxy,dist,dist@no-semantic,dist@no-semantic+no-guardrails,dist@no-semantic+no-budgets,dist@no-cache,dist@bare'
  *
+ * A Sluice variant may end in `:redis` or `:redis-turn` (`dist@no-semantic:redis`): it then keeps its state in one
+ * redis-server started for the run (tick or turn batching, its own key prefix), which `--pin` puts beside the fake
+ * upstream; so memory and Redis stores compare in the same rounds.
  * `--pin` keeps every gateway on the last CPU and this process (the load generator) and the fake upstream on the
  * first (`taskset`, Linux): the scheduler then cannot put a gateway and the load generator on one core for part of a
  * round. Same-build A/A runs on the 2-core dev VM: misses' per-round differences spread half as wide (IQR 62 → 31 µs).
@@ -57,15 +60,27 @@ async function main(): Promise<void> {
   if (!flags['no-build'] && variants.some((v) => v.kind === 'sluice' && v.dist === resolve(ROOT, 'dist'))) await buildSluice()
   const children: Child[] = []
   try {
-    const { upstream } = await startBackends('memory', children)
+    const onRedis = variants.some((v) => v.kind === 'sluice' && v.store !== 'memory')
+    const { upstream, redisUrl } = await startBackends(onRedis ? 'redis' : 'memory', children)
     const gateways: Child[] = []
-    for (const v of variants) {
+    for (const [i, v] of variants.entries()) {
       const g =
         v.kind === 'floor'
           ? await startFloor(upstream, { nodeArgs: v.nodeArgs })
           : v.kind === 'reference'
             ? await startReference(v.reference, upstream)
-            : await startSluice('sluice-memory', { upstream, dist: v.dist, nodeArgs: v.nodeArgs, cuts: v.cuts })
+            : v.store === 'memory'
+              ? await startSluice('sluice-memory', { upstream, dist: v.dist, nodeArgs: v.nodeArgs, cuts: v.cuts })
+              : // one redis-server for all; each variant its own keys, so no budget, ledger or cache entry is shared
+                await startSluice('sluice-redis', {
+                  upstream,
+                  redisUrl,
+                  batchWrites: v.store === 'redis-turn' ? 'turn' : 'tick',
+                  redisPrefix: `ab-${i}:`,
+                  dist: v.dist,
+                  nodeArgs: v.nodeArgs,
+                  cuts: v.cuts
+                })
       children.push(g)
       gateways.push(g)
     }

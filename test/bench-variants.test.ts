@@ -11,7 +11,8 @@ describe('parseAbVariant (bench/ab.ts --variants)', () => {
       kind: 'sluice',
       dist: '/repo/node_modules/.ab/base',
       nodeArgs: ['--max-semi-space-size=64'],
-      cuts: { semantic: true }
+      cuts: { semantic: true },
+      store: 'memory'
     })
   })
 
@@ -25,6 +26,18 @@ describe('parseAbVariant (bench/ab.ts --variants)', () => {
     expect(parseAbVariant('dist@no-cache+no-guardrails', '/repo', none)).toMatchObject({ cuts: { cache: true, guardrails: true } })
     expect(parseAbVariant('dist@no-semantic+no-budgets', '/repo', { guardrails: true })).toMatchObject({ cuts: { semantic: true, budgets: true } })
     expect(() => parseAbVariant('dist@no-cache+nope', '/repo', none)).toThrow(/unknown policy "nope"/)
+  })
+
+  it('reads a store after :, memory by default', () => {
+    expect(parseAbVariant('dist:redis', '/repo', none)).toMatchObject({ kind: 'sluice', dist: '/repo/dist', store: 'redis', cuts: {} })
+    expect(parseAbVariant('dist@no-semantic+no-budgets:redis-turn --expose-gc', '/repo', none)).toMatchObject({
+      dist: '/repo/dist',
+      store: 'redis-turn',
+      cuts: { semantic: true, budgets: true },
+      nodeArgs: ['--expose-gc']
+    })
+    expect(parseAbVariant('dist@bare:memory', '/repo', none)).toMatchObject({ store: 'memory', cuts: { cache: true } })
+    expect(() => parseAbVariant('dist:qdrant', '/repo', none)).toThrow(/unknown store "qdrant".*redis-turn/)
   })
 
   it('knows the floor and the reference servers', () => {

@@ -191,6 +191,8 @@ export async function startSluice(
     redisUrl?: string
     /** The Redis store's `batch_writes` (default tick); a `turn` gateway keeps its keys under its own prefix. */
     batchWrites?: 'tick' | 'turn'
+    /** The Redis key prefix, for gateways that must not share keys (default `bench:`, or `bench-turn:` with turn batching). */
+    redisPrefix?: string
     env?: Record<string, string>
     nodeArgs?: string[]
     fromSource?: boolean
@@ -206,7 +208,7 @@ export async function startSluice(
     BENCH_UPSTREAM: opts.upstream,
     BENCH_REDIS_URL: opts.redisUrl ?? '',
     BENCH_BATCH_WRITES: batching,
-    BENCH_REDIS_PREFIX: batching === 'tick' ? 'bench:' : `bench-${batching}:`
+    BENCH_REDIS_PREFIX: opts.redisPrefix ?? (batching === 'tick' ? 'bench:' : `bench-${batching}:`)
   }, opts.cuts ? (f, text) => (f === 'bench.yaml' ? withoutLayers(text, opts.cuts!) : text) : undefined)
   const origin = `http://127.0.0.1:${port}`
   return startChild({

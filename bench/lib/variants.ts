@@ -4,23 +4,27 @@ import { BENCH_POLICIES, type BenchPolicyCuts } from './targets.js'
 
 /** What one variant of an interleaved A/B (bench/ab.ts) starts. */
 export type AbVariant =
-  | { name: string; kind: 'sluice'; dist: string; nodeArgs: string[]; cuts: BenchPolicyCuts }
+  | { name: string; kind: 'sluice'; dist: string; nodeArgs: string[]; cuts: BenchPolicyCuts; store: AbStore }
   | { name: string; kind: 'floor'; nodeArgs: string[] }
   | { name: string; kind: 'reference'; reference: ReferenceKind }
 
+/** Where a Sluice variant keeps budgets, rate limits, ledger and exact cache: memory, or Redis with tick or turn batching. */
+export type AbStore = 'memory' | 'redis' | 'redis-turn'
+
 const REFERENCES: readonly ReferenceKind[] = ['node-answer', 'hono-answer', 'hono-proxy']
+const STORES: readonly AbStore[] = ['memory', 'redis', 'redis-turn']
 
 /**
- * One `--variants` entry of bench/ab.ts: `FOLDER[@POLICY] [node flags]`, where FOLDER is a build's output folder
- * (inside the repo, so its imports resolve) and POLICY one of `BENCH_POLICIES` (`full`, `no-semantic`, `no-cache`,
- * `no-guardrails`, `no-budgets`, `bare`), or several joined with `+` (`no-cache+no-guardrails`: both cut); without it
- * the run's own `--no-*` cuts apply. `floor` (the bare
- * pass-through proxy, with optional node flags) and the reference servers (`node-answer`, `hono-answer`,
- * `hono-proxy`) are variants too, so ratios to them come from the same interleaved rounds.
+ * One `--variants` entry of bench/ab.ts: `FOLDER[@POLICY][:STORE] [node flags]`, where FOLDER is a build's output
+ * folder (inside the repo, so its imports resolve), POLICY one of `BENCH_POLICIES` (`full`, `no-semantic`, `no-cache`,
+ * `no-guardrails`, `no-budgets`, `bare`), or several joined with `+` (`no-cache+no-guardrails`: both cut), and STORE
+ * `memory` (the default), `redis` (tick batching) or `redis-turn`. Without a POLICY the run's own `--no-*` cuts
+ * apply. `floor` (the bare pass-through proxy, with optional node flags) and the reference servers (`node-answer`,
+ * `hono-answer`, `hono-proxy`) are variants too, so ratios to them come from the same interleaved rounds.
  *
  * @example
- * parseAbVariant('dist@no-semantic --max-semi-space-size=64', '/repo', {})
- * // → { kind: 'sluice', dist: '/repo/dist', cuts: { semantic: true }, nodeArgs: ['--max-semi-space-size=64'], ... }
+ * parseAbVariant('dist@no-semantic:redis --max-semi-space-size=64', '/repo', {})
+ * // → { kind: 'sluice', dist: '/repo/dist', cuts: { semantic: true }, store: 'redis', nodeArgs: ['--max-semi-space-size=64'], ... }
  */
 export function parseAbVariant(spec: string, root: string, defaultCuts: BenchPolicyCuts): AbVariant {
   const name = spec.trim()
@@ -31,11 +35,16 @@ export function parseAbVariant(spec: string, root: string, defaultCuts: BenchPol
     if (nodeArgs.length > 0) throw new Error(`--variants: the reference server "${target}" takes no node flags`)
     return { name, kind: 'reference', reference: target as ReferenceKind }
   }
-  const at = target.lastIndexOf('@')
-  const folder = at < 0 ? target : target.slice(0, at)
-  const policy = at < 0 ? undefined : target.slice(at + 1)
+  const colon = target.lastIndexOf(':')
+  const store = colon < 0 ? 'memory' : target.slice(colon + 1)
+  if (!(STORES as readonly string[]).includes(store)) throw new Error(`--variants: unknown store "${store}" in "${name}" (one of ${STORES.join(', ')})`)
+  const build = colon < 0 ? target : target.slice(0, colon)
+  const at = build.lastIndexOf('@')
+  const folder = at < 0 ? build : build.slice(0, at)
+  const policy = at < 0 ? undefined : build.slice(at + 1)
   if (!folder) throw new Error(`--variants: "${name}" names no build folder`)
-  return { name, kind: 'sluice', dist: resolve(root, folder), nodeArgs, cuts: policy === undefined ? defaultCuts : policyCuts(policy, name) }
+  const cuts = policy === undefined ? defaultCuts : policyCuts(policy, name)
+  return { name, kind: 'sluice', dist: resolve(root, folder), nodeArgs, cuts, store: store as AbStore }
 }
 
 /** `no-cache+no-guardrails` → the union of the named policies' cuts, so layers can be taken away one after another. */
