@@ -25,6 +25,7 @@
  * A Sluice variant may end in `:redis` or `:redis-turn` (`dist@no-semantic:redis`): it then keeps its state in one
  * redis-server started for the run (tick or turn batching, its own key prefix), which `--pin` puts beside the fake
  * upstream; so memory and Redis stores compare in the same rounds.
+ *
  * `--pin` keeps every gateway on the last CPU and this process (the load generator) and the fake upstream on the
  * first (`taskset`, Linux): the scheduler then cannot put a gateway and the load generator on one core for part of a
  * round. Same-build A/A runs on the 2-core dev VM: misses' per-round differences spread half as wide (IQR 62 → 31 µs).
@@ -37,7 +38,7 @@ import { closedLoop } from './lib/load.js'
 import { cpuMicros, pinToCpu, type Child } from './lib/procs.js'
 import { describePaired, median, pairedComparison, pairedRatio, roundOrder } from './lib/stats.js'
 import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startFloor, startReference, startSluice } from './lib/targets.js'
-import { parseAbVariant } from './lib/variants.js'
+import { parseAbVariant, type AbVariant } from './lib/variants.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -54,6 +55,16 @@ const { values: flags } = parseArgs({
   }
 })
 
+/** Starts one variant behind the fake upstream; the `i`th variant on Redis keeps its keys under `ab-i:`. */
+function startVariant(v: AbVariant, i: number, upstream: string, redisUrl: string | undefined): Promise<Child> {
+  if (v.kind === 'floor') return startFloor(upstream, { nodeArgs: v.nodeArgs })
+  if (v.kind === 'reference') return startReference(v.reference, upstream)
+  const build = { upstream, dist: v.dist, nodeArgs: v.nodeArgs, cuts: v.cuts }
+  if (v.store === 'memory') return startSluice('sluice-memory', build)
+  // one redis-server for all; each variant its own keys, so no budget, ledger or cache entry is shared
+  return startSluice('sluice-redis', { ...build, redisUrl, batchWrites: v.store === 'redis-turn' ? 'turn' : 'tick', redisPrefix: `ab-${i}:` })
+}
+
 async function main(): Promise<void> {
   const cuts = layerCutsOf(flags)
   const variants = flags.variants!.split(',').map((spec) => parseAbVariant(spec, ROOT, cuts))
@@ -64,23 +75,7 @@ async function main(): Promise<void> {
     const { upstream, redisUrl } = await startBackends(onRedis ? 'redis' : 'memory', children)
     const gateways: Child[] = []
     for (const [i, v] of variants.entries()) {
-      const g =
-        v.kind === 'floor'
-          ? await startFloor(upstream, { nodeArgs: v.nodeArgs })
-          : v.kind === 'reference'
-            ? await startReference(v.reference, upstream)
-            : v.store === 'memory'
-              ? await startSluice('sluice-memory', { upstream, dist: v.dist, nodeArgs: v.nodeArgs, cuts: v.cuts })
-              : // one redis-server for all; each variant its own keys, so no budget, ledger or cache entry is shared
-                await startSluice('sluice-redis', {
-                  upstream,
-                  redisUrl,
-                  batchWrites: v.store === 'redis-turn' ? 'turn' : 'tick',
-                  redisPrefix: `ab-${i}:`,
-                  dist: v.dist,
-                  nodeArgs: v.nodeArgs,
-                  cuts: v.cuts
-                })
+      const g = await startVariant(v, i, upstream, redisUrl)
       children.push(g)
       gateways.push(g)
     }
