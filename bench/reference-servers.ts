@@ -27,7 +27,9 @@ import { Hono, type Context as HonoContext } from 'hono'
 import { Pool } from 'undici'
 import { announceListening } from './lib/procs.js'
 
-export type ReferenceKind = 'node-answer' | 'hono-answer' | 'hono-proxy'
+/** The reference servers this file can start, by `--kind`. */
+export const REFERENCE_KINDS = ['node-answer', 'hono-answer', 'hono-proxy'] as const
+export type ReferenceKind = (typeof REFERENCE_KINDS)[number]
 
 /** A completion of the size the fake's fast model returns (16 tokens), as a cache would replay it. */
 const ANSWER = JSON.stringify({
@@ -122,9 +124,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     }
   })
   if (values.body !== 'node' && values.body !== 'hono') throw new Error(`reference-servers: --body node | hono, got ${values.body}`)
-  const kinds: ReferenceKind[] = ['node-answer', 'hono-answer', 'hono-proxy']
-  const kind = kinds.find((k) => k === values.kind)
-  if (!kind) throw new Error(`reference-servers: --kind ${kinds.join(' | ')}, got ${values.kind}`)
+  const kind = REFERENCE_KINDS.find((k) => k === values.kind)
+  if (!kind) throw new Error(`reference-servers: --kind ${REFERENCE_KINDS.join(' | ')}, got ${values.kind}`)
   const { port } = await startReferenceServer({ kind, port: Number(values.port), upstream: values.upstream, body: values.body })
   announceListening(port)
 }

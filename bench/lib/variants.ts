@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import type { ReferenceKind } from '../reference-servers.js'
+import { REFERENCE_KINDS, type ReferenceKind } from '../reference-servers.js'
 import { BENCH_POLICIES, type BenchPolicyCuts } from './targets.js'
 
 /** What one variant of an interleaved A/B (bench/ab.ts) starts. */
@@ -11,7 +11,6 @@ export type AbVariant =
 /** Where a Sluice variant keeps budgets, rate limits, ledger and exact cache: memory, or Redis with tick or turn batching. */
 export type AbStore = 'memory' | 'redis' | 'redis-turn'
 
-const REFERENCES: readonly ReferenceKind[] = ['node-answer', 'hono-answer', 'hono-proxy']
 const STORES: readonly AbStore[] = ['memory', 'redis', 'redis-turn']
 
 /**
@@ -31,7 +30,7 @@ export function parseAbVariant(spec: string, root: string, defaultCuts: BenchPol
   const [target, ...nodeArgs] = name.split(/\s+/)
   if (!target) throw new Error('--variants: an empty variant')
   if (target === 'floor') return { name, kind: 'floor', nodeArgs }
-  if ((REFERENCES as readonly string[]).includes(target)) {
+  if ((REFERENCE_KINDS as readonly string[]).includes(target)) {
     if (nodeArgs.length > 0) throw new Error(`--variants: the reference server "${target}" takes no node flags`)
     return { name, kind: 'reference', reference: target as ReferenceKind }
   }
