@@ -25,7 +25,7 @@ import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.
 import type { Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_HEADERS, BENCH_POLICIES, ROOT, buildSluice, startBackends, startFloor, startSluice } from './lib/targets.js'
+import { BENCH_HEADERS, ROOT, benchPolicy, buildSluice, startBackends, startFloor, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -51,8 +51,7 @@ async function main(): Promise<void> {
   const variants = flags.variants!.split(',').map((v) => {
     const [head, ...nodeArgs] = v.trim().split(/\s+/)
     const [policy, dist] = head!.split('@')
-    if (!BENCH_POLICIES[policy!]) throw new Error(`--variants: unknown policy ${policy}; known: ${Object.keys(BENCH_POLICIES).join(', ')}`)
-    return { name: v.trim(), cuts: BENCH_POLICIES[policy!]!, dist: dist ? resolve(ROOT, dist) : undefined, nodeArgs }
+    return { name: v.trim(), cuts: benchPolicy(policy!, '--variants'), dist: dist ? resolve(ROOT, dist) : undefined, nodeArgs }
   })
   if (!flags['no-build']) await buildSluice()
   const dir = await mkdtemp(join(tmpdir(), 'sluice-phases-'))

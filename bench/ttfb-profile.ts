@@ -20,7 +20,7 @@ import { chatBody } from './lib/bodies.js'
 import { streamTtfb } from './lib/load.js'
 import { PHASE_MARKS_PRELOAD, readPhases } from './lib/phases.js'
 import type { Child } from './lib/procs.js'
-import { BENCH_HEADERS, BENCH_POLICIES, ROOT, buildSluice, startBackends, startSluice } from './lib/targets.js'
+import { BENCH_HEADERS, ROOT, benchPolicy, buildSluice, startBackends, startSluice } from './lib/targets.js'
 import { profileWindows, type CpuProfile } from './lib/window-profile.js'
 
 const { values: flags } = parseArgs({
@@ -51,8 +51,7 @@ const PHASES: Record<string, (m: Moments) => [number | null, number | null]> = {
 }
 
 async function main(): Promise<void> {
-  const cuts = BENCH_POLICIES[flags.policy!]
-  if (!cuts) throw new Error(`--policy: unknown ${flags.policy}; known: ${Object.keys(BENCH_POLICIES).join(', ')}`)
+  const cuts = benchPolicy(flags.policy!, '--policy')
   const phase = PHASES[flags.phase!]
   if (!phase) throw new Error(`--phase: unknown ${flags.phase}; known: ${Object.keys(PHASES).join(', ')}`)
   if (!flags['no-build'] && !flags.dist) await buildSluice()

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { benchPolicy } from '../bench/lib/targets.js'
 import { parseAbVariant } from '../bench/lib/variants.js'
 
 describe('parseAbVariant (bench/ab.ts --variants)', () => {
@@ -51,5 +52,15 @@ describe('parseAbVariant (bench/ab.ts --variants)', () => {
     expect(() => parseAbVariant('@bare', '/repo', none)).toThrow(/names no build folder/)
     expect(() => parseAbVariant('  ', '/repo', none)).toThrow(/empty variant/)
     expect(() => parseAbVariant('hono-answer --expose-gc', '/repo', none)).toThrow(/takes no node flags/)
+  })
+})
+
+describe('benchPolicy (bench/ab.ts, bench/ttfb-phases.ts, bench/ttfb-profile.ts)', () => {
+  it('reads one bench policy or several joined with +, and names the flag for an unknown one', () => {
+    expect(benchPolicy('full', '--policy')).toEqual({})
+    expect(benchPolicy('bare', '--policy')).toEqual({ cache: true, guardrails: true, budgets: true })
+    expect(benchPolicy('no-semantic+no-guardrails', '--policy')).toEqual({ semantic: true, guardrails: true })
+    expect(() => benchPolicy('toString', '--policy')).toThrow(/^--policy: unknown policy "toString" \(one of full, no-semantic/)
+    expect(() => benchPolicy('bare+', '--variants')).toThrow(/^--variants: unknown policy ""/)
   })
 })

@@ -162,6 +162,24 @@ export const BENCH_POLICIES: Record<string, BenchPolicyCuts> = {
 }
 
 /**
+ * The cuts a bench policy name asks for: one of `BENCH_POLICIES`, or several joined with `+` (the union of their cuts,
+ * so layers can be taken away one after another). `where` names the flag or variant in the error for an unknown name.
+ *
+ * @example
+ * benchPolicy('no-semantic+no-guardrails', '--policy') // { semantic: true, guardrails: true }
+ */
+export function benchPolicy(name: string, where: string): BenchPolicyCuts {
+  const cuts: BenchPolicyCuts = {}
+  for (const part of name.split('+')) {
+    if (!Object.hasOwn(BENCH_POLICIES, part)) {
+      throw new Error(`${where}: unknown policy "${part}" (one of ${Object.keys(BENCH_POLICIES).join(', ')}, joined with +)`)
+    }
+    Object.assign(cuts, BENCH_POLICIES[part])
+  }
+  return cuts
+}
+
+/**
  * The bench policy's text without the layers named in `cuts`.
  *
  * @example

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { REFERENCE_KINDS, type ReferenceKind } from '../reference-servers.js'
-import { BENCH_POLICIES, type BenchPolicyCuts } from './targets.js'
+import { benchPolicy, type BenchPolicyCuts } from './targets.js'
 
 /** What one variant of an interleaved A/B (bench/ab.ts) starts. */
 export type AbVariant =
@@ -15,8 +15,8 @@ const STORES: readonly AbStore[] = ['memory', 'redis', 'redis-turn']
 
 /**
  * One `--variants` entry of bench/ab.ts: `FOLDER[@POLICY][:STORE] [node flags]`, where FOLDER is a build's output
- * folder (inside the repo, so its imports resolve), POLICY one of `BENCH_POLICIES` (`full`, `no-semantic`, `no-cache`,
- * `no-guardrails`, `no-budgets`, `bare`), or several joined with `+` (`no-cache+no-guardrails`: both cut), and STORE
+ * folder (inside the repo, so its imports resolve), POLICY a bench policy as `benchPolicy` reads it (`no-semantic`, `bare`,
+ * or several joined with `+`: `no-cache+no-guardrails`, both cut), and STORE
  * `memory` (the default), `redis` (tick batching) or `redis-turn`. Without a POLICY the run's own `--no-*` cuts
  * apply. `floor` (the bare pass-through proxy, with optional node flags) and the reference servers (`node-answer`,
  * `hono-answer`, `hono-proxy`) are variants too, so ratios to them come from the same interleaved rounds.
@@ -42,18 +42,6 @@ export function parseAbVariant(spec: string, root: string, defaultCuts: BenchPol
   const folder = at < 0 ? build : build.slice(0, at)
   const policy = at < 0 ? undefined : build.slice(at + 1)
   if (!folder) throw new Error(`--variants: "${name}" names no build folder`)
-  const cuts = policy === undefined ? defaultCuts : policyCuts(policy, name)
+  const cuts = policy === undefined ? defaultCuts : benchPolicy(policy, `--variants "${name}"`)
   return { name, kind: 'sluice', dist: resolve(root, folder), nodeArgs, cuts, store: store as AbStore }
-}
-
-/** `no-cache+no-guardrails` → the union of the named policies' cuts, so layers can be taken away one after another. */
-function policyCuts(policy: string, name: string): BenchPolicyCuts {
-  const cuts: BenchPolicyCuts = {}
-  for (const part of policy.split('+')) {
-    if (!Object.hasOwn(BENCH_POLICIES, part)) {
-      throw new Error(`--variants: unknown policy "${part}" in "${name}" (one of ${Object.keys(BENCH_POLICIES).join(', ')}, joined with +)`)
-    }
-    Object.assign(cuts, BENCH_POLICIES[part])
-  }
-  return cuts
 }
