@@ -22,8 +22,8 @@
  *
  *   node --import tsx bench/ab.ts --pin --rounds 12 --variants 'floor,hono-proxy,dist,dist@no-semantic,dist@no-semantic+no-guardrails,dist@no-semantic+no-budgets,dist@no-cache,dist@bare'
  *
- * A Sluice variant may end in `:redis` or `:redis-turn` (`dist@no-semantic:redis`): it then keeps its state in one
- * redis-server started for the run (tick or turn batching, its own key prefix), which `--pin` puts beside the fake
+ * A Sluice variant may end in `:redis`, `:redis-tick` or `:redis-turn` (`dist@no-semantic:redis`): it then keeps its state in one
+ * redis-server started for the run (the default auto batching, tick or turn, its own key prefix), which `--pin` puts beside the fake
  * upstream; so memory and Redis stores compare in the same rounds.
  *
  * `--pin` keeps every gateway on the last CPU and this process (the load generator) and the fake upstream on the
@@ -34,11 +34,11 @@ import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
-import { closedLoop } from './lib/load.js'
+import { closedLoop, openLoop } from './lib/load.js'
 import { cpuMicros, pinToCpu, type Child } from './lib/procs.js'
 import { describePaired, median, pairedComparison, pairedRatio, roundOrder } from './lib/stats.js'
 import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startFloor, startReference, startSluice } from './lib/targets.js'
-import { parseAbVariant, type AbVariant } from './lib/variants.js'
+import { abBatchWrites, parseAbVariant, type AbVariant } from './lib/variants.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -51,6 +51,8 @@ const { values: flags } = parseArgs({
     connections: { type: 'string', default: '32' },
     'no-build': { type: 'boolean', default: false },
     pin: { type: 'boolean', default: false },
+    // open loop at this many requests a second instead of the closed loop: latency below saturation, paired
+    rate: { type: 'string' },
     ...LAYER_CUT_OPTIONS
   }
 })
@@ -62,7 +64,7 @@ function startVariant(v: AbVariant, i: number, upstream: string, redisUrl: strin
   const build = { upstream, dist: v.dist, nodeArgs: v.nodeArgs, cuts: v.cuts }
   if (v.store === 'memory') return startSluice('sluice-memory', build)
   // one redis-server for all; each variant its own keys, so no budget, ledger or cache entry is shared
-  return startSluice('sluice-redis', { ...build, redisUrl, batchWrites: v.store === 'redis-turn' ? 'turn' : 'tick', redisPrefix: `ab-${i}:` })
+  return startSluice('sluice-redis', { ...build, redisUrl, batchWrites: abBatchWrites(v.store), redisPrefix: `ab-${i}:` })
 }
 
 async function main(): Promise<void> {
@@ -88,27 +90,39 @@ async function main(): Promise<void> {
     }
     const body = chatBody({ model: flags.stream ? 'bench-trickle' : 'gpt-4o-mini', mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream })
     let offset = Math.floor(Math.random() * 1e9)
-    const load = (g: Child, seconds: number) => {
+    const rate = flags.rate === undefined ? undefined : Number(flags.rate)
+    if (rate !== undefined && !(rate > 0)) throw new Error(`--rate: expected a positive number of requests a second, got ${flags.rate}`)
+    /** One load of a gateway: requests served, throughput, and with `--rate` the latency percentiles (ms). */
+    const load = async (g: Child, seconds: number, name: string): Promise<{ requests: number; rps: number; p50Ms?: number; p99Ms?: number }> => {
       const base = (offset += 10_000_000)
-      return closedLoop(
-        { origin: `http://127.0.0.1:${g.port}`, path: '/v1/chat/completions', headers: BENCH_HEADERS, body: (i) => body(i + base) },
-        { connections: Number(flags.connections), seconds }
-      )
+      const spec = { origin: `http://127.0.0.1:${g.port}`, path: '/v1/chat/completions', headers: BENCH_HEADERS, body: (i: number) => body(i + base) }
+      if (rate === undefined) {
+        const res = await closedLoop(spec, { connections: Number(flags.connections), seconds })
+        if (res.non2xx > 0 || res.errors > 0) throw new Error(`${name}: ${res.non2xx} non-2xx answers, ${res.errors} errors`)
+        return res
+      }
+      // a second at the same rate first, served but not timed (as in bench/run.ts); its CPU is in the round's too
+      const res = await openLoop(spec, { rate, seconds, warmupSeconds: 1 })
+      if (res.failed > 0) throw new Error(`${name}: ${res.failed} failed requests (${res.firstFailure})`)
+      return { requests: res.sent + Math.round(rate), rps: res.achievedRps, p50Ms: res.p50Ms, p99Ms: res.p99Ms }
     }
-    for (const g of gateways) await load(g, Number(flags.warmup))
+    for (const [i, g] of gateways.entries()) await load(g, Number(flags.warmup), variants[i]!.name)
     const cpu: number[][] = variants.map(() => [])
     const rps: number[][] = variants.map(() => [])
+    const p50: number[][] = variants.map(() => [])
+    const p99: number[][] = variants.map(() => [])
     for (let r = 0; r < Number(flags.rounds); r++) {
       for (const i of roundOrder(gateways.length, r)) {
         const before = cpuMicros(gateways[i]!.pid)
-        const res = await load(gateways[i]!, Number(flags.seconds))
-        if (res.non2xx > 0 || res.errors > 0) throw new Error(`${variants[i]!.name}: ${res.non2xx} non-2xx answers, ${res.errors} errors`)
+        const res = await load(gateways[i]!, Number(flags.seconds), variants[i]!.name)
         cpu[i]!.push((cpuMicros(gateways[i]!.pid) - before) / res.requests)
         rps[i]!.push(res.rps)
+        if (res.p50Ms !== undefined) p50[i]!.push(res.p50Ms), p99[i]!.push(res.p99Ms!)
       }
-      console.log(`round ${r}: ${variants.map((v, i) => `${v.name} ${cpu[i]![r]!.toFixed(0)} µs`).join(' | ')}`)
+      const latency = (i: number) => (rate === undefined ? '' : `, p50 ${p50[i]![r]!.toFixed(2)} ms, p99 ${p99[i]![r]!.toFixed(2)} ms`)
+      console.log(`round ${r}: ${variants.map((v, i) => `${v.name} ${cpu[i]![r]!.toFixed(0)} µs${latency(i)}`).join(' | ')}`)
     }
-    const what = `${flags.mode === 'same' ? 'exact-cache hits' : 'misses'}${flags.stream ? ', streamed' : ''}`
+    const what = `${flags.mode === 'same' ? 'exact-cache hits' : 'misses'}${flags.stream ? ', streamed' : ''}${rate === undefined ? '' : `, open loop at ${rate} req/s`}`
     console.log(`\nCPU µs per request, ${what}, ${flags.rounds} interleaved rounds of ${flags.seconds} s:`)
     // with the floor among the variants, every line also says how many times the floor's CPU and throughput it had
     const floor = variants.findIndex((v) => v.kind === 'floor')
@@ -121,6 +135,13 @@ async function main(): Promise<void> {
         continue
       }
       console.log(`${line}; ${describePaired(pairedComparison(cpu[0]!, cpu[i]!), variants[0]!.name)}`)
+    }
+    if (rate === undefined) return
+    console.log(`\nLatency at ${rate} req/s (from each request's intended send time), ${flags.rounds} interleaved rounds:`)
+    for (let i = 0; i < variants.length; i++) {
+      const line = `  ${variants[i]!.name}: p50 ${median(p50[i]!).toFixed(2)} ms, p99 ${median(p99[i]!).toFixed(2)} ms`
+      if (i === 0) console.log(line)
+      else console.log(`${line}; p50 ${describePaired(pairedComparison(p50[0]!, p50[i]!), variants[0]!.name, 'ms', 2)}; p99 ${describePaired(pairedComparison(p99[0]!, p99[i]!), variants[0]!.name, 'ms', 2)}`)
     }
   } finally {
     await Promise.allSettled(children.reverse().map((c) => c.stop()))

@@ -20,6 +20,18 @@ describe('bench/ab.ts', () => {
     expect(stdout).toMatch(/^ {2}hono-answer: median \d+ µs, \d+ req\/s \([\d.]+× the floor's CPU, [\d.]+× its req\/s\); paired [+-][\d.]+ µs against floor, lower in \d of 2$/m)
   }, 120_000)
 
+  it('with --rate, loads each variant in an open loop and pairs their latency percentiles', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      ['--import', 'tsx', 'bench/ab.ts', '--no-build', '--rounds', '2', '--seconds', '1', '--warmup', '1', '--rate', '50', '--variants', 'floor,hono-answer'],
+      { cwd: ROOT, timeout: 90_000 }
+    )
+    expect(stdout).toMatch(/^round 1: floor \d+ µs, p50 [\d.]+ ms, p99 [\d.]+ ms \| hono-answer \d+ µs, p50 [\d.]+ ms, p99 [\d.]+ ms$/m)
+    expect(stdout).toMatch(/open loop at 50 req\/s/)
+    expect(stdout).toMatch(/^ {2}floor: p50 [\d.]+ ms, p99 [\d.]+ ms$/m)
+    expect(stdout).toMatch(/^ {2}hono-answer: p50 [\d.]+ ms, p99 [\d.]+ ms; p50 paired [+-][\d.]+ ms against floor, lower in \d of 2; p99 paired [+-][\d.]+ ms against floor, lower in \d of 2$/m)
+  }, 120_000)
+
   it('refuses an unknown policy before starting anything', async () => {
     const failed = await run(process.execPath, ['--import', 'tsx', 'bench/ab.ts', '--no-build', '--variants', 'dist@no-such'], { cwd: ROOT, timeout: 30_000 }).catch((e: { stderr: string }) => e)
     expect((failed as { stderr: string }).stderr).toMatch(/unknown policy "no-such"/)

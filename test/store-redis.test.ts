@@ -17,7 +17,7 @@ describe.runIf(runRedisTests)('Redis store ledger', () => {
   let store: Store
   beforeAll(async () => {
     redis = await startRedis()
-    store = await createRedisStore({ url: redis.url, prefix: 't:' })
+    store = await createRedisStore({ url: redis.url, prefix: 't:', batchWrites: 'tick' })
   })
   afterAll(async () => {
     await store?.close()
@@ -124,6 +124,32 @@ describe.runIf(runRedisTests)('Redis store ledger', () => {
       })
     } finally {
       await turned.close()
+    }
+  })
+
+  it('with batch_writes: auto, on a loop with time to spare sends each tick\'s commands at once, as tick batching does', async () => {
+    // (how it batches on a busy loop: src/store/coalesce.test.ts)
+    const auto = await createStore(storeSchema.parse({ kind: 'redis', url: redis.url, prefix: 't:', batch_writes: 'auto' }))
+    try {
+      await countWrites(auto, async (writes) => {
+        await turn()
+        const sent: Promise<unknown>[] = []
+        for (let i = 1; i <= 3; i++) {
+          sent.push(auto.get(`k${i}`), auto.cacheGet(`k${i}`))
+          await tick()
+          expect(writes()).toBe(i)
+        }
+        // background writes still wait for the turn
+        sent.push(auto.cacheSet('k6', 'v6', 60_000))
+        await tick()
+        expect(writes()).toBe(3)
+        await turn()
+        expect(writes()).toBe(4)
+        await Promise.all(sent)
+        expect(await auto.cacheGet('k6')).toBe('v6')
+      })
+    } finally {
+      await auto.close()
     }
   })
 

@@ -70,8 +70,8 @@ export function roundOrder(count: number, round: number): number[] {
  * @example
  * describePaired(pairedComparison([100, 120, 90], [95, 118, 91]), 'base') // 'paired -2.0 µs against base, lower in 2 of 3'
  */
-export function describePaired(c: PairedComparison, baseName: string): string {
-  return `paired ${c.pairedMedian >= 0 ? '+' : ''}${c.pairedMedian.toFixed(1)} µs against ${baseName}, lower in ${c.lower} of ${c.rounds}`
+export function describePaired(c: PairedComparison, baseName: string, unit = 'µs', digits = 1): string {
+  return `paired ${c.pairedMedian >= 0 ? '+' : ''}${c.pairedMedian.toFixed(digits)} ${unit} against ${baseName}, lower in ${c.lower} of ${c.rounds}`
 }
 
 /**

@@ -109,8 +109,8 @@ export const storeSchema = z.discriminatedUnion('kind', [
     max_ledger_entries: z.number().int().positive().default(1_000_000),
     /** ioredis auto-pipelining: more throughput, more latency (one batch in flight per node); else one write per tick. */
     auto_pipelining: z.boolean().default(false),
-    /** Commands share one write per tick (default) or per event-loop turn (less CPU, a little more latency under load). */
-    batch_writes: z.enum(['tick', 'turn']).default('tick'),
+    /** Commands share one write per tick, per event-loop turn (less CPU, more waiting under load), or auto (default: tick until the event loop is busy, turn while it is). */
+    batch_writes: z.enum(['tick', 'turn', 'auto']).default('auto'),
     /** A command without a reply after this long fails: admission follows on_store_error, a cache read misses. */
     command_timeout_ms: z.number().int().positive().default(2000)
   })

@@ -17,8 +17,9 @@ export interface RedisStoreOptions {
    */
   autoPipelining?: boolean
   /**
-   * How long a connection holds commands to share one write (`coalesceWrites`): `tick` (default) or `turn`,
-   * which shares more writes across requests for less CPU and adds a little latency under load.
+   * How long a connection holds commands to share one write (`coalesceWrites`): `auto` (default: `tick` until the
+   * event loop is busy, `turn` while it is), `tick`, or `turn`, which shares the most
+   * writes across requests for the least CPU and makes each round trip wait for the turn's work.
    */
   batchWrites?: WriteBatching
   /**
@@ -70,7 +71,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
   // turn in one turn of the event loop, share a write syscall (README, Budgets, "Redis"); auto-pipelining's
   // batches are one write each already
   if (!autoPipelining) {
-    const batching = opts.batchWrites ?? 'tick'
+    const batching = opts.batchWrites ?? 'auto'
     if (client instanceof Cluster) client.on('+node', (node: Redis) => node.on('connect', () => coalesceWrites(node.stream, batching)))
     else client.on('connect', () => coalesceWrites(client.stream, batching))
   }
