@@ -22,8 +22,8 @@
  *
  *   node --import tsx bench/ab.ts --pin --rounds 12 --variants 'floor,hono-proxy,dist,dist@no-semantic,dist@no-semantic+no-guardrails,dist@no-semantic+no-budgets,dist@no-cache,dist@bare'
  *
- * A Sluice variant may end in `:redis`, `:redis-tick` or `:redis-turn` (`dist@no-semantic:redis`): it then keeps its state in one
- * redis-server started for the run (the default auto batching, tick or turn, its own key prefix), which `--pin` puts beside the fake
+ * A Sluice variant may end in `:redis` or `:redis-tick` (`dist@no-semantic:redis`): it then keeps its state in one
+ * redis-server started for the run (the default turn batching or tick, its own key prefix), which `--pin` puts beside the fake
  * upstream; so memory and Redis stores compare in the same rounds.
  *
  * `--pin` keeps every gateway on the last CPU and this process (the load generator) and the fake upstream on the
@@ -38,7 +38,7 @@ import { closedLoop, openLoop } from './lib/load.js'
 import { cpuMicros, pinToCpu, type Child } from './lib/procs.js'
 import { describePaired, median, pairedComparison, pairedRatio, roundOrder } from './lib/stats.js'
 import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startFloor, startReference, startSluice } from './lib/targets.js'
-import { abBatchWrites, parseAbVariant, type AbVariant } from './lib/variants.js'
+import { parseAbVariant, type AbVariant } from './lib/variants.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -64,7 +64,7 @@ function startVariant(v: AbVariant, i: number, upstream: string, redisUrl: strin
   const build = { upstream, dist: v.dist, nodeArgs: v.nodeArgs, cuts: v.cuts }
   if (v.store === 'memory') return startSluice('sluice-memory', build)
   // one redis-server for all; each variant its own keys, so no budget, ledger or cache entry is shared
-  return startSluice('sluice-redis', { ...build, redisUrl, batchWrites: abBatchWrites(v.store), redisPrefix: `ab-${i}:` })
+  return startSluice('sluice-redis', { ...build, redisUrl, batchWrites: v.store === 'redis-tick' ? 'tick' : 'turn', redisPrefix: `ab-${i}:` })
 }
 
 async function main(): Promise<void> {

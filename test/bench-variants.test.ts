@@ -31,14 +31,14 @@ describe('parseAbVariant (bench/ab.ts --variants)', () => {
 
   it('reads a store after :, memory by default', () => {
     expect(parseAbVariant('dist:redis', '/repo', none)).toMatchObject({ kind: 'sluice', dist: '/repo/dist', store: 'redis', cuts: {} })
-    expect(parseAbVariant('dist@no-semantic+no-budgets:redis-turn --expose-gc', '/repo', none)).toMatchObject({
+    expect(parseAbVariant('dist@no-semantic+no-budgets:redis-tick --expose-gc', '/repo', none)).toMatchObject({
       dist: '/repo/dist',
-      store: 'redis-turn',
+      store: 'redis-tick',
       cuts: { semantic: true, budgets: true },
       nodeArgs: ['--expose-gc']
     })
     expect(parseAbVariant('dist@bare:memory', '/repo', none)).toMatchObject({ store: 'memory', cuts: { cache: true } })
-    expect(() => parseAbVariant('dist:qdrant', '/repo', none)).toThrow(/unknown store "qdrant".*redis-turn/)
+    expect(() => parseAbVariant('dist:qdrant', '/repo', none)).toThrow(/unknown store "qdrant".*redis-tick/)
   })
 
   it('knows the floor and the reference servers', () => {

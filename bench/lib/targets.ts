@@ -207,8 +207,8 @@ export async function startSluice(
   opts: {
     upstream: string
     redisUrl?: string
-    /** The Redis store's `batch_writes` (default auto); a `tick` or `turn` gateway keeps its keys under its own prefix. */
-    batchWrites?: 'tick' | 'turn' | 'auto'
+    /** The Redis store's `batch_writes` (default turn); a `tick` gateway keeps its keys under its own prefix. */
+    batchWrites?: 'tick' | 'turn'
     /** The Redis key prefix, for gateways that must not share keys (default `bench:`, or `bench-turn:` with turn batching). */
     redisPrefix?: string
     env?: Record<string, string>
@@ -220,13 +220,13 @@ export async function startSluice(
   }
 ): Promise<Child> {
   const port = await freePort()
-  const batching = opts.batchWrites ?? 'auto'
+  const batching = opts.batchWrites ?? 'turn'
   const file = await renderConfig(configName, {
     BENCH_PORT: String(port),
     BENCH_UPSTREAM: opts.upstream,
     BENCH_REDIS_URL: opts.redisUrl ?? '',
     BENCH_BATCH_WRITES: batching,
-    BENCH_REDIS_PREFIX: opts.redisPrefix ?? (batching === 'auto' ? 'bench:' : `bench-${batching}:`)
+    BENCH_REDIS_PREFIX: opts.redisPrefix ?? (batching === 'turn' ? 'bench:' : `bench-${batching}:`)
   }, opts.cuts ? (f, text) => (f === 'bench.yaml' ? withoutLayers(text, opts.cuts!) : text) : undefined)
   const origin = `http://127.0.0.1:${port}`
   return startChild({

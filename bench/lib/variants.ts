@@ -8,21 +8,16 @@ export type AbVariant =
   | { name: string; kind: 'floor'; nodeArgs: string[] }
   | { name: string; kind: 'reference'; reference: ReferenceKind }
 
-/** Where a Sluice variant keeps budgets, rate limits, ledger and exact cache: memory, or Redis with auto (the default), tick or turn batching. */
-export type AbStore = 'memory' | 'redis' | 'redis-tick' | 'redis-turn'
+/** Where a Sluice variant keeps budgets, rate limits, ledger and exact cache: memory, or Redis with turn (the default) or tick batching. */
+export type AbStore = 'memory' | 'redis' | 'redis-tick'
 
-const STORES: readonly AbStore[] = ['memory', 'redis', 'redis-tick', 'redis-turn']
-
-/** The Redis store's `batch_writes` for a Redis variant: `redis` is the default, auto. */
-export function abBatchWrites(store: Exclude<AbStore, 'memory'>): 'tick' | 'turn' | 'auto' {
-  return store === 'redis' ? 'auto' : store === 'redis-tick' ? 'tick' : 'turn'
-}
+const STORES: readonly AbStore[] = ['memory', 'redis', 'redis-tick']
 
 /**
  * One `--variants` entry of bench/ab.ts: `FOLDER[@POLICY][:STORE] [node flags]`, where FOLDER is a build's output
  * folder (inside the repo, so its imports resolve), POLICY a bench policy as `benchPolicy` reads it (`no-semantic`, `bare`,
  * or several joined with `+`: `no-cache+no-guardrails`, both cut), and STORE
- * `memory` (the default), `redis` (the store's default batching, auto), `redis-tick` or `redis-turn`. Without a POLICY the run's own `--no-*` cuts
+ * `memory` (the default), `redis` (the store's default batching, turn) or `redis-tick`. Without a POLICY the run's own `--no-*` cuts
  * apply. `floor` (the bare pass-through proxy, with optional node flags) and the reference servers (`node-answer`,
  * `hono-answer`, `hono-proxy`) are variants too, so ratios to them come from the same interleaved rounds.
  *

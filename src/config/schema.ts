@@ -107,10 +107,10 @@ export const storeSchema = z.discriminatedUnion('kind', [
     /** What admission does when Redis cannot be reached. */
     on_store_error: z.enum(['reject', 'allow']).default('reject'),
     max_ledger_entries: z.number().int().positive().default(1_000_000),
-    /** ioredis auto-pipelining: more throughput, more latency (one batch in flight per node); else one write per tick. */
+    /** ioredis auto-pipelining: one batch in flight per node, so commands wait on replies; else writes batched per batch_writes. */
     auto_pipelining: z.boolean().default(false),
-    /** Commands share one write per tick, per event-loop turn (less CPU, more waiting under load), or auto (default: tick until the event loop is busy, turn while it is). */
-    batch_writes: z.enum(['tick', 'turn', 'auto']).default('auto'),
+    /** Commands share one write per event-loop turn (default: the least CPU) or per tick (no command waits for the turn's end). */
+    batch_writes: z.enum(['turn', 'tick']).default('turn'),
     /** A command without a reply after this long fails: admission follows on_store_error, a cache read misses. */
     command_timeout_ms: z.number().int().positive().default(2000)
   })

@@ -1,25 +1,16 @@
 import type { Writable } from 'node:stream'
-import { loopLoad } from './loop-load.js'
 
 /**
  * How long a Redis connection holds commands to send them together:
+ * - `turn` (the default): every command waits until the end of the event-loop turn (`setImmediate`, after the
+ *   turn's I/O callbacks), so all requests handled in that turn share one write: the least CPU on both sides.
+ *   Replies are read in the next turn's poll either way, so a command loses only the overlap of Redis's work with
+ *   the rest of the turn (README, Budgets, "Redis", has the measurements).
  * - `tick`: until the end of the tick that issued them (`process.nextTick`, once the current microtasks have
  *   drained): a request's commands never wait for other requests' work. Commands issued through
  *   `writeInBackground` (cache writes, ledger appends: nobody waits on them to answer a client) wait for the turn.
- * - `turn`: every command waits until the end of the event-loop turn (`setImmediate`, after the turn's I/O
- *   callbacks), so all requests handled in that turn share one write: the least CPU on both sides, and a wait of
- *   up to one turn's work per round trip under load.
- * - `auto`: `tick` while the event loop has time to spare, `turn` while it is busy (utilization over the last
- *   100 ms at least `BUSY_UTILIZATION`). Below saturation nothing waits for other requests' work; at saturation,
- *   where waiting for the CPU is what latency is made of, a connection sends one write a turn instead of one per
- *   request.
  */
-export type WriteBatching = 'tick' | 'turn' | 'auto'
-
-/** Event-loop utilization from which `auto` batching holds commands for the end of the turn. */
-export const BUSY_UTILIZATION = 0.8
-/** Shared by every `auto` connection: one sampler per process. */
-let busyLoop: (() => boolean) | undefined
+export type WriteBatching = 'tick' | 'turn'
 
 const coalesced = new WeakSet<Writable>()
 /** Set while `writeInBackground` runs its function. */
@@ -36,21 +27,16 @@ let background = false
  * node, so a command waits for the previous batch's replies (at 1,000 rps on the bench: p50 +0.6–1.2 ms,
  * p99 ×2–4). Here nothing waits on replies: batches overlap like plain commands, only the syscalls are shared.
  *
- * `busy` tells `auto` batching whether the event loop is saturated (default: `loopLoad(BUSY_UTILIZATION)`).
- *
  * @example
- * client.on('connect', () => coalesceWrites(client.stream, 'auto'))
+ * client.on('connect', () => coalesceWrites(client.stream, 'turn'))
  */
-export function coalesceWrites(socket: Writable, batching: WriteBatching = 'auto', busy?: () => boolean): void {
+export function coalesceWrites(socket: Writable, batching: WriteBatching = 'turn'): void {
   if (coalesced.has(socket)) return
   coalesced.add(socket)
-  const saturated = batching === 'auto' ? (busy ?? (busyLoop ??= loopLoad(BUSY_UTILIZATION))) : undefined
   const write = socket.write
   let corked = false
   /** Held for the end of the turn: a foreground write in `tick` batching brings the flush forward. */
   let untilTurn = false
-  /** Whether a foreground command written now waits for the end of the turn. */
-  const foregroundWaits = (): boolean => batching === 'turn' || (saturated?.() ?? false)
   const uncork = () => {
     // one uncork per cork: a flush brought forward leaves the turn's scheduled one with nothing to do
     if (!corked) return
@@ -59,14 +45,14 @@ export function coalesceWrites(socket: Writable, batching: WriteBatching = 'auto
     socket.uncork()
   }
   socket.write = function (this: Writable, ...args: unknown[]) {
+    const waitsForTurn = background || batching === 'turn'
     if (!corked) {
-      const waitsForTurn = background || foregroundWaits()
       corked = true
       untilTurn = waitsForTurn
       socket.cork()
       if (waitsForTurn) setImmediate(uncork)
       else process.nextTick(uncork)
-    } else if (untilTurn && !background && !foregroundWaits()) {
+    } else if (untilTurn && !waitsForTurn) {
       untilTurn = false
       process.nextTick(uncork)
     }

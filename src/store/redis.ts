@@ -17,9 +17,8 @@ export interface RedisStoreOptions {
    */
   autoPipelining?: boolean
   /**
-   * How long a connection holds commands to share one write (`coalesceWrites`): `auto` (default: `tick` until the
-   * event loop is busy, `turn` while it is), `tick`, or `turn`, which shares the most
-   * writes across requests for the least CPU and makes each round trip wait for the turn's work.
+   * How long a connection holds commands to share one write (`coalesceWrites`): `turn` (default), one write per
+   * event-loop turn for the least CPU, or `tick`, where a request's commands leave at the end of their tick.
    */
   batchWrites?: WriteBatching
   /**
@@ -67,11 +66,11 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
     lastError = err.message
   })
   client.on('ready', () => (lastError = undefined))
-  // commands issued in one tick (a settle and a cache write, other requests' reservations), or with batch_writes:
-  // turn in one turn of the event loop, share a write syscall (README, Budgets, "Redis"); auto-pipelining's
-  // batches are one write each already
+  // commands issued in one turn of the event loop (the default batch_writes: turn), or with batch_writes: tick in
+  // one tick (a settle and a cache write, other requests' reservations), share a write syscall (README, Budgets,
+  // "Redis"); auto-pipelining's batches are one write each already
   if (!autoPipelining) {
-    const batching = opts.batchWrites ?? 'auto'
+    const batching = opts.batchWrites ?? 'turn'
     if (client instanceof Cluster) client.on('+node', (node: Redis) => node.on('connect', () => coalesceWrites(node.stream, batching)))
     else client.on('connect', () => coalesceWrites(client.stream, batching))
   }
