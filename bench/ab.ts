@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       // a second at the same rate first, served but not timed (as in bench/run.ts); its CPU is in the round's too
       const res = await openLoop(spec, { rate, seconds, warmupSeconds: 1 })
       if (res.failed > 0) throw new Error(`${name}: ${res.failed} failed requests (${res.firstFailure})`)
-      return { requests: res.sent + Math.round(rate), rps: res.achievedRps, p50Ms: res.p50Ms, p99Ms: res.p99Ms }
+      return { requests: res.sent + res.warmupSent, rps: res.achievedRps, p50Ms: res.p50Ms, p99Ms: res.p99Ms }
     }
     for (const [i, g] of gateways.entries()) await load(g, Number(flags.warmup), variants[i]!.name)
     const cpu: number[][] = variants.map(() => [])

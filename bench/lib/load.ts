@@ -68,7 +68,10 @@ export async function closedLoop(spec: RequestSpec, opts: { connections: number;
 }
 
 export interface OpenLoopResult {
+  /** Requests sent after the warm-up (the ones timed). */
   sent: number
+  /** Requests sent during the warm-up, served but not timed. */
+  warmupSent: number
   ok: number
   failed: number
   /** Latencies from the intended send time, ms. */
@@ -141,6 +144,7 @@ export async function openLoop(spec: RequestSpec, opts: { rate: number; seconds:
   const ok = latencies.subarray(skipped).filter((x) => !Number.isNaN(x))
   return {
     sent: sent - skipped,
+    warmupSent: Math.min(sent, skipped),
     ok: ok.length,
     failed: failed + (sent - settled),
     p50Ms: quantile(ok, 0.5),

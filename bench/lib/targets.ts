@@ -209,7 +209,7 @@ export async function startSluice(
     redisUrl?: string
     /** The Redis store's `batch_writes` (default turn); a `tick` gateway keeps its keys under its own prefix. */
     batchWrites?: 'tick' | 'turn'
-    /** The Redis key prefix, for gateways that must not share keys (default `bench:`, or `bench-turn:` with turn batching). */
+    /** The Redis key prefix, for gateways that must not share keys (default `bench:`, or `bench-tick:` with tick batching). */
     redisPrefix?: string
     env?: Record<string, string>
     nodeArgs?: string[]

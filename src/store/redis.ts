@@ -70,7 +70,8 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
   // one tick (a settle and a cache write, other requests' reservations), share a write syscall (README, Budgets,
   // "Redis"); auto-pipelining's batches are one write each already
   if (!autoPipelining) {
-    const batching = opts.batchWrites ?? 'turn'
+    // undefined takes coalesceWrites' own default (turn)
+    const batching = opts.batchWrites
     if (client instanceof Cluster) client.on('+node', (node: Redis) => node.on('connect', () => coalesceWrites(node.stream, batching)))
     else client.on('connect', () => coalesceWrites(client.stream, batching))
   }
