@@ -562,6 +562,8 @@ describe.runIf(runRedisTests)('exact cache on Redis, shared by two gateway insta
     expect(content).toBe(first.data.choices[0]!.message.content)
 
     expect((await b2.chat.completions.create(body).withResponse()).response.headers.get('x-sluice-cache')).toBe('miss')
+    // team b's answer is written after its response too
+    await expect.poll(exactKeys).toBe(before + 2)
     // entries live in Redis with the policy's TTL (3600 s by default)
     const keys = spawnSync('redis-cli', ['-p', String(redis.port), '--scan', '--pattern', 'cachetest:cache:cache:x:*']).stdout.toString().trim().split('\n')
     expect(keys.length).toBeGreaterThanOrEqual(2)

@@ -7,6 +7,7 @@ import type { LedgerEntry } from '../ledger/types.js'
 import { createLru } from '../lru.js'
 import type { Store } from '../store/types.js'
 import { observeStream } from '../stream.js'
+import { afterAnswers } from '../turn.js'
 import type { ChatCompletion } from '../types.js'
 import { cacheIntent, exactCacheKey, semanticQuery, tenantScope, type SemanticQuery } from './key.js'
 import { createCacheMetrics, type CacheMetrics } from './metrics.js'
@@ -17,6 +18,13 @@ import { semanticEntryKey, type SemanticCache } from './semantic.js'
 
 /** Characters of stored entries whose parse is kept for repeated hits (with the parsed objects, a few MB at most). */
 const PARSED_CHARS = 1 << 20
+
+/** An answer serialised for the store: the exact layer's entry and the semantic layer's (one string when their TTLs agree). */
+interface StoredAnswer {
+  exact: string
+  semantic: string
+  createdAt: number
+}
 
 /** What the cache keeps per answer. */
 export interface CachedAnswer {
@@ -94,7 +102,9 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     })
   }
   function writeInBackground(key: string, scope: string | undefined, work: () => Promise<void>): void {
-    const write = work().catch((err: unknown) => onError(err, 'cache write'))
+    // after this turn's answers are written: a miss's answer does not wait for its own cache write (an embed and
+    // an index insert on the semantic layer), nor for those of the other requests the turn finished
+    const write = new Promise<void>((resolve) => afterAnswers(() => resolve(work()))).catch((err: unknown) => onError(err, 'cache write'))
     track(pendingKeys, key, write)
     if (scope !== undefined) track(pendingScopes, scope, write)
   }
@@ -148,13 +158,12 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     return { type: 'json', body: completion }
   }
 
-  async function remember(
-    ctx: RequestContext,
-    policy: CachePolicy,
-    key: string,
-    completion: ChatCompletion,
-    sem: { query: SemanticQuery; vector: Float32Array; cache: SemanticCache } | undefined
-  ): Promise<void> {
+  /**
+   * What to store for an answer, serialised now rather than with the deferred write: the answer goes on to the
+   * client, and the output guard rewrites its messages in place for that caller once this step has returned.
+   * Undefined when the entry is larger than the policy keeps.
+   */
+  function entryFor(ctx: RequestContext, policy: CachePolicy, completion: ChatCompletion, semantic: boolean): StoredAnswer | undefined {
     const createdAt = now()
     if (completion.usage && 'sluice_cost_usd' in completion.usage) {
       // the cost of the call that produced it is kept as costUsd; a replay must not repeat it as its own
@@ -165,14 +174,24 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     const entry = (ttlS: number): string =>
       JSON.stringify({ v: 1, completion, costUsd: Math.max(ctx.costUsd, cost), createdAt, expiresAt: createdAt + ttlS * 1000 } satisfies CachedAnswer)
     const exact = entry(policy.ttl_s)
-    if (Buffer.byteLength(exact) > policy.max_entry_bytes) return
+    if (Buffer.byteLength(exact) > policy.max_entry_bytes) return undefined
+    const semanticTtlS = policy.semantic.ttl_s ?? policy.ttl_s
+    // the same serialised entry when both layers keep it as long (the usual case)
+    return { exact, semantic: !semantic || semanticTtlS === policy.ttl_s ? exact : entry(semanticTtlS), createdAt }
+  }
+
+  async function remember(
+    policy: CachePolicy,
+    key: string,
+    stored: StoredAnswer,
+    sem: { query: SemanticQuery; vector: Float32Array; cache: SemanticCache } | undefined
+  ): Promise<void> {
     try {
-      if (policy.exact.enabled) await deps.store.cacheSet(key, exact, policy.ttl_s * 1000)
+      if (policy.exact.enabled) await deps.store.cacheSet(key, stored.exact, policy.ttl_s * 1000)
       if (sem) {
         const ttlS = policy.semantic.ttl_s ?? policy.ttl_s
-        const id = await sem.cache.remember(sem.query, sem.vector, createdAt + ttlS * 1000)
-        // the same serialised entry when both layers keep it as long (the usual case)
-        await deps.store.cacheSet(semanticEntryKey(id), ttlS === policy.ttl_s ? exact : entry(ttlS), ttlS * 1000)
+        const id = await sem.cache.remember(sem.query, sem.vector, stored.createdAt + ttlS * 1000)
+        await deps.store.cacheSet(semanticEntryKey(id), stored.semantic, ttlS * 1000)
       }
     } catch (err) {
       onError(err, 'cache write')
@@ -291,7 +310,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     const scope = sem?.query.scope
     if (result.type === 'json') {
       const completion = result.body
-      if (cacheable(completion)) writeInBackground(key, scope, async () => remember(ctx, policy, key, completion, await semToStore()))
+      const stored = cacheable(completion) ? entryFor(ctx, policy, completion, sem !== undefined) : undefined
+      if (stored) writeInBackground(key, scope, async () => remember(policy, key, stored, await semToStore()))
       return result
     }
     // Chunks pass straight through; the copy kept for the cache is assembled alongside.
@@ -307,7 +327,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
           if (error || closedEarly || ctx.abort.aborted) return
           const completion = assembler.result()
           // the stream ends for the client now; the write follows
-          if (completion && cacheable(completion)) writeInBackground(key, scope, async () => remember(ctx, policy, key, completion, await semToStore()))
+          const stored = completion && cacheable(completion) ? entryFor(ctx, policy, completion, sem !== undefined) : undefined
+          if (stored) writeInBackground(key, scope, async () => remember(policy, key, stored, await semToStore()))
         }
       })
     }
