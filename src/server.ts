@@ -18,7 +18,6 @@ import { metricsRoutes } from '../routes/metrics.js'
 import { openaiRoutes } from '../routes/openai.js'
 import { responsesRoutes } from '../routes/responses.js'
 import { pipelineSteps } from './steps.js'
-import { releasePerTurn } from './turn.js'
 
 /** The gateway's logger: a message, and for events (guardrail actions) fields a JSON log line carries as keys. */
 export type Logger = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void
@@ -115,7 +114,7 @@ export async function startServer(config: GatewayConfig, opts: ServerOptions & {
     // connectionsCheckingInterval (30 s by default), so check every second to enforce them as configured.
     const requestTimeout = config.server.request_timeout_ms
     const serverOptions = { requestTimeout, headersTimeout: Math.min(30_000, requestTimeout), connectionsCheckingInterval: 1000 }
-    const s = serve({ fetch: releasePerTurn(app.fetch), port, hostname: host, serverOptions }, () => resolve(s))
+    const s = serve({ fetch: app.fetch, port, hostname: host, serverOptions }, () => resolve(s))
   })
   const http = server as unknown as import('node:http').Server
   const address = http.address()

@@ -1,75 +1,50 @@
 import { readFile } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { afterAnswers, releasePerTurn } from './turn.js'
+import { atTurnEnd } from './turn.js'
 
-/** Lets the microtask queue drain many times over, within the same turn. */
+/** Many turns of the microtask queue, as an answer's continuations take on their way to the socket. */
 async function microtasks(n = 20): Promise<void> {
   for (let i = 0; i < n; i++) await Promise.resolve()
 }
 
-const nextImmediate = () => new Promise<void>((r) => setImmediate(r))
-
-describe('releasePerTurn', () => {
-  it('hands over the answers ready in one turn together, at its end, and none before', async () => {
+describe('atTurnEnd', () => {
+  it('runs after the microtasks of the I/O callback that queued it, and before the next turn\'s timers', async () => {
     const events: string[] = []
-    const fetch = releasePerTurn(async (req: Request) => new Response('', { headers: { 'x-path': new URL(req.url).pathname } }))
-    const answers = ['/a', '/b', '/c'].map((path) =>
-      fetch(new Request(`http://gateway${path}`), {}).then((res) => void events.push(`answer ${res.headers.get('x-path')}`))
-    )
-    // a sync fetch handler's answer waits for the turn's end too
-    const sync = releasePerTurn(() => new Response('sync'))(new Request('http://gateway/sync'), {})
-    void sync.then(() => events.push('answer sync'))
-    await microtasks()
-    expect(events).toEqual([])
-    await Promise.all([...answers, sync])
-    // in the order they were ready: the sync handler's first
-    expect(events).toEqual(['answer sync', 'answer /a', 'answer /b', 'answer /c'])
-  })
-
-  it('releases within the turn: an answer finished in an I/O callback leaves before the timers of the next turn', async () => {
-    const events: string[] = []
-    const fetch = releasePerTurn(() => new Response('x'))
     await new Promise<void>((done) => {
-      // an I/O callback, as an upstream's answer arrives: a timer set here runs in the next turn
+      // an I/O callback, as an upstream's answer arrives: the cache write is queued before the answer is written
       readFile(import.meta.filename, () => {
+        atTurnEnd(() => events.push('write'))
         setTimeout(() => {
           events.push('timer')
           done()
         }, 0)
-        void fetch(new Request('http://gateway/'), {}).then(() => events.push('answer'))
+        void microtasks().then(() => events.push('answer'))
       })
     })
-    expect(events).toEqual(['answer', 'timer'])
+    expect(events).toEqual(['answer', 'write', 'timer'])
   })
 
-  it('passes a failed fetch through as it failed', async () => {
-    const fetch = releasePerTurn(async () => {
-      throw new Error('boom')
-    })
-    await expect(fetch(new Request('http://gateway/'), {})).rejects.toThrow('boom')
-  })
-})
-
-describe('afterAnswers', () => {
-  it('runs background work after the answers of its turn, even when queued before them', async () => {
-    const events: string[] = []
-    afterAnswers(() => events.push('write'))
-    const fetch = releasePerTurn(async () => new Response('x'))
-    const answer = fetch(new Request('http://gateway/'), {}).then(() => events.push('answer'))
-    await answer
-    // the answer's own continuation ran first; the write follows in a later turn
-    expect(events).toEqual(['answer'])
-    await nextImmediate()
-    await nextImmediate()
-    expect(events).toEqual(['answer', 'write'])
-  })
-
-  it('runs every queued function once, in order', async () => {
+  it('runs everything queued in a turn once, in order, from one immediate', async () => {
     const ran: number[] = []
-    for (let i = 0; i < 5; i++) afterAnswers(() => ran.push(i))
-    await nextImmediate()
-    await nextImmediate()
-    await nextImmediate()
+    const immediates: number[] = []
+    const real = globalThis.setImmediate
+    let count = 0
+    globalThis.setImmediate = ((fn: () => void) => {
+      count++
+      return real(fn)
+    }) as typeof setImmediate
+    try {
+      for (let i = 0; i < 5; i++) atTurnEnd(() => ran.push(i))
+      immediates.push(count)
+    } finally {
+      globalThis.setImmediate = real
+    }
+    await new Promise<void>((r) => real(r))
     expect(ran).toEqual([0, 1, 2, 3, 4])
+    expect(immediates).toEqual([1])
+    // a later turn gets its own run
+    atTurnEnd(() => ran.push(5))
+    await new Promise<void>((r) => real(r))
+    expect(ran).toEqual([0, 1, 2, 3, 4, 5])
   })
 })

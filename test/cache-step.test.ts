@@ -210,6 +210,26 @@ describe('exact cache', () => {
     await expect.poll(() => errors).toEqual(['cache write: redis is away'])
   })
 
+  it('starts the write at the end of the turn, after the answer and its continuations (semantic insert included)', async () => {
+    const store = createMemoryStore()
+    const writes: string[] = []
+    const watched: typeof store = Object.create(store)
+    watched.cacheSet = async (key, value, ttlMs) => {
+      writes.push(key)
+      return store.cacheSet(key, value, ttlMs)
+    }
+    const h = harness({ store: watched })
+    const first = await h.send({})
+    expect(header(first.ctx)).toBe('miss')
+    // the answer's way to the socket takes some microtasks: none of them runs the write
+    for (let i = 0; i < 50; i++) await Promise.resolve()
+    expect(writes).toEqual([])
+    await new Promise<void>((r) => setImmediate(r))
+    // exact entry, then the semantic one, from the turn's end
+    await expect.poll(() => writes.length).toBe(2)
+    expect(header((await h.send({})).ctx)).toBe('hit')
+  })
+
   it('gives every hit its own answer: a later step that rewrites the served message leaves the next hit as stored', async () => {
     const store = createMemoryStore()
     const up = upstream({ content: () => 'mail me at bob@example.com' })

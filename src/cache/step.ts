@@ -7,7 +7,7 @@ import type { LedgerEntry } from '../ledger/types.js'
 import { createLru } from '../lru.js'
 import type { Store } from '../store/types.js'
 import { observeStream } from '../stream.js'
-import { afterAnswers } from '../turn.js'
+import { atTurnEnd } from '../turn.js'
 import type { ChatCompletion } from '../types.js'
 import { cacheIntent, exactCacheKey, semanticQuery, tenantScope, type SemanticQuery } from './key.js'
 import { createCacheMetrics, type CacheMetrics } from './metrics.js'
@@ -102,9 +102,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     })
   }
   function writeInBackground(key: string, scope: string | undefined, work: () => Promise<void>): void {
-    // after this turn's answers are written: a miss's answer does not wait for its own cache write (an embed and
-    // an index insert on the semantic layer), nor for those of the other requests the turn finished
-    const write = new Promise<void>((resolve) => afterAnswers(() => resolve(work()))).catch((err: unknown) => onError(err, 'cache write'))
+    // at the turn's end (src/turn.ts): the answer is written first, and the turn's writes run together
+    const write = new Promise<void>((resolve) => atTurnEnd(() => resolve(work()))).catch((err: unknown) => onError(err, 'cache write'))
     track(pendingKeys, key, write)
     if (scope !== undefined) track(pendingScopes, scope, write)
   }
