@@ -53,6 +53,8 @@ const { values: flags } = parseArgs({
     pin: { type: 'boolean', default: false },
     // open loop at this many requests a second instead of the closed loop: latency below saturation, paired
     rate: { type: 'string' },
+    // unique prompts under this many system prompts: as many semantic-cache scopes (default one)
+    systems: { type: 'string', default: '1' },
     ...LAYER_CUT_OPTIONS
   }
 })
@@ -88,7 +90,7 @@ async function main(): Promise<void> {
       for (const c of children) if (!gateways.includes(c)) pinToCpu(c.pid, 0)
       pinToCpu(process.pid, 0)
     }
-    const body = chatBody({ model: flags.stream ? 'bench-trickle' : 'gpt-4o-mini', mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream })
+    const body = chatBody({ model: flags.stream ? 'bench-trickle' : 'gpt-4o-mini', mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream, systems: Number(flags.systems) })
     let offset = Math.floor(Math.random() * 1e9)
     const rate = flags.rate === undefined ? undefined : Number(flags.rate)
     if (rate !== undefined && !(rate > 0)) throw new Error(`--rate: expected a positive number of requests a second, got ${flags.rate}`)

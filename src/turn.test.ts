@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { atTurnEnd } from './turn.js'
+import { atTurnEnd, turnEnd } from './turn.js'
 
 /** Many turns of the microtask queue, as an answer's continuations take on their way to the socket. */
 async function microtasks(n = 20): Promise<void> {
@@ -46,5 +46,18 @@ describe('atTurnEnd', () => {
     atTurnEnd(() => ran.push(5))
     await new Promise<void>((r) => real(r))
     expect(ran).toEqual([0, 1, 2, 3, 4, 5])
+  })
+
+  it('turnEnd: one promise for the turn\'s callers, resolved after the work queued before it; a new one next turn', async () => {
+    const events: string[] = []
+    atTurnEnd(() => events.push('write'))
+    const a = turnEnd()
+    const b = turnEnd()
+    expect(a).toBe(b)
+    await a.then(() => events.push('lookup'))
+    expect(events).toEqual(['write', 'lookup'])
+    const c = turnEnd()
+    expect(c).not.toBe(a)
+    await c
   })
 })

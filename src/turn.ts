@@ -32,3 +32,21 @@ export function atTurnEnd(fn: () => void): void {
   armed = true
   setImmediate(runLater)
 }
+
+let ending: Promise<void> | undefined
+
+/**
+ * Resolves at this turn's end, after the work queued with `atTurnEnd` before it: one promise for every caller of
+ * the turn.
+ *
+ * @example
+ * await turnEnd() // then search the semantic index, with the turn's other lookups and after its writes
+ */
+export function turnEnd(): Promise<void> {
+  return (ending ??= new Promise<void>((resolve) =>
+    atTurnEnd(() => {
+      ending = undefined
+      resolve()
+    })
+  ))
+}

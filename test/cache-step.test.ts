@@ -230,6 +230,25 @@ describe('exact cache', () => {
     expect(header((await h.send({})).ctx)).toBe('hit')
   })
 
+  it('searches the semantic index at the end of the turn, with the turn\'s other lookups', async () => {
+    const embedder = createBuiltinEmbedder()
+    const index = createMemoryIndex({ dimensions: embedder.dimensions! })
+    const searched: string[] = []
+    const watched: typeof index = Object.create(index)
+    watched.search = (vector, query) => {
+      searched.push(query.scope)
+      return index.search(vector, query)
+    }
+    const h = harness({ semantic: createSemanticCache({ embedder, index: watched }) })
+    const asked = [h.send({ text: 'first question', system: 'agent one' }), h.send({ text: 'second question', system: 'agent two' })]
+    // the exact-cache reads and the semantic queries are done within these microtasks; the searches are not
+    for (let i = 0; i < 50; i++) await Promise.resolve()
+    expect(searched).toEqual([])
+    await Promise.all(asked)
+    // two scopes (the system prompts differ), one search each
+    expect(new Set(searched).size).toBe(2)
+  })
+
   it('gives every hit its own answer: a later step that rewrites the served message leaves the next hit as stored', async () => {
     const store = createMemoryStore()
     const up = upstream({ content: () => 'mail me at bob@example.com' })

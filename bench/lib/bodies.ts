@@ -29,6 +29,11 @@ export interface BodyOptions {
   /** unique: a different prompt each request (cache misses); same: one constant prompt (cache hits). */
   mode: 'unique' | 'same'
   maxTokens?: number
+  /**
+   * Unique prompts spread over this many system prompts, request i under the (i mod n)-th: as many semantic-cache
+   * scopes, as a gateway serving several agents sees (default 1: one scope, the bench's crowded case).
+   */
+  systems?: number
 }
 
 /**
@@ -45,5 +50,8 @@ export function chatBody(opts: BodyOptions): (i: number) => string {
     const constant = `${head}${JSON.stringify(promptWords(424242))}}]}`
     return () => constant
   }
-  return (i) => `${head}${JSON.stringify(promptWords(i))}}]}`
+  const systems = opts.systems ?? 1
+  if (systems <= 1) return (i) => `${head}${JSON.stringify(promptWords(i))}}]}`
+  const heads = Array.from({ length: systems }, (_, k) => head.replace(JSON.stringify(SYSTEM), JSON.stringify(`${SYSTEM} You are agent ${k}.`)))
+  return (i) => `${heads[i % systems]}${JSON.stringify(promptWords(i))}}]}`
 }
