@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { atTurnEnd, turnEnd } from './turn.js'
+import { atTurnEnd, turnBusy, turnEnd } from './turn.js'
 
 /** Many turns of the microtask queue, as an answer's continuations take on their way to the socket. */
 async function microtasks(n = 20): Promise<void> {
@@ -50,12 +50,15 @@ describe('atTurnEnd', () => {
 
   it('turnEnd: one promise for the turn\'s callers, resolved after the work queued before it; a new one next turn', async () => {
     const events: string[] = []
+    expect(turnBusy()).toBe(false)
     atTurnEnd(() => events.push('write'))
+    expect(turnBusy()).toBe(true)
     const a = turnEnd()
     const b = turnEnd()
     expect(a).toBe(b)
     await a.then(() => events.push('lookup'))
     expect(events).toEqual(['write', 'lookup'])
+    expect(turnBusy()).toBe(false)
     const c = turnEnd()
     expect(c).not.toBe(a)
     await c

@@ -35,6 +35,11 @@ export function atTurnEnd(fn: () => void): void {
 
 let ending: Promise<void> | undefined
 
+/** Whether work is queued for this turn's end: the turn is busy, and a lookup may as well join it there. */
+export function turnBusy(): boolean {
+  return armed
+}
+
 /**
  * Resolves at this turn's end, after the work queued with `atTurnEnd` before it: one promise for every caller of
  * the turn.

@@ -13,6 +13,7 @@ import { createMemoryStore } from '../src/store/memory.js'
 import type { ChatChunk, ChatCompletion, ChatRequest } from '../src/types.js'
 import { createBuiltinEmbedder } from '../src/vector/embedders.js'
 import { createMemoryIndex } from '../src/vector/memory.js'
+import { atTurnEnd } from '../src/turn.js'
 import { chatContext } from './helpers/context.js'
 
 const COST = 0.0042
@@ -230,7 +231,7 @@ describe('exact cache', () => {
     expect(header((await h.send({})).ctx)).toBe('hit')
   })
 
-  it('searches the semantic index at the end of the turn, with the turn\'s other lookups', async () => {
+  it('searches the semantic index at once in an idle turn, and at the end of a busy one with its other lookups', async () => {
     const embedder = createBuiltinEmbedder()
     const index = createMemoryIndex({ dimensions: embedder.dimensions! })
     const searched: string[] = []
@@ -240,8 +241,16 @@ describe('exact cache', () => {
       return index.search(vector, query)
     }
     const h = harness({ semantic: createSemanticCache({ embedder, index: watched }) })
+    // idle: nothing queued for the turn's end, so nothing to wait for
+    const alone = h.send({ text: 'a lone question', system: 'agent zero' })
+    for (let i = 0; i < 50; i++) await Promise.resolve()
+    expect(searched).toHaveLength(1)
+    await alone
+    await new Promise<void>((r) => setImmediate(r)) // its cache write
+    searched.length = 0
+    // busy: work queued for the turn's end (another request's cache write, say)
+    atTurnEnd(() => {})
     const asked = [h.send({ text: 'first question', system: 'agent one' }), h.send({ text: 'second question', system: 'agent two' })]
-    // the exact-cache reads and the semantic queries are done within these microtasks; the searches are not
     for (let i = 0; i < 50; i++) await Promise.resolve()
     expect(searched).toEqual([])
     await Promise.all(asked)

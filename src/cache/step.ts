@@ -7,7 +7,7 @@ import type { LedgerEntry } from '../ledger/types.js'
 import { createLru } from '../lru.js'
 import type { Store } from '../store/types.js'
 import { observeStream } from '../stream.js'
-import { atTurnEnd, turnEnd } from '../turn.js'
+import { atTurnEnd, turnBusy, turnEnd } from '../turn.js'
 import type { ChatCompletion } from '../types.js'
 import { cacheIntent, exactCacheKey, semanticQuery, tenantScope, type SemanticQuery } from './key.js'
 import { createCacheMetrics, type CacheMetrics } from './metrics.js'
@@ -255,8 +255,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
       if (sem) {
         const started = performance.now()
         try {
-          // the turn's lookups run together at its end, after its writes (src/turn.ts)
-          await turnEnd()
+          // in a busy turn the lookups run together at its end, after its writes; in an idle one at once (src/turn.ts)
+          if (turnBusy()) await turnEnd()
           const pending = pendingScopes.get(sem.query.scope)
           if (pending) await pending
           const threshold = policy.semantic.threshold ?? semantic!.embedder.defaultThreshold
