@@ -23,6 +23,8 @@ const PARSED_CHARS = 1 << 20
 interface StoredAnswer {
   exact: string
   semantic: string
+  /** How long the semantic layer keeps it (its own `ttl_s`, else the policy's). */
+  semanticTtlS: number
   createdAt: number
 }
 
@@ -176,7 +178,7 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     if (Buffer.byteLength(exact) > policy.max_entry_bytes) return undefined
     const semanticTtlS = policy.semantic.ttl_s ?? policy.ttl_s
     // the same serialised entry when both layers keep it as long (the usual case)
-    return { exact, semantic: !semantic || semanticTtlS === policy.ttl_s ? exact : entry(semanticTtlS), createdAt }
+    return { exact, semantic: !semantic || semanticTtlS === policy.ttl_s ? exact : entry(semanticTtlS), semanticTtlS, createdAt }
   }
 
   async function remember(
@@ -188,9 +190,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     try {
       if (policy.exact.enabled) await deps.store.cacheSet(key, stored.exact, policy.ttl_s * 1000)
       if (sem) {
-        const ttlS = policy.semantic.ttl_s ?? policy.ttl_s
-        const id = await sem.cache.remember(sem.query, sem.vector, stored.createdAt + ttlS * 1000)
-        await deps.store.cacheSet(semanticEntryKey(id), stored.semantic, ttlS * 1000)
+        const id = await sem.cache.remember(sem.query, sem.vector, stored.createdAt + stored.semanticTtlS * 1000)
+        await deps.store.cacheSet(semanticEntryKey(id), stored.semantic, stored.semanticTtlS * 1000)
       }
     } catch (err) {
       onError(err, 'cache write')
@@ -308,11 +309,14 @@ export function createCacheStep(deps: CacheStepDeps): Step {
       }
     }
 
-    const scope = sem?.query.scope
+    /** Serialises a finished answer now; both layers store it at the turn's end. */
+    const rememberLater = (completion: ChatCompletion | undefined): void => {
+      const stored = completion && cacheable(completion) ? entryFor(ctx, policy, completion, sem !== undefined) : undefined
+      if (stored) writeInBackground(key, sem?.query.scope, async () => remember(policy, key, stored, await semToStore()))
+    }
+
     if (result.type === 'json') {
-      const completion = result.body
-      const stored = cacheable(completion) ? entryFor(ctx, policy, completion, sem !== undefined) : undefined
-      if (stored) writeInBackground(key, scope, async () => remember(policy, key, stored, await semToStore()))
+      rememberLater(result.body)
       return result
     }
     // Chunks pass straight through; the copy kept for the cache is assembled alongside.
@@ -326,10 +330,8 @@ export function createCacheStep(deps: CacheStepDeps): Step {
         },
         onEnd: ({ error, closedEarly }) => {
           if (error || closedEarly || ctx.abort.aborted) return
-          const completion = assembler.result()
           // the stream ends for the client now; the write follows
-          const stored = completion && cacheable(completion) ? entryFor(ctx, policy, completion, sem !== undefined) : undefined
-          if (stored) writeInBackground(key, scope, async () => remember(policy, key, stored, await semToStore()))
+          rememberLater(assembler.result())
         }
       })
     }
