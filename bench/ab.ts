@@ -63,7 +63,7 @@ const { values: flags } = parseArgs({
 function startVariant(v: AbVariant, i: number, upstream: string, redisUrl: string | undefined): Promise<Child> {
   if (v.kind === 'floor') return startFloor(upstream, { nodeArgs: v.nodeArgs })
   if (v.kind === 'reference') return startReference(v.reference, upstream)
-  const build = { upstream, dist: v.dist, nodeArgs: v.nodeArgs, cuts: v.cuts }
+  const build = { upstream, dist: v.dist, nodeArgs: v.nodeArgs, env: v.env, cuts: v.cuts }
   if (v.store === 'memory') return startSluice('sluice-memory', build)
   // one redis-server for all; each variant its own keys, so no budget, ledger or cache entry is shared
   return startSluice('sluice-redis', { ...build, redisUrl, batchWrites: v.store === 'redis-tick' ? 'tick' : 'turn', redisPrefix: `ab-${i}:` })

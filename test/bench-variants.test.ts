@@ -12,9 +12,15 @@ describe('parseAbVariant (bench/ab.ts --variants)', () => {
       kind: 'sluice',
       dist: '/repo/node_modules/.ab/base',
       nodeArgs: ['--max-semi-space-size=64'],
+      env: {},
       cuts: { semantic: true },
       store: 'memory'
     })
+  })
+
+  it("takes NAME=value words as the gateway's environment, the others as node flags", () => {
+    const v = parseAbVariant('dist GLIBC_TUNABLES=glibc.malloc.hugetlb=1 --max-semi-space-size=64', '/repo', none)
+    expect(v).toMatchObject({ kind: 'sluice', env: { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' }, nodeArgs: ['--max-semi-space-size=64'] })
   })
 
   it('gives a variant its own bench policy after @, overriding the run-wide cuts', () => {

@@ -4,7 +4,7 @@ import { benchPolicy, type BenchPolicyCuts } from './targets.js'
 
 /** What one variant of an interleaved A/B (bench/ab.ts) starts. */
 export type AbVariant =
-  | { name: string; kind: 'sluice'; dist: string; nodeArgs: string[]; cuts: BenchPolicyCuts; store: AbStore }
+  | { name: string; kind: 'sluice'; dist: string; nodeArgs: string[]; env: Record<string, string>; cuts: BenchPolicyCuts; store: AbStore }
   | { name: string; kind: 'floor'; nodeArgs: string[] }
   | { name: string; kind: 'reference'; reference: ReferenceKind }
 
@@ -27,7 +27,15 @@ const STORES: readonly AbStore[] = ['memory', 'redis', 'redis-tick']
  */
 export function parseAbVariant(spec: string, root: string, defaultCuts: BenchPolicyCuts): AbVariant {
   const name = spec.trim()
-  const [target, ...nodeArgs] = name.split(/\s+/)
+  const [target, ...words] = name.split(/\s+/)
+  // NAME=value words set the gateway's environment (GLIBC_TUNABLES=..., say); the rest are node flags
+  const env: Record<string, string> = {}
+  const nodeArgs: string[] = []
+  for (const w of words) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(w)
+    if (m) env[m[1]!] = m[2]!
+    else nodeArgs.push(w)
+  }
   if (!target) throw new Error('--variants: an empty variant')
   if (target === 'floor') return { name, kind: 'floor', nodeArgs }
   if ((REFERENCE_KINDS as readonly string[]).includes(target)) {
@@ -43,5 +51,5 @@ export function parseAbVariant(spec: string, root: string, defaultCuts: BenchPol
   const policy = at < 0 ? undefined : build.slice(at + 1)
   if (!folder) throw new Error(`--variants: "${name}" names no build folder`)
   const cuts = policy === undefined ? defaultCuts : benchPolicy(policy, `--variants "${name}"`)
-  return { name, kind: 'sluice', dist: resolve(root, folder), nodeArgs, cuts, store: store as AbStore }
+  return { name, kind: 'sluice', dist: resolve(root, folder), nodeArgs, env, cuts, store: store as AbStore }
 }
