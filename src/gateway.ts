@@ -1,6 +1,6 @@
 import { createEventLog, type EventLog } from './audit.js'
 import { createRequestAbort, type RequestAbortController } from './abort.js'
-import { admissionFor, embeddingWorstCase } from './budget/index.js'
+import { admissionFor, embeddingWorstCase, setRemainingHeader, type Admitted } from './budget/index.js'
 import { createSemanticEngine, type SemanticEngine } from './cache/engine.js'
 import type { GuardrailEvent } from './guardrails/record.js'
 import { createContext, type Headers } from './auth/context.js'
@@ -227,8 +227,9 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       ctx.responseHeaders['x-sluice-request-id'] = ctx.id
       const worst = embeddingWorstCase(input.body, target.model)
       let failure: unknown
+      let admitted: Admitted | undefined
       try {
-        await admissionFor(rt)?.admit(ctx, worst)
+        admitted = await admissionFor(rt)?.admit(ctx, worst)
         const started = performance.now()
         const attempt: Attempt = { target: target.name, provider: target.provider.name, model: target.model.model, status: 'ok', costUsd: 0, startedAt: started, latencyMs: 0 }
         ctx.attempts.push(attempt)
@@ -283,6 +284,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
         failure = err
         throw err
       } finally {
+        if (!failure) setRemainingHeader(ctx, admitted)
         if (ctx.session) await addSessionCost(ctx, ctx.session)
         // settle the reservation and correct the token buckets (admission's callbacks)
         await finish(ctx, failure)

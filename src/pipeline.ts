@@ -5,7 +5,8 @@ import { observeStream } from './stream.js'
  * The one request path. Steps run in order as middleware around the last one (plan and call):
  * identify → guard input → admit → look up → guard output → plan/call; each may act before and after `next`.
  * Whatever happens, `ctx.onDone` callbacks run exactly once when the request has fully ended —
- * for streams, when the stream is drained, fails, or the client goes away.
+ * for streams, when the stream is drained, fails, or the client goes away; for a JSON answer, they start before it
+ * is returned and `ctx.ended` resolves when they have all run.
  *
  * @example
  * const run = createPipeline([guardInput, admit, cache, guardOutput, route])
@@ -27,7 +28,11 @@ export function createPipeline(steps: Step[]): (ctx: RequestContext) => Promise<
       throw err
     }
     if (result.type === 'json') {
-      await finish(ctx)
+      // The answer does not wait for the end callbacks' store round trips (on Redis, the budget settlement is one):
+      // the reservation holds the worst case until it is replaced, and the request stays in flight (shutdown
+      // drains it) until the last callback has run. Their synchronous parts (the ledger entry) run before this
+      // returns.
+      ctx.ended = finish(ctx)
       return result
     }
     return {

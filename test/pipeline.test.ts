@@ -26,20 +26,26 @@ describe('end callbacks (finish)', () => {
     expect(log).toHaveLength(5)
   })
 
-  it('a JSON result is returned only after every callback has finished', async () => {
+  it('a JSON result is returned once the callbacks have started, without waiting for their round trips; ctx.ended resolves after them', async () => {
     const ctx = chatContext()
-    let settled = false
+    const log: string[] = []
     const run = createPipeline([
       async (c, next) => {
+        c.onDone.push(() => void log.push('outer'))
         c.onDone.push(async () => {
           await new Promise((r) => setTimeout(r, 5))
-          settled = true
+          log.push('settled')
         })
+        c.onDone.push(() => void log.push('ledger (sync)'))
         return next()
       },
       async () => ({ type: 'json', body: { id: 'x', object: 'chat.completion', created: 1, model: 'm', choices: [] } })
     ])
-    await run(ctx)
-    expect(settled).toBe(true)
+    const result = await run(ctx)
+    expect(result.type).toBe('json')
+    // the synchronous callbacks before the first asynchronous one ran before the answer came back
+    expect(log).toEqual(['ledger (sync)'])
+    await ctx.ended
+    expect(log).toEqual(['ledger (sync)', 'settled', 'outer'])
   })
 })

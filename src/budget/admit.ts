@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client'
 import type { GatewayConfig, ResolvedModel } from '../config/load.js'
 import type { RequestContext, Step } from '../context.js'
 import { GatewayError } from '../errors.js'
-import type { BudgetCounterSpec, ReserveBudgetResult, SettleBudgetRequest, SettleBudgetResult, Store } from '../store/types.js'
+import type { BudgetCounterSpec, BudgetCounterState, ReserveBudgetResult, SettleBudgetRequest, SettleBudgetResult, Store } from '../store/types.js'
 import { postBudgetAlert } from './alerts.js'
 import { CLASSIFIER_STATE_KEY, classifierWorstCase } from '../guardrails/classifier.js'
 import { OUTPUT_CAP_STATE } from '../providers/call.js'
@@ -70,6 +70,25 @@ export interface Admitted {
   enforced: boolean
   /** A budget moved the request: the model or route it moved to, and the budget line that did it. */
   downgraded?: { to: string; line: Budget }
+  /**
+   * What the tightest non-shadow budget has left once this request is charged `costUsd`, from the counters as its
+   * reservation found them: the settled remainder when no other request of the scope ended meanwhile, known
+   * without waiting for the settlement. Undefined without a reservation (no budget in scope, the store away).
+   */
+  remaining?: (costUsd: number) => number | undefined
+}
+
+/**
+ * Sets `x-sluice-budget-remaining-usd` on a finished non-streamed answer (see `Admitted.remaining`).
+ *
+ * @example
+ * const admitted = await admission.admit(ctx, estimate)
+ * // ... the call
+ * setRemainingHeader(ctx, admitted)
+ */
+export function setRemainingHeader(ctx: RequestContext, admitted: Admitted | undefined): void {
+  const left = admitted?.remaining?.(ctx.costUsd)
+  if (left !== undefined) ctx.responseHeaders['x-sluice-budget-remaining-usd'] = String(Math.round(left * 1e9) / 1e9)
 }
 
 export interface Admission {
@@ -208,6 +227,8 @@ export function createAdmission(deps: AdmitDeps): Admission {
     const team = ctx.principal.team
     let reserved = true
     let downgraded: Admitted['downgraded']
+    /** The counters as this request's reservation found them (for `remaining`). */
+    let before: BudgetCounterState[] | undefined
     try {
       let amount = estimate.usd
       let res = await reserve(ctx, scoped, amount)
@@ -238,6 +259,7 @@ export function createAdmission(deps: AdmitDeps): Admission {
       for (const s of shadows) {
         metrics?.shadowExceeded.inc({ team, scope: s.line.scope, window: s.line.window })
       }
+      before = res.counters
     } catch (err) {
       if (err instanceof GatewayError) throw err
       storeDown(ctx, 'budget reservation', err)
@@ -246,13 +268,14 @@ export function createAdmission(deps: AdmitDeps): Admission {
 
     const keys = teamKeys(team)
     ctx.onDone.push(async (c) => {
-      const res = await settleWithRetry(c, { reservations: keys.reservations, index: keys.index, id: c.id, actualNanos: toNanos(c.costUsd), counters: scoped.map((s) => s.spec), now: 0, chargeWithoutReservation: !reserved }, scoped)
-      if (res && !c.stream) {
-        const remaining = tightestRemaining(scoped, res)
-        if (remaining !== undefined) c.responseHeaders['x-sluice-budget-remaining-usd'] = String(Math.round(remaining * 1e9) / 1e9)
-      }
+      await settleWithRetry(c, { reservations: keys.reservations, index: keys.index, id: c.id, actualNanos: toNanos(c.costUsd), counters: scoped.map((s) => s.spec), now: 0, chargeWithoutReservation: !reserved }, scoped)
     })
-    return { enforced: scoped.some((s) => !s.line.shadow), downgraded }
+    const counters = before
+    return {
+      enforced: scoped.some((s) => !s.line.shadow),
+      downgraded,
+      remaining: counters && ((costUsd) => tightestRemaining(scoped, counters, toNanos(costUsd)))
+    }
   }
 
   return { admit }
@@ -336,6 +359,7 @@ export function createAdmitStep(deps: AdmitDeps, only?: AdmitOptions['only']): S
     if (admitted.enforced && !worst.capFromRequest) ctx.state[OUTPUT_CAP_STATE] = capOutput
 
     const result = await next()
+    if (result.type === 'json') setRemainingHeader(ctx, admitted)
     if (admitted.downgraded) {
       const l = admitted.downgraded.line
       ctx.responseHeaders['x-sluice-route'] = `${ctx.alias}; downgraded-from=${from}; budget=${l.scope}/${l.window}`
@@ -410,12 +434,13 @@ function scopeIds(ctx: Pick<RequestContext, 'principal' | 'session' | 'agent' | 
   }
 }
 
-function tightestRemaining(scoped: ScopedBudget[], res: SettleBudgetResult): number | undefined {
+/** What the tightest non-shadow budget has left once `costNanos` is charged to the counters as they were. */
+function tightestRemaining(scoped: ScopedBudget[], counters: BudgetCounterState[], costNanos: number): number | undefined {
   let min: number | undefined
   scoped.forEach((s, i) => {
     if (s.spec.shadow) return
-    const st = res.counters[i]!
-    const left = Math.max(0, s.spec.limitNanos - st.spentNanos - st.reservedNanos) / 1e9
+    const st = counters[i]!
+    const left = Math.max(0, s.spec.limitNanos - st.spentNanos - st.reservedNanos - costNanos) / 1e9
     if (min === undefined || left < min) min = left
   })
   return min

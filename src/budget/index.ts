@@ -2,7 +2,7 @@ import type { Step } from '../context.js'
 import type { Runtime } from '../gateway.js'
 import { createAdmission, createAdmitStep, type Admission } from './admit.js'
 
-export { createAdmission, createAdmitStep, budgetsInScope, reservationTtl, type Admission, type AdmissionEstimate, type Admitted, type AdmitDeps, type AdmitOptions, type ScopedBudget } from './admit.js'
+export { createAdmission, createAdmitStep, setRemainingHeader, budgetsInScope, reservationTtl, type Admission, type AdmissionEstimate, type Admitted, type AdmitDeps, type AdmitOptions, type ScopedBudget } from './admit.js'
 export { worstCase, withOutputCap, promptPrice, requestedCap, embeddingWorstCase, DEFAULT_OUTPUT_CAP } from './estimate.js'
 export { routeWorstCase, judgeWorstCase, type RouteWorstCase } from './route.js'
 export { budgetMetrics } from './metrics.js'

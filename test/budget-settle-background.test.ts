@@ -1,0 +1,109 @@
+import OpenAI from 'openai'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { SettleBudgetRequest, SettleBudgetResult } from '../src/store/types.js'
+import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
+import { ADMIN_KEY, TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+
+// A non-streamed answer does not wait for the budget settlement's store round trip (on Redis, one per miss): the
+// settlement is held back here by a gate on the store, as a slow Redis would hold it.
+const LIMIT = 0.01
+
+let fake: FakeOpenAI
+let gw: TestGateway
+let gate: { open: () => void; opened: Promise<void> }
+let settlements: number
+const closedGate = () => {
+  let open!: () => void
+  const opened = new Promise<void>((r) => (open = r))
+  return { open, opened }
+}
+
+beforeAll(async () => {
+  fake = await startFakeOpenAI()
+  gw = await startTestGateway({
+    openaiUrl: fake.url,
+    openaiKey: fake.apiKey,
+    policies: { a: { budgets: [{ scope: 'team', limit_usd: LIMIT, window: 'day' }] } }
+  })
+  const store = gw.gateway.store
+  const settle = store.settleBudget.bind(store)
+  settlements = 0
+  store.settleBudget = async (req: SettleBudgetRequest): Promise<SettleBudgetResult> => {
+    await gate.opened
+    settlements++
+    return settle(req)
+  }
+})
+afterAll(async () => {
+  gate?.open()
+  // the last test has already shut the gateway down
+  await gw?.close(0).catch(() => {})
+  await fake?.close()
+})
+
+const client = (key: string) => new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 })
+const budget = async () => {
+  const res = await fetch(`${gw.url}/admin/budgets?team=a`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })
+  return ((await res.json()) as { data: { spent_usd: number; reserved_usd: number }[] }).data[0]!
+}
+const ledgerTotal = async () => {
+  await gw.gateway.ledger.flush()
+  return (await gw.gateway.store.queryLedger({ team: 'a' })).reduce((s, e) => s + e.cost_usd, 0)
+}
+
+describe('budget settlement off the answer path (openai SDK, real HTTP)', () => {
+  it('answers before the settlement lands, with the remainder it will leave, the ledger entry written and the reservation held', async () => {
+    gate = closedGate()
+    const { data, response } = await client(TEAM_A_KEY).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 50 }).withResponse()
+    expect(data.choices[0]!.message.content).toBeTruthy()
+    expect(settlements).toBe(0)
+    const cost = Number(response.headers.get('x-sluice-cost-usd'))
+    expect(cost).toBeGreaterThan(0)
+    // nothing was spent before: the remainder is the limit less this request's cost, as the settlement will leave it
+    expect(Number(response.headers.get('x-sluice-budget-remaining-usd'))).toBeCloseTo(LIMIT - cost, 9)
+    expect(await ledgerTotal()).toBeCloseTo(cost, 12)
+    // until the settlement lands the worst case stays reserved: budgets stay on the safe side meanwhile
+    const held = await budget()
+    expect(held.spent_usd).toBe(0)
+    expect(held.reserved_usd).toBeGreaterThan(cost)
+
+    gate.open()
+    await expect.poll(() => settlements).toBe(1)
+    await expect.poll(async () => (await budget()).reserved_usd).toBe(0)
+    expect((await budget()).spent_usd).toBeCloseTo(cost, 9)
+  })
+
+  it('a request with a session waits for its running total, which the answer carries', async () => {
+    gate = closedGate()
+    let answered = false
+    const asked = client(TEAM_A_KEY)
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'and again' }], max_tokens: 20 }, { headers: { 'x-sluice-session': 'settle-s1' } })
+      .withResponse()
+      .then((r) => {
+        answered = true
+        return r
+      })
+    await new Promise((r) => setTimeout(r, 100))
+    // the session total is an end callback after the settlement: the answer waits for both
+    expect(answered).toBe(false)
+    gate.open()
+    const { response } = await asked
+    expect(Number(response.headers.get('x-sluice-session-cost-usd'))).toBeCloseTo(Number(response.headers.get('x-sluice-cost-usd')), 9)
+  })
+
+  it('shutdown waits for a settlement still under way', async () => {
+    gate = closedGate()
+    const spentBefore = (await budget()).spent_usd
+    const { response } = await client(TEAM_A_KEY).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'last one' }], max_tokens: 20 }).withResponse()
+    const cost = Number(response.headers.get('x-sluice-cost-usd'))
+    const settledBefore = settlements
+    setTimeout(() => gate.open(), 100)
+    // the request is still in flight until its end callbacks have run, so the drain waits for the settlement
+    await gw.gateway.close(2000)
+    expect(settlements).toBe(settledBefore + 1)
+    // the shutdown flush wrote every request's entry
+    expect((await gw.gateway.store.queryLedger({ team: 'a' })).length).toBe(3)
+    expect(spentBefore).toBeGreaterThan(0)
+    expect(cost).toBeGreaterThan(0)
+  })
+})
