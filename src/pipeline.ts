@@ -5,8 +5,8 @@ import { observeStream } from './stream.js'
  * The one request path. Steps run in order as middleware around the last one (plan and call):
  * identify → guard input → admit → look up → guard output → plan/call; each may act before and after `next`.
  * Whatever happens, `ctx.onDone` callbacks run exactly once when the request has fully ended —
- * for streams, when the stream is drained, fails, or the client goes away; for a JSON answer, they start before it
- * is returned and `ctx.ended` resolves when they have all run.
+ * for streams, when the stream is drained, fails, or the client goes away. Nothing the client gets waits for them:
+ * they start before a JSON answer is returned, or as a stream ends, and `ctx.ended` resolves when they have all run.
  *
  * @example
  * const run = createPipeline([guardInput, admit, cache, guardOutput, route])
@@ -37,7 +37,12 @@ export function createPipeline(steps: Step[]): (ctx: RequestContext) => Promise<
     }
     return {
       type: 'stream',
-      stream: observeStream(result.stream, { onEnd: ({ error, closedEarly }) => finish(ctx, error ?? (closedEarly ? new Error('client closed the stream') : undefined)) })
+      // the same for a stream's end: its last event does not wait for the settlement either
+      stream: observeStream(result.stream, {
+        onEnd: ({ error, closedEarly }) => {
+          ctx.ended = finish(ctx, error ?? (closedEarly ? new Error('client closed the stream') : undefined))
+        }
+      })
     }
   }
 }

@@ -73,6 +73,22 @@ describe('budget settlement off the answer path (openai SDK, real HTTP)', () => 
     expect((await budget()).spent_usd).toBeCloseTo(cost, 9)
   })
 
+  it('ends a stream before its settlement lands, and settles it after', async () => {
+    gate = closedGate()
+    const settledBefore = settlements
+    const reservedBefore = (await budget()).reserved_usd
+    const stream = await client(TEAM_A_KEY).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'stream please' }], max_tokens: 20, stream: true, stream_options: { include_usage: true } })
+    let usage: OpenAI.CompletionUsage | null | undefined
+    for await (const chunk of stream) usage ??= chunk.usage
+    // the SDK saw [DONE] and the end of the body while the settlement was held back
+    expect(usage?.total_tokens).toBeGreaterThan(0)
+    expect(settlements).toBe(settledBefore)
+    expect((await budget()).reserved_usd).toBeGreaterThan(reservedBefore)
+    gate.open()
+    await expect.poll(async () => (await budget()).reserved_usd).toBe(0)
+    expect(settlements).toBe(settledBefore + 1)
+  })
+
   it('a request with a session waits for its running total, which the answer carries', async () => {
     gate = closedGate()
     let answered = false
@@ -102,7 +118,7 @@ describe('budget settlement off the answer path (openai SDK, real HTTP)', () => 
     await gw.gateway.close(2000)
     expect(settlements).toBe(settledBefore + 1)
     // the shutdown flush wrote every request's entry
-    expect((await gw.gateway.store.queryLedger({ team: 'a' })).length).toBe(3)
+    expect((await gw.gateway.store.queryLedger({ team: 'a' })).length).toBe(4)
     expect(spentBefore).toBeGreaterThan(0)
     expect(cost).toBeGreaterThan(0)
   })
