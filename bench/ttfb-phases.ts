@@ -12,7 +12,7 @@
  *   node --import tsx bench/ttfb-phases.ts --no-build --write       # also rewrite its section of bench/RESULTS.md
  *
  * A variant is a policy, optionally `@` another build's output folder (a copy of dist/ inside the repo, so its imports
- * resolve), optionally followed by flags for Sluice's node. Policies: `full` (bench/policies/bench.yaml),
+ * resolve), optionally `:redis` (the Redis store, its own keys), optionally followed by flags for Sluice's node. Policies: `full` (bench/policies/bench.yaml),
  * `no-semantic`, `no-cache` (both cache layers off), `no-guardrails`, `no-budgets`, `bare` (all four off).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -49,24 +49,27 @@ interface Target {
 
 async function main(): Promise<void> {
   const variants = flags.variants!.split(',').map((v) => {
-    const [head, ...nodeArgs] = v.trim().split(/\s+/)
-    const [policy, dist] = head!.split('@')
-    return { name: v.trim(), cuts: benchPolicy(policy!, '--variants'), dist: dist ? resolve(ROOT, dist) : undefined, nodeArgs }
+    const [spec, ...nodeArgs] = v.trim().split(/\s+/)
+    // a `:redis` suffix keeps the variant's state in Redis (its own key prefix), as `:redis` in bench/ab.ts
+    const redis = spec!.endsWith(':redis')
+    const [policy, dist] = (redis ? spec!.slice(0, -':redis'.length) : spec!).split('@')
+    return { name: v.trim(), cuts: benchPolicy(policy!, '--variants'), dist: dist ? resolve(ROOT, dist) : undefined, nodeArgs, redis }
   })
   if (!flags['no-build']) await buildSluice()
   const dir = await mkdtemp(join(tmpdir(), 'sluice-phases-'))
   const children: Child[] = []
   const targets: Target[] = []
   try {
-    const { upstream } = await startBackends('memory', children)
+    const { upstream, redisUrl } = await startBackends(variants.some((v) => v.redis) ? 'redis' : 'memory', children)
     const floorOut = join(dir, 'floor.json')
     const floor = await startFloor(upstream, { nodeArgs: PHASE_MARKS_PRELOAD, env: { PHASE_MARKS_OUT: floorOut } })
     children.push(floor)
     targets.push({ name: 'floor', child: floor, out: floorOut, headers: { 'content-type': 'application/json' }, rounds: [] })
     for (const [i, v] of variants.entries()) {
       const out = join(dir, `sluice-${i}.json`)
-      const child = await startSluice('sluice-memory', {
+      const child = await startSluice(v.redis ? 'sluice-redis' : 'sluice-memory', {
         upstream,
+        ...(v.redis ? { redisUrl, redisPrefix: `phases-${i}:` } : {}),
         nodeArgs: [...v.nodeArgs, ...PHASE_MARKS_PRELOAD],
         dist: v.dist,
         env: { PHASE_MARKS_OUT: out },

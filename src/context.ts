@@ -58,9 +58,9 @@ export interface RequestContext {
   /** Callbacks run once when the request has fully ended (stream finished, aborted or failed). */
   onDone: ((ctx: RequestContext, error?: unknown) => void | Promise<void>)[]
   /**
-   * Resolves once every `onDone` callback has run. Set when they start: the pipeline returns a JSON answer, or
-   * lets a stream end, without waiting for their store round trips (budget settlement, the session's running
-   * total). A surface that sends something those produce (`x-sluice-session-cost-usd`) awaits it.
+   * Resolves once every `onDone` callback has run, for a JSON answer: the pipeline returns the answer as soon as
+   * the callbacks have started, without waiting for their store round trips (budget settlement, the session's
+   * running total). A surface that sends something those produce (`x-sluice-session-cost-usd`) awaits it.
    */
   ended?: Promise<void>
   /** Free-form per-step state, keyed by step name. */
