@@ -286,11 +286,15 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       } finally {
         if (!failure) setRemainingHeader(ctx, admitted)
         if (ctx.session) await addSessionCost(ctx, ctx.session)
-        // settle the reservation and correct the token buckets (admission's callbacks)
-        await finish(ctx, failure)
-        release()
-        const status = failure instanceof GatewayError ? String(failure.status) : failure ? (ctx.abort.aborted ? '499' : '500') : '200'
-        metrics.requests.inc({ team: principal.team, model: ctx.alias, provider: ctx.attempts.length ? target.provider.name : 'none', status })
+        // settle the reservation and correct the token buckets (admission's callbacks): as on the chat pipeline, an
+        // answer does not wait for that, and the request stays in flight until it has run
+        const ended = finish(ctx, failure).then(() => {
+          release()
+          const status = failure instanceof GatewayError ? String(failure.status) : failure ? (ctx.abort.aborted ? '499' : '500') : '200'
+          metrics.requests.inc({ team: principal.team, model: ctx.alias, provider: ctx.attempts.length ? target.provider.name : 'none', status })
+        })
+        ctx.ended = ended
+        if (failure) await ended
       }
     },
 

@@ -86,6 +86,19 @@ describe('budget settlement off the answer path (openai SDK, real HTTP)', () => 
     expect((await budget()).reserved_usd).toBe(0)
   })
 
+  it('answers embeddings before their settlement lands too', async () => {
+    gate = closedGate()
+    const settledBefore = settlements
+    const { data, response } = await client(TEAM_A_KEY).embeddings.create({ model: 'text-embedding-3-small', input: 'hello there' }).withResponse()
+    expect(data.data[0]!.embedding.length).toBeGreaterThan(0)
+    expect(settlements).toBe(settledBefore)
+    const cost = Number(response.headers.get('x-sluice-cost-usd'))
+    const held = await budget()
+    expect(Number(response.headers.get('x-sluice-budget-remaining-usd'))).toBeCloseTo(LIMIT - held.spent_usd - cost, 9)
+    gate.open()
+    await expect.poll(() => settlements).toBe(settledBefore + 1)
+  })
+
   it('a request with a session waits for its running total, which the answer carries', async () => {
     gate = closedGate()
     let answered = false
@@ -115,7 +128,7 @@ describe('budget settlement off the answer path (openai SDK, real HTTP)', () => 
     await gw.gateway.close(2000)
     expect(settlements).toBe(settledBefore + 1)
     // the shutdown flush wrote every request's entry
-    expect((await gw.gateway.store.queryLedger({ team: 'a' })).length).toBe(4)
+    expect((await gw.gateway.store.queryLedger({ team: 'a' })).length).toBe(5)
     expect(spentBefore).toBeGreaterThan(0)
     expect(cost).toBeGreaterThan(0)
   })
