@@ -61,7 +61,7 @@ const { values: flags } = parseArgs({
 
 /** Starts one variant behind the fake upstream; the `i`th variant on Redis keeps its keys under `ab-i:`. */
 function startVariant(v: AbVariant, i: number, upstream: string, redisUrl: string | undefined): Promise<Child> {
-  if (v.kind === 'floor') return startFloor(upstream, { nodeArgs: v.nodeArgs })
+  if (v.kind === 'floor') return startFloor(upstream, { nodeArgs: v.nodeArgs, env: v.env })
   if (v.kind === 'reference') return startReference(v.reference, upstream)
   const build = { upstream, dist: v.dist, nodeArgs: v.nodeArgs, env: v.env, cuts: v.cuts }
   if (v.store === 'memory') return startSluice('sluice-memory', build)

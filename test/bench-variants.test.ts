@@ -48,7 +48,9 @@ describe('parseAbVariant (bench/ab.ts --variants)', () => {
   })
 
   it('knows the floor and the reference servers', () => {
-    expect(parseAbVariant('floor', '/repo', none)).toEqual({ name: 'floor', kind: 'floor', nodeArgs: [] })
+    expect(parseAbVariant('floor', '/repo', none)).toEqual({ name: 'floor', kind: 'floor', nodeArgs: [], env: {} })
+    expect(parseAbVariant('floor GLIBC_TUNABLES=glibc.malloc.hugetlb=1', '/repo', none)).toMatchObject({ kind: 'floor', nodeArgs: [], env: { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' } })
+    expect(() => parseAbVariant('hono-proxy FOO=1', '/repo', none)).toThrow(/takes no node flags or environment/)
     expect(parseAbVariant('floor --max-semi-space-size=64', '/repo', none)).toMatchObject({ kind: 'floor', nodeArgs: ['--max-semi-space-size=64'] })
     expect(parseAbVariant('hono-proxy', '/repo', none)).toEqual({ name: 'hono-proxy', kind: 'reference', reference: 'hono-proxy' })
   })

@@ -5,7 +5,7 @@ import { benchPolicy, type BenchPolicyCuts } from './targets.js'
 /** What one variant of an interleaved A/B (bench/ab.ts) starts. */
 export type AbVariant =
   | { name: string; kind: 'sluice'; dist: string; nodeArgs: string[]; env: Record<string, string>; cuts: BenchPolicyCuts; store: AbStore }
-  | { name: string; kind: 'floor'; nodeArgs: string[] }
+  | { name: string; kind: 'floor'; nodeArgs: string[]; env: Record<string, string> }
   | { name: string; kind: 'reference'; reference: ReferenceKind }
 
 /** Where a Sluice variant keeps budgets, rate limits, ledger and exact cache: memory, or Redis with turn (the default) or tick batching. */
@@ -37,9 +37,9 @@ export function parseAbVariant(spec: string, root: string, defaultCuts: BenchPol
     else nodeArgs.push(w)
   }
   if (!target) throw new Error('--variants: an empty variant')
-  if (target === 'floor') return { name, kind: 'floor', nodeArgs }
+  if (target === 'floor') return { name, kind: 'floor', nodeArgs, env }
   if ((REFERENCE_KINDS as readonly string[]).includes(target)) {
-    if (nodeArgs.length > 0) throw new Error(`--variants: the reference server "${target}" takes no node flags`)
+    if (words.length > 0) throw new Error(`--variants: the reference server "${target}" takes no node flags or environment`)
     return { name, kind: 'reference', reference: target as ReferenceKind }
   }
   const colon = target.lastIndexOf(':')
