@@ -188,7 +188,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
       }
       ctx.onDone.push((c, error) => {
         release()
-        const status = error instanceof GatewayError ? String(error.status) : error ? (controller.aborted ? '499' : '500') : '200'
+        const status = requestStatus(error, controller.aborted)
         const last = c.attempts[c.attempts.length - 1]
         metrics.requests.inc({ team: c.principal.team, model: c.alias, provider: last?.provider ?? (c.cache === 'hit' || c.cache === 'semantic-hit' ? 'cache' : 'none'), status })
       })
@@ -290,7 +290,7 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
         // answer does not wait for that, and the request stays in flight until it has run
         const ended = finish(ctx, failure).then(() => {
           release()
-          const status = failure instanceof GatewayError ? String(failure.status) : failure ? (ctx.abort.aborted ? '499' : '500') : '200'
+          const status = requestStatus(failure, ctx.abort.aborted)
           metrics.requests.inc({ team: principal.team, model: ctx.alias, provider: ctx.attempts.length ? target.provider.name : 'none', status })
         })
         ctx.ended = ended
@@ -396,4 +396,9 @@ function toFloats(e: number[] | string): number[] {
 function toBase64(e: number[] | string): string {
   if (typeof e === 'string') return e
   return Buffer.from(new Float32Array(e).buffer).toString('base64')
+}
+
+/** The `status` label of `sluice_requests_total` for a request that ended with `error` (none: 200). */
+function requestStatus(error: unknown, aborted: boolean): string {
+  return error instanceof GatewayError ? String(error.status) : error ? (aborted ? '499' : '500') : '200'
 }
