@@ -2,40 +2,62 @@ import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { refusal } from './helpers/errors.js'
-import { TEAM_A_KEY, TEAM_B_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, TEAM_D_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
+import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
 
-// Budgets sit after the caches (a hit costs nothing and reserves nothing); rate limits before them.
+// Budgets sit after the caches (a hit costs nothing and is never refused by a budget); rate limits before them.
+// On Redis the reservation is sent before the lookup by default (`store.reserve_early`): a hit releases it, and
+// what a user sees must be the same as with the memory store or with reserve_early off.
 const KEY_C = 'sk-sluice-team-c-0000000000000003'
 let fake: FakeOpenAI
-let gw: TestGateway
+let redis: TestRedis | undefined
 beforeAll(async () => {
   fake = await startFakeOpenAI()
-  gw = await startTestGateway({
-    openaiUrl: fake.url,
-    openaiKey: fake.apiKey,
-    policies: {
-      a: {
-        cache: { when: 'always' },
-        budgets: [{ scope: 'team', limit_usd: 0.0002, window: 'total', on_exceed: { downgrade_to: 'gpt-4o-mini' } }]
-      },
-      b: { cache: { when: 'always' }, rate_limits: [{ scope: 'key', rpm: 2 }] },
-      // gpt-4o's worst case at 1,000 output tokens ($0.01) does not fit, gpt-4o-mini's ($0.0006) does
-      c: { cache: { when: 'always' }, budgets: [{ scope: 'team', limit_usd: 0.005, window: 'total', on_exceed: { downgrade_to: 'gpt-4o-mini' } }] }
-    },
-    config: { keys: [{ key: TEAM_A_KEY, team: 'a' }, { key: TEAM_B_KEY, team: 'b' }, { key: KEY_C, team: 'c' }] }
-  })
+  if (runRedisTests) redis = await startRedis()
 })
 afterAll(async () => {
-  await gw?.close(0)
   await fake?.close()
+  await redis?.stop()
 })
 
-const client = (key: string) => new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 })
-const ask = (key: string, model: string, content: string, max_tokens = 100) =>
-  client(key).chat.completions.create({ model, messages: [{ role: 'user', content }], max_tokens }).withResponse()
+const stores: [string, () => Record<string, unknown>][] = [
+  ['memory store', () => ({ kind: 'memory' })],
+  ['Redis, reservation sent before the lookup (default)', () => ({ kind: 'redis', url: redis!.url, prefix: `order-early-${Date.now()}:` })],
+  ['Redis, reserve_early: false', () => ({ kind: 'redis', url: redis!.url, prefix: `order-late-${Date.now()}:`, reserve_early: false })]
+]
 
-describe('budgets after the cache, rate limits before it', () => {
-  it('serves an exact hit at $0 once the budget is spent, and refuses a miss', async () => {
+describe.each(stores.filter(([name]) => name === 'memory store' || runRedisTests))('budgets after the cache, rate limits before it (%s)', (_name, store) => {
+  let gw: TestGateway
+  beforeAll(async () => {
+    gw = await startTestGateway({
+      openaiUrl: fake.url,
+      openaiKey: fake.apiKey,
+      policies: {
+        a: {
+          cache: { when: 'always' },
+          budgets: [{ scope: 'team', limit_usd: 0.0002, window: 'total', on_exceed: { downgrade_to: 'gpt-4o-mini' } }]
+        },
+        b: { cache: { when: 'always' }, rate_limits: [{ scope: 'key', rpm: 2 }] },
+        // gpt-4o's worst case at 1,000 output tokens ($0.01) does not fit, gpt-4o-mini's ($0.0006) does
+        c: { cache: { when: 'always' }, budgets: [{ scope: 'team', limit_usd: 0.005, window: 'total', on_exceed: { downgrade_to: 'gpt-4o-mini' } }] },
+        // room for every reservation: a hit's is taken, then released
+        d: { cache: { when: 'always', semantic: { enabled: true } }, budgets: [{ scope: 'team', limit_usd: 1, window: 'day' }] }
+      },
+      config: { store: store(), keys: [{ key: TEAM_A_KEY, team: 'a' }, { key: TEAM_B_KEY, team: 'b' }, { key: KEY_C, team: 'c' }, { key: TEAM_D_KEY, team: 'd' }] }
+    })
+  })
+  afterAll(async () => {
+    await gw?.close(0)
+  })
+  const client = (key: string) => new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: key, maxRetries: 0 })
+  const ask = (key: string, model: string, content: string, max_tokens = 100) =>
+    client(key).chat.completions.create({ model, messages: [{ role: 'user', content }], max_tokens }).withResponse()
+
+  const admin = async (path: string) => (await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } })).text()
+  const teamBudget = async (team: string) => (JSON.parse(await admin(`/admin/budgets?team=${team}`)) as { data: { spent_usd: number; reserved_usd: number }[] }).data[0]!
+  const rejections = async () => Number(/^sluice_budget_rejections_total\{team="a"[^}]*\} (\S+)$/m.exec(await admin('/metrics'))?.[1] ?? 0)
+
+  it('serves an exact hit at $0 once the budget is spent, refuses a miss, and leaves nothing reserved', async () => {
     fake.script = () => ({ completionTokens: 100, promptTokens: 10 })
     // gpt-4o-mini: 100 output tokens at $0.6/M = $0.00006 each; three answers fit in $0.0002
     const first = await ask(TEAM_A_KEY, 'gpt-4o-mini', 'what is a sluice?')
@@ -44,11 +66,41 @@ describe('budgets after the cache, rate limits before it', () => {
     await ask(TEAM_A_KEY, 'gpt-4o-mini', 'third question')
     const calls = fake.requests.length
     expect((await refusal(ask(TEAM_A_KEY, 'gpt-4o-mini', 'a fourth, new question'))).code).toBe('budget_exceeded')
+    await expect.poll(() => teamBudget('a')).toMatchObject({ reserved_usd: 0 })
+    const spent = (await teamBudget('a')).spent_usd
+    expect(await rejections()).toBe(1)
+
     const hit = await ask(TEAM_A_KEY, 'gpt-4o-mini', 'what is a sluice?')
     expect(hit.response.headers.get('x-sluice-cache')).toBe('hit')
     expect(hit.response.headers.get('x-sluice-cost-usd')).toBe('0')
     expect(hit.data.choices[0]!.message.content).toBe(first.data.choices[0]!.message.content)
+    // a replayed stream too
+    const stream = await client(TEAM_A_KEY).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'what is a sluice?' }], max_tokens: 100, stream: true }).withResponse()
+    expect(stream.response.headers.get('x-sluice-cache')).toBe('hit')
+    let text = ''
+    for await (const chunk of stream.data) text += chunk.choices[0]?.delta.content ?? ''
+    expect(text).toBe(first.data.choices[0]!.message.content)
     expect(fake.requests.length).toBe(calls)
+    // whatever a hit reserved on the way (Redis, reserve_early) is released, charged nothing, and was no refusal
+    await expect.poll(() => teamBudget('a')).toMatchObject({ reserved_usd: 0, spent_usd: spent })
+    expect(await rejections()).toBe(1)
+  })
+
+  it('charges exact and semantic hits nothing and leaves nothing reserved, where the budget has room', async () => {
+    fake.script = () => ({ completionTokens: 20, promptTokens: 10 })
+    const first = await ask(TEAM_D_KEY, 'gpt-4o-mini', 'How do I rotate the API keys of project kestrel?')
+    expect(first.response.headers.get('x-sluice-cache')).toBe('miss')
+    const cost = Number(first.response.headers.get('x-sluice-cost-usd'))
+    await expect.poll(() => teamBudget('d')).toMatchObject({ reserved_usd: 0 })
+    expect((await teamBudget('d')).spent_usd).toBeCloseTo(cost, 9)
+    const calls = fake.requests.length
+    const exact = await ask(TEAM_D_KEY, 'gpt-4o-mini', 'How do I rotate the API keys of project kestrel?')
+    expect(exact.response.headers.get('x-sluice-cache')).toBe('hit')
+    const semantic = await ask(TEAM_D_KEY, 'gpt-4o-mini', 'how do i rotate the api keys of project kestrel')
+    expect(semantic.response.headers.get('x-sluice-cache')).toBe('semantic-hit')
+    expect(fake.requests.length).toBe(calls)
+    await expect.poll(() => teamBudget('d')).toMatchObject({ reserved_usd: 0 })
+    expect((await teamBudget('d')).spent_usd).toBeCloseTo(cost, 9)
   })
 
   it('does not cache a downgraded answer under the model that was asked for', async () => {
@@ -62,6 +114,7 @@ describe('budgets after the cache, rate limits before it', () => {
     const again = await ask(KEY_C, 'gpt-4o', 'downgrade me', 1000)
     expect(again.response.headers.get('x-sluice-cache')).toBe('miss')
     expect(again.data.choices[0]!.message.content).toBe('answered by gpt-4o-mini')
+    await expect.poll(() => teamBudget('c')).toMatchObject({ reserved_usd: 0 })
   })
 
   it('counts hits against the rate limit', async () => {

@@ -62,6 +62,15 @@ describe.runIf(runRedisTests)('Redis store ledger', () => {
   const tick = () => new Promise<void>((resolve) => process.nextTick(resolve))
   const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
+  it('is idle only while no command awaits a reply (store.reserve_early reserves early only then)', async () => {
+    expect(store.idle?.()).toBe(true)
+    const pending = store.cacheGet('idle-check')
+    // issued, and corked for this batch's write: already counted
+    expect(store.idle?.()).toBe(false)
+    await pending
+    expect(store.idle?.()).toBe(true)
+  })
+
   it('sends the commands of one tick in one write, background writes (cache, ledger) those of one turn', async () => {
     await countWrites(store, async (writes) => {
       // one tick: four commands, one syscall, at the end of the tick

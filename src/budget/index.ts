@@ -1,8 +1,8 @@
 import type { Step } from '../context.js'
 import type { Runtime } from '../gateway.js'
-import { createAdmission, createAdmitStep, type Admission } from './admit.js'
+import { createAdmission, createAdmitStep, createEarlyBudgetSteps, type Admission } from './admit.js'
 
-export { createAdmission, createAdmitStep, setRemainingHeader, budgetsInScope, reservationTtl, type Admission, type AdmissionEstimate, type Admitted, type AdmitDeps, type AdmitOptions, type ScopedBudget } from './admit.js'
+export { createAdmission, createAdmitStep, createEarlyBudgetSteps, setRemainingHeader, budgetsInScope, reservationTtl, type Admission, type AdmissionEstimate, type BegunReservation, type Admitted, type AdmitDeps, type AdmitOptions, type ScopedBudget } from './admit.js'
 export { worstCase, withOutputCap, promptPrice, requestedCap, embeddingWorstCase, DEFAULT_OUTPUT_CAP } from './estimate.js'
 export { routeWorstCase, judgeWorstCase, type RouteWorstCase } from './route.js'
 export { budgetMetrics } from './metrics.js'
@@ -20,6 +20,22 @@ export { teamKeys, parseCounterKey } from './keys.js'
 export function admitStep(rt: Runtime, only?: 'rate' | 'budgets'): Step | undefined {
   const used = Object.values(rt.config.policies).some((p) => (only !== 'rate' && p.budgets.length > 0) || (only !== 'budgets' && p.rate_limits.length > 0))
   return used ? createAdmitStep({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log }, only) : undefined
+}
+
+/**
+ * The budget step split around the cache step (`createEarlyBudgetSteps`), where the store is a round trip away
+ * and `store.reserve_early` is on (Redis, by default): while the store is idle, the reservation and the exact-cache
+ * read share one round trip. None when no team policy has budgets, or the store is in-process (nothing to share there).
+ *
+ * @example
+ * const early = earlyBudgetSteps(rt)
+ * steps.push(admitStep(rt, 'rate'), early?.reserve, cacheStep(rt), early?.admit ?? admitStep(rt, 'budgets'))
+ */
+export function earlyBudgetSteps(rt: Runtime): { reserve: Step; admit: Step } | undefined {
+  const store = rt.config.store
+  if (store.kind !== 'redis' || !store.reserve_early) return undefined
+  if (!Object.values(rt.config.policies).some((p) => p.budgets.length > 0)) return undefined
+  return createEarlyBudgetSteps({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log })
 }
 
 const admissions = new WeakMap<Runtime, Admission | undefined>()

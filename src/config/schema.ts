@@ -111,6 +111,11 @@ export const storeSchema = z.discriminatedUnion('kind', [
     auto_pipelining: z.boolean().default(false),
     /** Commands share one write per event-loop turn (default: the least CPU) or per tick (no command waits for the turn's end). */
     batch_writes: z.enum(['turn', 'tick']).default('turn'),
+    /**
+     * While no command awaits a reply, the budget reservation goes out before the cache lookup, with the exact-cache
+     * read: one round trip before the upstream call instead of two. A cache hit then releases it (never refused by it).
+     */
+    reserve_early: z.boolean().default(true),
     /** A command without a reply after this long fails: admission follows on_store_error, a cache read misses. */
     command_timeout_ms: z.number().int().positive().default(2000)
   })

@@ -119,6 +119,8 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
       const v = await (client as unknown as { sluiceIncr(k: string, a: number, t: number, s: number): Promise<string> }).sluiceIncr(k(key), amount, ttlMs ?? 0, slide ? 1 : 0)
       return Number(v)
     },
+    // commands written (or corked for this batch's write) and not yet answered, on every node
+    idle: client instanceof Cluster ? () => client.nodes('master').every((n) => n.commandQueue.length === 0) : () => client.commandQueue.length === 0,
     cacheGet: (key) => client.get(k(`cache:${key}`)),
     async cacheSet(key, value, ttlMs) {
       // after the answer: nobody waits on it (a read of the same key waits in the cache step)

@@ -28,6 +28,12 @@ export interface Store extends BudgetStore {
   appendLedger(entries: LedgerEntry[]): Promise<void>
   queryLedger(filter: LedgerFilter): Promise<LedgerEntry[]>
 
+  /**
+   * Whether no command awaits a reply (Redis; absent for the in-process store): a round trip started now is pure
+   * waiting, where under load it would share its write and its reply's wake-up with other requests' commands.
+   */
+  idle?(): boolean
+
   /** Throws when the backing service cannot be reached. */
   ping(): Promise<void>
   close(): Promise<void>
