@@ -8,6 +8,7 @@
  *   node --import tsx bench/ttfb-profile.ts --policy bare --n 1000     # every feature off
  *   node --import tsx bench/ttfb-profile.ts --phase after              # upstream headers → first bytes written
  *   node --import tsx bench/ttfb-profile.ts --dist node_modules/.ab/base --no-build   # another build
+ *   node --import tsx bench/ttfb-profile.ts --store redis             # the Redis store (a throwaway redis-server)
  *
  * Policies as in bench/ttfb-phases.ts. The profiler slows the process (sampling every `--interval` µs), so read
  * the shares, not the absolute window length.
@@ -31,6 +32,7 @@ const { values: flags } = parseArgs({
     interval: { type: 'string', default: '20' },
     top: { type: 'string', default: '30' },
     dist: { type: 'string' },
+    store: { type: 'string', default: 'memory' },
     'no-build': { type: 'boolean', default: false }
   }
 })
@@ -54,17 +56,20 @@ async function main(): Promise<void> {
   const cuts = benchPolicy(flags.policy!, '--policy')
   const phase = PHASES[flags.phase!]
   if (!phase) throw new Error(`--phase: unknown ${flags.phase}; known: ${Object.keys(PHASES).join(', ')}`)
+  const store = flags.store!
+  if (store !== 'memory' && store !== 'redis') throw new Error(`--store: memory or redis, not ${store}`)
   if (!flags['no-build'] && !flags.dist) await buildSluice()
   const dir = await mkdtemp(join(tmpdir(), 'sluice-ttfb-profile-'))
   const children: Child[] = []
   const n = Number(flags.n)
   let rows: Moments[]
   try {
-    const { upstream } = await startBackends('memory', children)
+    const { upstream, redisUrl } = await startBackends(store, children)
     const out = join(dir, 'phases.json')
     const rowsFile = join(dir, 'rows.json')
-    const sluice = await startSluice('sluice-memory', {
+    const sluice = await startSluice(`sluice-${store}`, {
       upstream,
+      redisUrl,
       dist: flags.dist ? resolve(ROOT, flags.dist) : undefined,
       nodeArgs: [...PHASE_MARKS_PRELOAD, '--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', flags.interval!],
       env: { PHASE_MARKS_OUT: out, PHASE_MARKS_ROWS: rowsFile },
@@ -91,7 +96,7 @@ async function main(): Promise<void> {
     const p = profileWindows(profile, windows)
     const top = Number(flags.top)
     const lines = (list: [string, number][]) => list.slice(0, top).map(([k, us]) => `${us.toFixed(1).padStart(8)}  ${k}`).join('\n')
-    console.log(`policy ${flags.policy}, phase ${flags.phase}: ${p.windows} requests, mean window ${p.meanWindowUs.toFixed(0)} µs under the profiler, ${p.samples} samples inside (${(p.samples / Math.max(1, p.windows)).toFixed(1)} per window)`)
+    console.log(`policy ${flags.policy}, ${store} store, phase ${flags.phase}: ${p.windows} requests, mean window ${p.meanWindowUs.toFixed(0)} µs under the profiler, ${p.samples} samples inside (${(p.samples / Math.max(1, p.windows)).toFixed(1)} per window)`)
     console.log(`\nµs per window, self\n${lines(p.self)}`)
     console.log(`\nµs per window, inclusive\n${lines(p.inclusive)}`)
   } finally {

@@ -69,6 +69,13 @@ describe.runIf(runRedisTests)('Redis store ledger', () => {
     expect(store.idle?.()).toBe(false)
     await pending
     expect(store.idle?.()).toBe(true)
+    // a cache write or ledger append in flight is nobody's wait: still idle, and busy again with a read beside it
+    const writes = [store.cacheSet('idle-check', 'v', 60_000), store.appendLedger([entry('idle-1', Date.now())])]
+    expect(store.idle?.()).toBe(true)
+    const read = store.cacheGet('idle-check')
+    expect(store.idle?.()).toBe(false)
+    await Promise.all([...writes, read])
+    expect(store.idle?.()).toBe(true)
   })
 
   it('sends the commands of one tick in one write, background writes (cache, ledger) those of one turn', async () => {

@@ -91,6 +91,16 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
   const run = (name: keyof typeof scripts, keys: string[], args: (string | number)[]) =>
     (client as unknown as Record<string, (n: number, ...a: (string | number)[]) => Promise<unknown>>)[name]!(keys.length, ...keys, ...args)
   const ledgerKey = `${prefix}ledger`
+  /** Commands sent with writeInBackground whose replies have not come yet: no request waits on them (`idle`). */
+  let backgroundInFlight = 0
+  const inBackground = async <T>(commands: number, send: () => Promise<T>): Promise<T> => {
+    backgroundInFlight += commands
+    try {
+      return await writeInBackground(send)
+    } finally {
+      backgroundInFlight -= commands
+    }
+  }
   const k = (key: string) => prefix + key
 
   const settle = async (req: Omit<SettleBudgetRequest, 'actualNanos' | 'chargeWithoutReservation'>, mode: 'settle' | 'charge' | 'release', actual: number) => {
@@ -119,18 +129,22 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
       const v = await (client as unknown as { sluiceIncr(k: string, a: number, t: number, s: number): Promise<string> }).sluiceIncr(k(key), amount, ttlMs ?? 0, slide ? 1 : 0)
       return Number(v)
     },
-    // commands written (or corked for this batch's write) and not yet answered, on every node
-    idle: client instanceof Cluster ? () => client.nodes('master').every((n) => n.commandQueue.length === 0) : () => client.commandQueue.length === 0,
+    // no request's command written (or corked for this batch's write) and not yet answered, on any node: cache
+    // writes and ledger appends in flight do not count (the previous request's tail, which nobody waits on)
+    idle:
+      client instanceof Cluster
+        ? () => client.nodes('master').reduce((n, node) => n + node.commandQueue.length, 0) <= backgroundInFlight
+        : () => client.commandQueue.length <= backgroundInFlight,
     cacheGet: (key) => client.get(k(`cache:${key}`)),
     async cacheSet(key, value, ttlMs) {
       // after the answer: nobody waits on it (a read of the same key waits in the cache step)
-      await writeInBackground(() => client.set(k(`cache:${key}`), value, 'PX', ttlMs))
+      await inBackground(1, () => client.set(k(`cache:${key}`), value, 'PX', ttlMs))
     },
     async appendLedger(entries) {
       if (entries.length === 0) return
       const pipe = client.pipeline()
       for (const e of entries) pipe.xadd(ledgerKey, 'MAXLEN', '~', String(maxLedger), '*', 'e', JSON.stringify(e))
-      const results = await writeInBackground(() => pipe.exec())
+      const results = await inBackground(entries.length, () => pipe.exec())
       const failed = results?.find(([err]) => err)
       if (failed) throw failed[0]
     },

@@ -29,8 +29,9 @@ export interface Store extends BudgetStore {
   queryLedger(filter: LedgerFilter): Promise<LedgerEntry[]>
 
   /**
-   * Whether no command awaits a reply (Redis; absent for the in-process store): a round trip started now is pure
-   * waiting, where under load it would share its write and its reply's wake-up with other requests' commands.
+   * Whether no request's command awaits a reply (Redis; absent for the in-process store; cache writes and ledger
+   * appends in flight, which nobody waits on, do not count): a round trip started now is pure waiting, where under
+   * load it would share its write and its reply's wake-up with other requests' commands.
    */
   idle?(): boolean
 
