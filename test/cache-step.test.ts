@@ -231,6 +231,27 @@ describe('exact cache', () => {
     expect(header((await h.send({})).ctx)).toBe('hit')
   })
 
+  it("sends the semantic entry without waiting for the exact entry's write (on Redis, one write for both)", async () => {
+    const store = createMemoryStore()
+    const writes: string[] = []
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const held: typeof store = Object.create(store)
+    // the exact entry's write stays unanswered, as a Redis reply not yet read
+    held.cacheSet = async (key, value, ttlMs) => {
+      writes.push(key)
+      if (writes.length === 1) await gate
+      return store.cacheSet(key, value, ttlMs)
+    }
+    const errors: string[] = []
+    const h = harness({ store: held, onError: (err, where) => errors.push(`${where}: ${(err as Error).message}`) })
+    expect(header((await h.send({})).ctx)).toBe('miss')
+    await expect.poll(() => writes.length).toBe(2)
+    release()
+    expect(header((await h.send({})).ctx)).toBe('hit')
+    expect(errors).toEqual([])
+  })
+
   it('searches the semantic index at once in an idle turn, and at the end of a busy one with its other lookups', async () => {
     const embedder = createBuiltinEmbedder()
     const index = createMemoryIndex({ dimensions: embedder.dimensions! })

@@ -187,12 +187,19 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     stored: StoredAnswer,
     sem: { query: SemanticQuery; vector: Float32Array; cache: SemanticCache } | undefined
   ): Promise<void> {
+    // both layers' writes start now: on Redis the semantic entry goes out in the exact entry's write (the turn's),
+    // not in a write of its own after that one's reply
+    const exact = policy.exact.enabled ? deps.store.cacheSet(key, stored.exact, policy.ttl_s * 1000) : undefined
     try {
-      if (policy.exact.enabled) await deps.store.cacheSet(key, stored.exact, policy.ttl_s * 1000)
       if (sem) {
         const id = await sem.cache.remember(sem.query, sem.vector, stored.createdAt + stored.semanticTtlS * 1000)
         await deps.store.cacheSet(semanticEntryKey(id), stored.semantic, stored.semanticTtlS * 1000)
       }
+    } catch (err) {
+      onError(err, 'cache write')
+    }
+    try {
+      await exact
     } catch (err) {
       onError(err, 'cache write')
     }
