@@ -107,7 +107,7 @@ export interface BegunReservation {
 export interface Admission {
   /**
    * Rate limits, then budgets, for one request on any surface; throws the 429 (or the 503 of an unreachable
-   * store under \`on_store_error: reject\`). Settlement is registered on `ctx.onDone`: the reservation is
+   * store under `on_store_error: reject`). Settlement is registered on `ctx.onDone`: the reservation is
    * replaced by `ctx.costUsd` when the request ends, so the caller must run `ctx.onDone` on every path.
    */
   admit(ctx: RequestContext, estimate: AdmissionEstimate, opts?: AdmitOptions): Promise<Admitted>
