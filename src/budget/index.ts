@@ -12,7 +12,7 @@ export { teamKeys, parseCounterKey } from './keys.js'
 /**
  * The admission step for a runtime — rate limits, budgets, or both — or none when no team policy has them.
  * The chat pipeline takes rate limits before the cache (a hit still counts as a request) and budgets after it
- * (a hit costs nothing, so it reserves nothing).
+ * (a hit costs nothing, so it reserves nothing; on Redis see `earlyBudgetSteps`).
  *
  * @example
  * steps.push(admitStep(rt, 'rate'), cacheStep(rt), admitStep(rt, 'budgets'))
