@@ -22,6 +22,9 @@
  *
  *   node --import tsx bench/ab.ts --pin --rounds 12 --variants 'floor,hono-proxy,dist,dist@no-semantic,dist@no-semantic+no-guardrails,dist@no-semantic+no-budgets,dist@no-cache,dist@bare'
  *
+ * `--sessions N` spreads the requests over N `x-sluice-session` ids, so each carries the session's running total (an
+ * end callback: a JSON answer waits for it).
+ *
  * A Sluice variant may end in `:redis` or `:redis-tick` (`dist@no-semantic:redis`): it then keeps its state in one
  * redis-server started for the run (the default turn batching or tick, its own key prefix), which `--pin` puts beside the fake
  * upstream; so memory and Redis stores compare in the same rounds.
@@ -55,6 +58,8 @@ const { values: flags } = parseArgs({
     rate: { type: 'string' },
     // unique prompts under this many system prompts: as many semantic-cache scopes (default one)
     systems: { type: 'string', default: '1' },
+    // requests carry x-sluice-session, spread over this many session ids (0: none): the session total then applies
+    sessions: { type: 'string', default: '0' },
     ...LAYER_CUT_OPTIONS
   }
 })
@@ -97,7 +102,14 @@ async function main(): Promise<void> {
     /** One load of a gateway: requests served, throughput, and with `--rate` the latency percentiles (ms). */
     const load = async (g: Child, seconds: number, name: string): Promise<{ requests: number; rps: number; p50Ms?: number; p99Ms?: number }> => {
       const base = (offset += 10_000_000)
-      const spec = { origin: `http://127.0.0.1:${g.port}`, path: '/v1/chat/completions', headers: BENCH_HEADERS, body: (i: number) => body(i + base) }
+      const sessions = Number(flags.sessions)
+      const spec = {
+        origin: `http://127.0.0.1:${g.port}`,
+        path: '/v1/chat/completions',
+        headers: BENCH_HEADERS,
+        body: (i: number) => body(i + base),
+        headersFor: sessions > 0 ? (i: number) => ({ 'x-sluice-session': `ab-${(i + base) % sessions}` }) : undefined
+      }
       if (rate === undefined) {
         const res = await closedLoop(spec, { connections: Number(flags.connections), seconds })
         if (res.non2xx > 0 || res.errors > 0) throw new Error(`${name}: ${res.non2xx} non-2xx answers, ${res.errors} errors`)

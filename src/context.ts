@@ -55,8 +55,12 @@ export interface RequestContext {
   guardrails: string[]
   /** Guardrail actions taken, `rule:action` (e.g. `pii.email:redact`), for the ledger entries. */
   guardrailActions?: string[]
-  /** Callbacks run once when the request has fully ended (stream finished, aborted or failed). */
-  onDone: ((ctx: RequestContext, error?: unknown) => void | Promise<void>)[]
+  /**
+   * Callbacks run once when the request has fully ended (stream finished, aborted or failed), innermost step first.
+   * Their async parts run alongside each other (one store write for the settlement and the session total); one
+   * made with `afterOthers` starts only once those before it have settled.
+   */
+  onDone: EndCallback[]
   /**
    * Resolves once every `onDone` callback has run, for a JSON answer: the pipeline returns the answer as soon as
    * the callbacks have started, without waiting for their store round trips (budget settlement, the session's
@@ -65,6 +69,27 @@ export interface RequestContext {
   ended?: Promise<void>
   /** Free-form per-step state, keyed by step name. */
   state: Record<string, unknown>
+}
+
+/** An `onDone` callback. */
+export type EndCallback = ((ctx: RequestContext, error?: unknown) => void | Promise<void>) & { readonly [AFTER_OTHERS]?: true }
+
+const AFTER_OTHERS: unique symbol = Symbol('sluice.afterOthers')
+
+/**
+ * Marks an end callback that must see the other callbacks' work done (the gateway's in-flight release: shutdown
+ * drains on it): `finish` waits for the async parts of those started before it.
+ *
+ * @example
+ * ctx.onDone.push(afterOthers(() => release()))
+ */
+export function afterOthers(fn: (ctx: RequestContext, error?: unknown) => void | Promise<void>): EndCallback {
+  return Object.assign(fn, { [AFTER_OTHERS]: true as const })
+}
+
+/** Whether `finish` must wait for the callbacks started before this one. */
+export function runsAfterOthers(fn: EndCallback): boolean {
+  return fn[AFTER_OTHERS] === true
 }
 
 export type PipelineResult =

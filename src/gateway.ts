@@ -6,7 +6,7 @@ import type { GuardrailEvent } from './guardrails/record.js'
 import { createContext, type Headers } from './auth/context.js'
 import { createKeyring, hashKey, isAdminKey, presentedKey, type KeyRecord } from './auth/index.js'
 import type { GatewayConfig } from './config/load.js'
-import type { Attempt, PipelineResult, RequestContext, Step } from './context.js'
+import { afterOthers, type Attempt, type PipelineResult, type RequestContext, type Step } from './context.js'
 import { GatewayError, UpstreamError } from './errors.js'
 import { costOf, tokenCounts } from './ledger/cost.js'
 import { ledgerEntryFor, ledgerModel } from './ledger/entry.js'
@@ -186,12 +186,13 @@ export async function createGateway(initial: GatewayConfig, opts: GatewayOptions
         release()
         throw err
       }
-      ctx.onDone.push((c, error) => {
+      // after the other end callbacks' store round trips: shutdown drains the request until this runs
+      ctx.onDone.push(afterOthers((c, error) => {
         release()
         const status = requestStatus(error, controller.aborted)
         const last = c.attempts[c.attempts.length - 1]
         metrics.requests.inc({ team: c.principal.team, model: c.alias, provider: last?.provider ?? (c.cache === 'hit' || c.cache === 'semantic-hit' ? 'cache' : 'none'), status })
-      })
+      }))
       ctx.onDone.push((c) => (c.session ? addSessionCost(c, c.session) : undefined))
       ctx.onDone.push((c) => {
         // the gateway's own share: arrival until the first provider call started (a classifier call counts as one)

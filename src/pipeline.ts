@@ -1,4 +1,4 @@
-import type { PipelineResult, RequestContext, Step } from './context.js'
+import { runsAfterOthers, type PipelineResult, type RequestContext, type Step } from './context.js'
 import { observeStream } from './stream.js'
 
 /**
@@ -46,8 +46,11 @@ export function createPipeline(steps: Step[]): (ctx: RequestContext) => Promise<
 }
 
 /**
- * Run the request's end callbacks, innermost step first; one failing does not stop the others. Surfaces that
- * do not go through a pipeline (embeddings) call it themselves once the request has ended.
+ * Run the request's end callbacks, innermost step first; one failing does not stop the others. Each callback's async
+ * part runs alongside the ones after it (on Redis the budget settlement, the session total and a rate limit's
+ * correction share one write and one round trip), except that a callback made with `afterOthers` waits for those
+ * started before it. Resolves when every callback has settled. Surfaces that do not go through a pipeline
+ * (embeddings) call it themselves once the request has ended.
  *
  * @example
  * await finish(ctx, err)
@@ -55,13 +58,23 @@ export function createPipeline(steps: Step[]): (ctx: RequestContext) => Promise<
 export async function finish(ctx: RequestContext, error?: unknown): Promise<void> {
   const callbacks = ctx.onDone
   ctx.onDone = []
+  let pending: PromiseLike<void>[] | undefined
   for (let i = callbacks.length - 1; i >= 0; i--) {
+    const callback = callbacks[i]!
+    if (pending && runsAfterOthers(callback)) {
+      await Promise.all(pending)
+      pending = undefined
+    }
     try {
-      const done = callbacks[i]!(ctx, error)
-      // most callbacks are synchronous: awaiting their undefined would still cost a turn of the microtask queue each
-      if (done !== undefined && typeof (done as PromiseLike<void>).then === 'function') await done
+      const done = callback(ctx, error)
+      // most callbacks are synchronous: only a returned promise is waited for
+      if (done !== undefined && typeof (done as PromiseLike<void>).then === 'function') (pending ??= []).push(Promise.resolve(done).catch(ignore))
     } catch {
       // settlement of one layer must not prevent the others
     }
   }
+  if (pending) await Promise.all(pending)
 }
+
+/** A failed end callback's rejection: it must not prevent the others (as a throw does not). */
+function ignore(): void {}

@@ -108,7 +108,7 @@ export async function openLoop(spec: RequestSpec, opts: { rate: number; seconds:
 
   const fire = (i: number, due: number) => {
     pool
-      .request({ path: spec.path, method: 'POST', headers: spec.headers, body: spec.body(i), headersTimeout: 10_000, bodyTimeout: 10_000 })
+      .request({ path: spec.path, method: 'POST', headers: spec.headersFor ? { ...spec.headers, ...spec.headersFor(i) } : spec.headers, body: spec.body(i), headersTimeout: 10_000, bodyTimeout: 10_000 })
       .then(async (res) => {
         await res.body.dump({ limit: 1 << 22 })
         if (res.statusCode >= 200 && res.statusCode < 300) latencies[i] = performance.now() - due
