@@ -13,7 +13,7 @@ export interface RequestSpec {
   headers: Record<string, string>
   /** Body for the i-th request (unique bodies defeat an exact cache; a constant one hits it). */
   body: (i: number) => string
-  /** Headers of the i-th request besides `headers` (e.g. a session id per request); closed loop only. */
+  /** Headers of the i-th request besides `headers` (e.g. a session id per request). */
   headersFor?: (i: number) => Record<string, string>
 }
 
