@@ -358,12 +358,7 @@ export function createAdmission(deps: AdmitDeps): Admission {
  * const run = createPipeline([guardInput, admit, cache, route])
  */
 export function createAdmitStep(deps: AdmitDeps, only?: AdmitOptions['only']): Step {
-  const chat = chatAdmission(deps, only)
-  return async (ctx, next) => {
-    const planned = chat.plan(ctx)
-    if (!planned) return next()
-    return chat.proceed(ctx, planned, await chat.admission.admit(ctx, planned.estimate, planned.opts), next)
-  }
+  return chatAdmission(deps, only).admitNow
 }
 
 /**
@@ -395,10 +390,8 @@ export function createEarlyBudgetSteps(deps: AdmitDeps): { reserve: Step; admit:
     },
     admit: async (ctx, next) => {
       const b = ctx.state[BEGUN_STATE] as Begun | undefined
-      if (b) return chat.proceed(ctx, b.planned, await chat.admission.complete(ctx, b.reservation, b.planned.opts), next)
-      const planned = chat.plan(ctx)
-      if (!planned) return next()
-      return chat.proceed(ctx, planned, await chat.admission.admit(ctx, planned.estimate, planned.opts), next)
+      if (!b) return chat.admitNow(ctx, next)
+      return chat.proceed(ctx, b.planned, await chat.admission.complete(ctx, b.reservation, b.planned.opts), next)
     }
   }
 }
@@ -413,7 +406,10 @@ interface PlannedAdmission {
   opts: AdmitOptions
 }
 
-/** The chat admission's two halves: what to reserve (`plan`), and what an admission changes on the request (`proceed`). */
+/**
+ * The chat admission's two halves: what to reserve (`plan`), and what an admission changes on the request
+ * (`proceed`); `admitNow` is the step that runs both around one `admit`.
+ */
 function chatAdmission(deps: AdmitDeps, only?: AdmitOptions['only']) {
   const { config } = deps
   const admission = createAdmission(deps)
@@ -474,7 +470,13 @@ function chatAdmission(deps: AdmitDeps, only?: AdmitOptions['only']) {
     return result
   }
 
-  return { admission, plan, proceed }
+  const admitNow: Step = async (ctx, next) => {
+    const planned = plan(ctx)
+    if (!planned) return next()
+    return proceed(ctx, planned, await admission.admit(ctx, planned.estimate, planned.opts), next)
+  }
+
+  return { admission, plan, proceed, admitNow }
 }
 
 /** A call's request with the output cap its model was reserved for, when the request sets none. */
