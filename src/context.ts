@@ -92,6 +92,30 @@ export function runsAfterOthers(fn: EndCallback): boolean {
   return fn[AFTER_OTHERS] === true
 }
 
+/** `ctx.state` key of the admission gate (`setAdmissionGate`). */
+const ADMISSION_GATE = 'admission.gate'
+
+/**
+ * Makes `verdict` the request's admission gate: a check sent to the store ahead of the cache lookup and not read yet
+ * (the early rate limit, `store.reserve_early`), so that it shares the lookup's round trip. Nothing may answer or go on
+ * to a provider before it passes: the cache step reads it before it serves a hit or looks further, and the gate step
+ * after the cache step before a miss goes on. A refusal rejects it (the 429); a pass resolves it.
+ *
+ * @example
+ * setAdmissionGate(ctx, admission.admit(ctx, estimate, { only: 'rate' }))
+ * await admissionGate(ctx) // throws the refusal
+ */
+export function setAdmissionGate(ctx: RequestContext, verdict: Promise<unknown>): void {
+  // read by the gate, or never (an error before it): not an unhandled rejection
+  verdict.catch(() => undefined)
+  ctx.state[ADMISSION_GATE] = verdict
+}
+
+/** The request's admission gate, or undefined when no check is pending (see `setAdmissionGate`). */
+export function admissionGate(ctx: RequestContext): Promise<unknown> | undefined {
+  return ctx.state[ADMISSION_GATE] as Promise<unknown> | undefined
+}
+
 export type PipelineResult =
   | { type: 'json'; body: ChatCompletion }
   | { type: 'stream'; stream: AsyncIterable<ChatChunk> }

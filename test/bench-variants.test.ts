@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { benchPolicy } from '../bench/lib/targets.js'
+import { readFileSync } from 'node:fs'
+import { parse } from 'yaml'
+import { benchPolicy, withoutLayers } from '../bench/lib/targets.js'
 import { parseAbVariant } from '../bench/lib/variants.js'
 
 describe('parseAbVariant (bench/ab.ts --variants)', () => {
@@ -70,5 +72,13 @@ describe('benchPolicy (bench/ab.ts, bench/ttfb-phases.ts, bench/ttfb-profile.ts)
     expect(benchPolicy('no-semantic+no-guardrails', '--policy')).toEqual({ semantic: true, guardrails: true })
     expect(() => benchPolicy('toString', '--policy')).toThrow(/^--policy: unknown policy "toString" \(one of full, no-semantic/)
     expect(() => benchPolicy('bare+', '--variants')).toThrow(/^--variants: unknown policy ""/)
+  })
+
+  it('adds a request rate limit for `rate`, to the full policy or a cut one', () => {
+    const text = readFileSync(new URL('../bench/policies/bench.yaml', import.meta.url), 'utf8')
+    expect(parse(withoutLayers(text, benchPolicy('full', '-'))).rate_limits).toEqual([])
+    const rated = parse(withoutLayers(text, benchPolicy('rate+no-budgets', '-')))
+    expect(rated.rate_limits).toEqual([{ scope: 'key', rpm: 1_000_000_000 }])
+    expect(rated.budgets).toEqual([])
   })
 })

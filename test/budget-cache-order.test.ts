@@ -9,6 +9,7 @@ import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
 // On Redis the reservation is sent before the lookup by default (`store.reserve_early`): a hit releases it, and
 // what a user sees must be the same as with the memory store or with reserve_early off.
 const KEY_C = 'sk-sluice-team-c-0000000000000003'
+const KEY_E = 'sk-sluice-team-e-0000000000000005'
 let fake: FakeOpenAI
 let redis: TestRedis | undefined
 beforeAll(async () => {
@@ -37,13 +38,16 @@ describe.each(stores.filter(([name]) => name === 'memory store' || runRedisTests
           cache: { when: 'always' },
           budgets: [{ scope: 'team', limit_usd: 0.0002, window: 'total', on_exceed: { downgrade_to: 'gpt-4o-mini' } }]
         },
-        b: { cache: { when: 'always' }, rate_limits: [{ scope: 'key', rpm: 2 }] },
+        // a budget too: on Redis a request's reservation goes out with its rate check, and a refused one releases it
+        b: { cache: { when: 'always', semantic: { enabled: true } }, rate_limits: [{ scope: 'key', rpm: 2 }], budgets: [{ scope: 'team', limit_usd: 1, window: 'day' }] },
         // gpt-4o's worst case at 1,000 output tokens ($0.01) does not fit, gpt-4o-mini's ($0.0006) does
         c: { cache: { when: 'always' }, budgets: [{ scope: 'team', limit_usd: 0.005, window: 'total', on_exceed: { downgrade_to: 'gpt-4o-mini' } }] },
         // room for every reservation: a hit's is taken, then released
-        d: { cache: { when: 'always', semantic: { enabled: true } }, budgets: [{ scope: 'team', limit_usd: 1, window: 'day' }] }
+        d: { cache: { when: 'always', semantic: { enabled: true } }, budgets: [{ scope: 'team', limit_usd: 1, window: 'day' }] },
+        // the semantic layer alone: no exact read before the lookup
+        e: { cache: { when: 'always', exact: { enabled: false }, semantic: { enabled: true } }, rate_limits: [{ scope: 'key', rpm: 1 }] }
       },
-      config: { store: store(), keys: [{ key: TEAM_A_KEY, team: 'a' }, { key: TEAM_B_KEY, team: 'b' }, { key: KEY_C, team: 'c' }, { key: TEAM_D_KEY, team: 'd' }] }
+      config: { store: store(), keys: [{ key: TEAM_A_KEY, team: 'a' }, { key: TEAM_B_KEY, team: 'b' }, { key: KEY_C, team: 'c' }, { key: TEAM_D_KEY, team: 'd' }, { key: KEY_E, team: 'e' }] }
     })
   })
   afterAll(async () => {
@@ -117,12 +121,39 @@ describe.each(stores.filter(([name]) => name === 'memory store' || runRedisTests
     await expect.poll(() => teamBudget('c')).toMatchObject({ reserved_usd: 0 })
   })
 
-  it('counts hits against the rate limit', async () => {
+  it('counts hits against the rate limit, and serves a refused request nothing from the cache', async () => {
     fake.script = () => ({ completionTokens: 5, promptTokens: 10 })
-    await ask(TEAM_B_KEY, 'gpt-4o-mini', 'same question')
-    const hit = await ask(TEAM_B_KEY, 'gpt-4o-mini', 'same question')
+    const question = 'How do I rotate the API keys of project heron?'
+    await ask(TEAM_B_KEY, 'gpt-4o-mini', question)
+    const hit = await ask(TEAM_B_KEY, 'gpt-4o-mini', question)
     expect(hit.response.headers.get('x-sluice-cache')).toBe('hit')
-    const err = await refusal(ask(TEAM_B_KEY, 'gpt-4o-mini', 'same question'))
+    const calls = fake.requests.length
+    // the exact entry, a semantic neighbour and a replayed stream are all there, and all refused
+    const err = await refusal(ask(TEAM_B_KEY, 'gpt-4o-mini', question))
     expect(err.code).toBe('rate_limit_exceeded')
+    expect(err.status).toBe(429)
+    expect((await refusal(ask(TEAM_B_KEY, 'gpt-4o-mini', 'how do i rotate the api keys of project heron'))).code).toBe('rate_limit_exceeded')
+    const stream = client(TEAM_B_KEY).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: question }], max_tokens: 100, stream: true })
+    expect((await refusal(stream)).code).toBe('rate_limit_exceeded')
+    expect((await refusal(ask(TEAM_B_KEY, 'gpt-4o-mini', 'a new question'))).code).toBe('rate_limit_exceeded')
+    // no cache read at all: the verdict is read after the cache step
+    const bypass = client(TEAM_B_KEY).chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'uncached' }], max_tokens: 100 }, { headers: { 'x-sluice-cache': 'bypass' } })
+    expect((await refusal(bypass)).code).toBe('rate_limit_exceeded')
+    expect(fake.requests.length).toBe(calls)
+    // one hit and one miss per layer were counted, nothing for the refused requests
+    const metrics = await admin('/metrics')
+    const count = (layer: string, result: string) => Number(new RegExp(`^sluice_cache_requests_total\\{layer="${layer}",result="${result}",team="b"\\} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0)
+    expect([count('exact', 'hit'), count('exact', 'miss'), count('semantic', 'hit'), count('semantic', 'miss')]).toEqual([1, 1, 0, 1])
+    // whatever the refused requests reserved on the way (Redis, reserve_early) is released
+    await expect.poll(() => teamBudget('b')).toMatchObject({ reserved_usd: 0 })
+  })
+
+  it('serves a refused request no semantic hit where the semantic layer is the only one', async () => {
+    fake.script = () => ({ completionTokens: 5, promptTokens: 10 })
+    const first = await ask(KEY_E, 'gpt-4o-mini', 'How do I rotate the API keys of project ibis?')
+    expect(first.response.headers.get('x-sluice-cache')).toBe('miss')
+    const calls = fake.requests.length
+    expect((await refusal(ask(KEY_E, 'gpt-4o-mini', 'how do i rotate the api keys of project ibis'))).code).toBe('rate_limit_exceeded')
+    expect(fake.requests.length).toBe(calls)
   })
 })

@@ -5,8 +5,8 @@ import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
 import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
 
-// `store.reserve_early` (the Redis default): the budget reservation and the exact-cache read share one round trip
-// before the upstream call. Redis sits behind a proxy that holds every reply back REPLY_DELAY_MS, so each round trip
+// `store.reserve_early` (the Redis default): the budget reservation, the rate-limit check and the exact-cache read share
+// one round trip before the upstream call. Redis sits behind a proxy that holds every reply back REPLY_DELAY_MS, so each round trip
 // a miss waits for before its upstream call shows as that much time before the fake sees the request.
 const REPLY_DELAY_MS = 150
 
@@ -39,7 +39,7 @@ describe.skipIf(!runRedisTests)('budget reservation sent with the exact-cache re
   let redis: TestRedis
   let proxy: Awaited<ReturnType<typeof delayingProxy>>
   let fake: FakeOpenAI
-  const gateways: Record<'early' | 'late', TestGateway> = {} as never
+  const gateways: Record<'early' | 'late' | 'rateEarly' | 'rateLate', TestGateway> = {} as never
   /** When the fake saw each prompt (performance.now()). */
   const arrivals = new Map<string, number>()
 
@@ -51,11 +51,12 @@ describe.skipIf(!runRedisTests)('budget reservation sent with the exact-cache re
       arrivals.set(body.messages[0]!.content, performance.now())
       return { completionTokens: 5, promptTokens: 10 }
     }
-    for (const [name, early] of [['early', true], ['late', false]] as const) {
+    for (const [name, early, rated] of [['early', true, false], ['late', false, false], ['rateEarly', true, true], ['rateLate', false, true]] as const) {
+      const budgets = [{ scope: 'team', limit_usd: 1, window: 'day' }]
       gateways[name] = await startTestGateway({
         openaiUrl: fake.url,
         openaiKey: fake.apiKey,
-        policies: { a: { cache: { when: 'always' }, budgets: [{ scope: 'team', limit_usd: 1, window: 'day' }] } },
+        policies: { a: { cache: { when: 'always' }, budgets, ...(rated ? { rate_limits: [{ scope: 'key', rpm: 10_000 }] } : {}) } },
         config: { store: { kind: 'redis', url: proxy.url, prefix: `early-${name}:`, reserve_early: early, command_timeout_ms: 5000 } }
       })
     }
@@ -91,6 +92,21 @@ describe.skipIf(!runRedisTests)('budget reservation sent with the exact-cache re
     expect(fastest(early)).toBeLessThan(1.6 * REPLY_DELAY_MS)
     // the exact-cache read, then the reservation
     expect(fastest(late)).toBeGreaterThanOrEqual(2 * REPLY_DELAY_MS)
+  }, 30_000)
+
+  it('sends the rate-limit check with them: one round trip before the upstream call, against three', async () => {
+    // the rate-limit script loads on its first use (the file's first test may not have run)
+    for (const gw of [gateways.rateEarly, gateways.rateLate]) await untilUpstream(gw, `rated warm-up ${gw.url}`)
+    const early: number[] = []
+    const late: number[] = []
+    for (let i = 0; i < 3; i++) {
+      early.push(await untilUpstream(gateways.rateEarly, `rated early question ${i}`))
+      late.push(await untilUpstream(gateways.rateLate, `rated late question ${i}`))
+    }
+    expect(Math.min(...early)).toBeGreaterThanOrEqual(REPLY_DELAY_MS)
+    expect(Math.min(...early)).toBeLessThan(1.6 * REPLY_DELAY_MS)
+    // the rate check, the exact-cache read, then the reservation
+    expect(Math.min(...late)).toBeGreaterThanOrEqual(3 * REPLY_DELAY_MS)
   }, 30_000)
 
   it('reserves after the lookup, as before, while other commands await their replies (the store is busy)', async () => {

@@ -15,14 +15,15 @@ describe('tokenizer.preload', () => {
 })
 
 // One file, one module instance of src/tokens.ts (vitest isolates test files), so the order below matters.
-describe('tiktoken loads on first exact count, not for a budgeted request that fits its bound', () => {
+describe('tiktoken loads on first exact count, not for a budgeted, request-rate-limited request that fits its bound', () => {
   let stack: Stack
   beforeAll(async () => {
-    stack = await startStack({ policies: { a: { budgets: [{ scope: 'team', limit_usd: 100, window: 'day' }] } } })
+    // an rpm limit counts requests, not tokens: it needs no count either
+    stack = await startStack({ policies: { a: { budgets: [{ scope: 'team', limit_usd: 100, window: 'day' }], rate_limits: [{ scope: 'key', rpm: 600 }] } } })
   })
   afterAll(() => stack?.close())
 
-  it('serves and settles a budgeted chat request without loading tiktoken', async () => {
+  it('serves and settles a budgeted, rpm-limited chat request without loading tiktoken', async () => {
     const { data, response } = await stack.client.chat.completions
       .create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello there, a short prompt' }] })
       .withResponse()
@@ -30,6 +31,7 @@ describe('tiktoken loads on first exact count, not for a budgeted request that f
     // reserved, then settled at the provider's usage: a cost and a remaining budget came back
     expect(Number(response.headers.get('x-sluice-cost-usd'))).toBeGreaterThan(0)
     expect(Number(response.headers.get('x-sluice-budget-remaining-usd'))).toBeLessThan(100)
+    expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('599')
     expect(tokenizerLoaded()).toBe(false)
   })
 

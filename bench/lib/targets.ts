@@ -136,6 +136,8 @@ export interface BenchPolicyCuts {
   cache?: boolean
   guardrails?: boolean
   budgets?: boolean
+  /** Not a cut: adds a request rate limit too high to refuse (`rate_limits`, one rpm bucket per key), to measure its check. */
+  rateLimits?: boolean
 }
 
 /** `--no-semantic`, `--no-cache`, `--no-guardrails` and `--no-budgets`, as bench/profile.ts and bench/ab.ts take them (parseArgs options). */
@@ -158,6 +160,8 @@ export const BENCH_POLICIES: Record<string, BenchPolicyCuts> = {
   'no-cache': { cache: true },
   'no-guardrails': { guardrails: true },
   'no-budgets': { budgets: true },
+  // the full policy plus a key rpm limit (`dist@rate`, `dist@rate+no-semantic`)
+  rate: { rateLimits: true },
   bare: { cache: true, guardrails: true, budgets: true }
 }
 
@@ -180,7 +184,7 @@ export function benchPolicy(name: string, where: string): BenchPolicyCuts {
 }
 
 /**
- * The bench policy's text without the layers named in `cuts`.
+ * The bench policy's text without the layers named in `cuts` (and with its rate limit, `rateLimits`).
  *
  * @example
  * withoutLayers(await readFile('bench/policies/bench.yaml', 'utf8'), { cache: true })
@@ -191,6 +195,7 @@ export function withoutLayers(text: string, cuts: BenchPolicyCuts): string {
   if (cuts.cache) out = out.replace('exact: { enabled: true }', 'exact: { enabled: false }')
   // budgets are the policy's first block, up to rate_limits
   if (cuts.budgets) out = out.replace(/\nbudgets:[\s\S]*?\nrate_limits/, '\nbudgets: []\nrate_limits')
+  if (cuts.rateLimits) out = out.replace('\nrate_limits: []', '\nrate_limits: [{ scope: key, rpm: 1000000000 }]')
   // the guardrails section is the policy's last block: drop it whole
   if (cuts.guardrails) out = out.replace(/\nguardrails:[\s\S]*$/, '\n')
   return out

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client'
 import type { GatewayConfig, ResolvedModel } from '../config/load.js'
-import type { PipelineResult, RequestContext, Step } from '../context.js'
+import { admissionGate, setAdmissionGate, type PipelineResult, type RequestContext, type Step } from '../context.js'
 import { GatewayError } from '../errors.js'
 import type { BudgetCounterSpec, BudgetCounterState, ReserveBudgetResult, SettleBudgetRequest, SettleBudgetResult, Store } from '../store/types.js'
 import { postBudgetAlert } from './alerts.js'
@@ -396,6 +396,35 @@ export function createEarlyBudgetSteps(deps: AdmitDeps): { reserve: Step; admit:
   }
 }
 
+/**
+ * The chat rate-limit step split around the cache step, for a store a round trip away (`store.reserve_early`, Redis):
+ * `rate` (before the cache step, where `createAdmitStep(deps, 'rate')` would be) sends the check and goes on without
+ * its verdict, which becomes the request's admission gate (`setAdmissionGate`); the check then shares one round trip
+ * with the exact-cache read (and an early reservation, sent just before it). The cache step reads the gate before it
+ * serves a hit or looks further, and `gate` (after the cache step) before a miss goes on: a refused request is refused
+ * as before (429, the same headers and metrics), is never served from the cache, and no provider sees it. Unlike the
+ * early reservation it costs no command of its own, so it does not wait for an idle store.
+ *
+ * @example
+ * const { rate, gate } = createEarlyRateSteps({ config, store })
+ * const run = createPipeline([guardInput, reserve, rate, cache, gate, admit, route])
+ */
+export function createEarlyRateSteps(deps: AdmitDeps): { rate: Step; gate: Step } {
+  const chat = chatAdmission(deps, 'rate')
+  return {
+    rate: (ctx, next) => {
+      const planned = chat.plan(ctx)
+      // the command goes out now (admit runs up to the store call before it awaits); only the verdict is left
+      if (planned) setAdmissionGate(ctx, chat.admission.admit(ctx, planned.estimate, planned.opts))
+      return next()
+    },
+    gate: (ctx, next) => {
+      const gate = admissionGate(ctx)
+      return gate ? gate.then(() => next()) : next()
+    }
+  }
+}
+
 /** `ctx.state` key of the reservation `createEarlyBudgetSteps` sent before the cache step. */
 const BEGUN_STATE = 'budget.begun'
 
@@ -426,9 +455,9 @@ function chatAdmission(deps: AdmitDeps, only?: AdmitOptions['only']) {
     const budgets = only === 'rate' ? [] : ctx.policy.budgets
     const rateLimits = only === 'budgets' ? [] : ctx.policy.rate_limits
     if (budgets.length === 0 && rateLimits.length === 0) return undefined
-    // Budgets alone reserve an upper bound of the prompt (no tokenizer run on text not seen before) and count it
-    // exactly only where that bound would refuse; token rate limits take the exact count up front.
-    const bound = rateLimits.length === 0
+    // Budgets and request rate limits reserve an upper bound of the prompt (no tokenizer run on text not seen before)
+    // and count it exactly only where that bound would refuse; token rate limits take the exact count up front.
+    const bound = !rateLimits.some((r) => r.tpm !== undefined)
     const worst = route(ctx, ctx.alias, ctx.request, bound)
     // an unknown name: the router answers 404 without a call
     if (!worst) return undefined

@@ -1,8 +1,8 @@
 import type { Step } from '../context.js'
 import type { Runtime } from '../gateway.js'
-import { createAdmission, createAdmitStep, createEarlyBudgetSteps, type Admission } from './admit.js'
+import { createAdmission, createAdmitStep, createEarlyBudgetSteps, createEarlyRateSteps, type Admission } from './admit.js'
 
-export { createAdmission, createAdmitStep, createEarlyBudgetSteps, setRemainingHeader, budgetsInScope, reservationTtl, type Admission, type AdmissionEstimate, type BegunReservation, type Admitted, type AdmitDeps, type AdmitOptions, type ScopedBudget } from './admit.js'
+export { createAdmission, createAdmitStep, createEarlyBudgetSteps, createEarlyRateSteps, setRemainingHeader, budgetsInScope, reservationTtl, type Admission, type AdmissionEstimate, type BegunReservation, type Admitted, type AdmitDeps, type AdmitOptions, type ScopedBudget } from './admit.js'
 export { worstCase, withOutputCap, promptPrice, requestedCap, embeddingWorstCase, DEFAULT_OUTPUT_CAP } from './estimate.js'
 export { routeWorstCase, judgeWorstCase, type RouteWorstCase } from './route.js'
 export { budgetMetrics } from './metrics.js'
@@ -36,6 +36,22 @@ export function earlyBudgetSteps(rt: Runtime): { reserve: Step; admit: Step } | 
   if (store.kind !== 'redis' || !store.reserve_early) return undefined
   if (!Object.values(rt.config.policies).some((p) => p.budgets.length > 0)) return undefined
   return createEarlyBudgetSteps({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log })
+}
+
+/**
+ * The rate-limit step split around the cache step (`createEarlyRateSteps`), under the same setting as
+ * `earlyBudgetSteps` (`store.reserve_early`, Redis): the check shares the exact-cache read's round trip, and `gate`
+ * goes after the cache step. None when no team policy has rate limits, or the store is in-process.
+ *
+ * @example
+ * const rate = earlyRateSteps(rt)
+ * steps.push(early?.reserve, rate?.rate ?? admitStep(rt, 'rate'), cacheStep(rt), rate?.gate, early?.admit ?? admitStep(rt, 'budgets'))
+ */
+export function earlyRateSteps(rt: Runtime): { rate: Step; gate: Step } | undefined {
+  const store = rt.config.store
+  if (store.kind !== 'redis' || !store.reserve_early) return undefined
+  if (!Object.values(rt.config.policies).some((p) => p.rate_limits.length > 0)) return undefined
+  return createEarlyRateSteps({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log })
 }
 
 const admissions = new WeakMap<Runtime, Admission | undefined>()

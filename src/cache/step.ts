@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client'
-import type { Attempt, PipelineResult, RequestContext, Step } from '../context.js'
+import { admissionGate, type Attempt, type PipelineResult, type RequestContext, type Step } from '../context.js'
 import type { Price } from '../config/schema.js'
 import { ledgerAtEnd } from '../ledger/at-end.js'
 import { ledgerEntryFor } from '../ledger/entry.js'
@@ -247,8 +247,12 @@ export function createCacheStep(deps: CacheStepDeps): Step {
     const tenant = tenantScope(team, policy.scope)
     const route = deps.routeOf?.(ctx)
     const key = exactCacheKey({ tenant, alias: ctx.alias, route, request: ctx.request })
+    // an admission check sent ahead (the early rate limit) answers with the exact read's reply: a refused request is
+    // never served, nor looked up further
+    const gate = admissionGate(ctx)
     if (intent.read && policy.exact.enabled) {
       const hit = await read(key)
+      if (gate) await gate
       if (hit) return serve(ctx, hit, 'exact')
       metrics?.request('exact', 'miss', team)
     }
@@ -261,6 +265,7 @@ export function createCacheStep(deps: CacheStepDeps): Step {
 
     if (intent.read) {
       if (sem) {
+        if (gate) await gate
         const started = performance.now()
         try {
           // in a busy turn the lookups run together at its end, after its writes; in an idle one at once (src/turn.ts)
