@@ -4,17 +4,23 @@ import { windowAt } from '../src/budget/window.js'
 import { createMemoryStore } from '../src/store/memory.js'
 import { createRedisStore } from '../src/store/redis.js'
 import type { BudgetCounterSpec, Store } from '../src/store/types.js'
-import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
+import { runRedisTests, startRedis, startRedisCluster, type TestRedis, type TestRedisCluster } from './helpers/redis.js'
 
 let redis: TestRedis | undefined
 const stores: { name: string; make: () => Promise<Store> }[] = [{ name: 'memory', make: async () => createMemoryStore() }]
-if (runRedisTests) stores.push({ name: 'redis', make: async () => createRedisStore({ url: redis!.url, prefix: `t${Math.random().toString(36).slice(2)}:` }) })
+let cluster: TestRedisCluster | undefined
+if (runRedisTests) {
+  stores.push({ name: 'redis', make: async () => createRedisStore({ url: redis!.url, prefix: `t${Math.random().toString(36).slice(2)}:` }) })
+  // three masters: every script's keys must share one slot (the `{team}` tag), or the Cluster refuses it (CROSSSLOT)
+  stores.push({ name: 'redis cluster', make: async () => createRedisStore({ urls: cluster!.urls, prefix: `t${Math.random().toString(36).slice(2)}:` }) })
+}
 
 beforeAll(async () => {
-  if (runRedisTests) redis = await startRedis()
-})
+  if (runRedisTests) [redis, cluster] = await Promise.all([startRedis(), startRedisCluster()])
+}, 30_000)
 afterAll(async () => {
   await redis?.stop()
+  await cluster?.stop()
 })
 
 // Redis expires keys on its own clock: stay near real time

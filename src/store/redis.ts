@@ -57,7 +57,7 @@ export async function createRedisStore(opts: RedisStoreOptions): Promise<Store &
   const autoPipelining = opts.autoPipelining ?? false
   const common = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, enableAutoPipelining: autoPipelining, commandTimeout: opts.commandTimeoutMs ?? 2000 }
   const client: RedisClient = opts.urls?.length
-    ? new Cluster(opts.urls.map(parseNode), { redisOptions: common, enableOfflineQueue: false })
+    ? new Cluster(opts.urls.map(parseNode), { redisOptions: common, enableOfflineQueue: false, lazyConnect: true })
     : new Redis(opts.url ?? 'redis://127.0.0.1:6379', { ...common, retryStrategy: (n) => Math.min(50 * n, 1000) })
   const where = redactedLocation(opts)
   let lastError: string | undefined

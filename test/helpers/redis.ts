@@ -68,3 +68,53 @@ export const underCI = !['', 'false', '0'].includes((process.env.CI ?? '').trim(
 
 /** Whether Redis-backed tests run: always under CI (missing Redis is a failure there), else when installed. */
 export const runRedisTests = underCI || redisAvailable()
+
+export interface TestRedisCluster {
+  /** Seed URLs of every master, as `store.urls` takes them. */
+  urls: string[]
+  ports: number[]
+  stop(): Promise<void>
+}
+
+/**
+ * Start a real Redis Cluster for a test file: `masters` redis-servers in cluster mode on free ports (no replicas),
+ * joined with `redis-cli --cluster create`, ready once every slot is served.
+ *
+ * @example
+ * const cluster = await startRedisCluster()
+ * const store = await createRedisStore({ urls: cluster.urls })
+ */
+export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> {
+  const { mkdtempSync, rmSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-cluster-'))
+  const ports: number[] = []
+  for (let i = 0; i < masters; i++) ports.push(await freePort())
+  const procs = ports.map((port) =>
+    spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--dir', dir], { stdio: 'ignore' })
+  )
+  const stop = async () => {
+    await Promise.all(procs.map((p) => (p.exitCode !== null ? undefined : new Promise<void>((r) => (p.once('exit', () => r()), p.kill('SIGKILL'))))))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  const until = async (what: string, ok: () => boolean) => {
+    const deadline = Date.now() + 15_000
+    while (!ok()) {
+      if (Date.now() > deadline) {
+        await stop()
+        throw new Error(`Redis Cluster on ports ${ports.join(', ')}: ${what}`)
+      }
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  const cli = (port: number, ...args: string[]) => spawnSync('redis-cli', ['-p', String(port), ...args]).stdout?.toString() ?? ''
+  await until('a server did not start', () => ports.every((p) => cli(p, 'ping').trim() === 'PONG'))
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'])
+  if (created.status !== 0) {
+    await stop()
+    throw new Error(`redis-cli --cluster create failed: ${created.stdout?.toString().slice(-400)}`)
+  }
+  await until('the slots were not all served', () => ports.every((p) => /cluster_state:ok/.test(cli(p, 'cluster', 'info'))))
+  return { urls: ports.map((p) => `redis://127.0.0.1:${p}`), ports, stop }
+}
