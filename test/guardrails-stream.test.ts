@@ -55,6 +55,21 @@ describe('createStreamMasker', () => {
     expect(sent.join('')).not.toContain('MIIE')
   })
 
+  it('holds an e-mail whose domain is still growing beyond the window', () => {
+    const domain = Array.from({ length: 30 }, (_, i) => `part${i}.`).join('')
+    const pieces = ['mail jane.doe@', ...domain.match(/.{1,7}/g)!, 'example.com soon']
+    const { sent, all } = feed(pieces)
+    expect(all).toBe('mail [EMAIL] soon')
+    expect(sent.join('')).not.toContain('jane')
+    expect(sent.join('')).not.toContain('part')
+  })
+
+  it('gives the same answers when detectors sharing a pre-filter see texts in turn', () => {
+    const texts = ['call +1 415 555 0132 now', 'no figures here', 'SSN 123-45-6789', 'still nothing']
+    const pad = ' '.repeat(200)
+    expect(feed(texts.map((t) => t + pad)).all).toBe(['call [PHONE] now', 'no figures here', 'SSN [SSN]', 'still nothing'].map((t) => t + pad).join(''))
+  })
+
   it('does not mask an e-mail split across chunks twice or leave its parts', () => {
     expect(feed(['mail jane.d', 'oe@exam', 'ple.com soon']).all).toBe('mail [EMAIL] soon')
   })

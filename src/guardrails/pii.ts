@@ -65,6 +65,7 @@ export const PII_DETECTORS: Record<PiiType, Detector> = {
   email: regexDetector('pii.email', 'EMAIL', /(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}(?![\w-])/, {
     window: 128,
     pending: /(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@[A-Za-z0-9.-]*$/,
+    pendingRequires: '@',
     requires: '@'
   }),
   phone: regexDetector(

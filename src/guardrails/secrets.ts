@@ -32,6 +32,7 @@ export const SECRET_DETECTORS: Record<SecretType, Detector> = {
   jwt: regexDetector('secret.jwt', 'JWT', /(?<![\w-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}/, {
     window: 48,
     requires: 'eyJ',
-    pending: /(?<![\w-])eyJ[A-Za-z0-9_.-]*$/
+    pending: /(?<![\w-])eyJ[A-Za-z0-9_.-]*$/,
+    pendingRequires: 'eyJ'
   })
 }

@@ -32,7 +32,7 @@ const CONTEXT = 16
  */
 export function createStreamMasker(opts: StreamMaskerOptions): StreamMasker {
   const window = opts.detectors.reduce((w, d) => Math.max(w, d.window), 0)
-  const pendings = opts.detectors.flatMap((d) => (d.pending ? [d.pending] : []))
+  const pendings = opts.detectors.flatMap((d) => (d.pending ? [{ re: d.pending, requires: d.pendingRequires }] : []))
   const maxHold = opts.maxHold ?? 16 * 1024
   let held = ''
   let context = ''
@@ -45,7 +45,8 @@ export function createStreamMasker(opts: StreamMaskerOptions): StreamMasker {
     let cut = full.length
     if (!final) {
       cut = full.length - window
-      for (const re of pendings) {
+      for (const { re, requires } of pendings) {
+        if (requires !== undefined && !full.includes(requires)) continue
         const p = re.exec(full)
         if (p && p.index < cut) cut = p.index
       }
