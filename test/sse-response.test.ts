@@ -88,6 +88,33 @@ describe('streamed answers through node-server', () => {
     expect(JSON.parse(event!.slice(6)).choices[0].delta.role).toBe('assistant')
   })
 
+  it('leave as they arrive: events that come apart are written apart, events that come together in one write', async () => {
+    // five words 80 ms apart: each must reach the client before the next leaves the upstream
+    stack.fake.script = () => ({ chunks: ['one ', 'two ', 'three ', 'four ', 'five'], chunkDelayMs: 80 })
+    const socket = rawStreamRequest(stack.gw.port)
+    const arrivals: { at: number; text: string }[] = []
+    socket.on('data', (b: Buffer) => arrivals.push({ at: performance.now(), text: b.toString('utf8') }))
+    await new Promise((resolve, reject) => {
+      socket.once('end', resolve)
+      socket.once('error', reject)
+    })
+    const seen = (word: string) => arrivals.find((a) => a.text.includes(`"content":"${word}`))!.at
+    const gaps = ['two', 'three', 'four', 'five'].map((w, i) => seen(w) - seen(['one', 'two', 'three', 'four'][i]!))
+    for (const gap of gaps) expect(gap).toBeGreaterThan(40)
+    // and a burst (every event at once) leaves in a handful of writes, not one per event
+    stack.fake.script = () => ({ chunks: Array.from({ length: 200 }, (_, i) => `w${i} `) })
+    const burst = rawStreamRequest(stack.gw.port)
+    let reads = 0
+    const body: Buffer[] = []
+    burst.on('data', (b: Buffer) => (reads++, body.push(b)))
+    await new Promise((resolve, reject) => {
+      burst.once('end', resolve)
+      burst.once('error', reject)
+    })
+    expect(events(Buffer.concat(body).toString('utf8')).length).toBeGreaterThan(200)
+    expect(reads).toBeLessThan(20)
+  })
+
   it('deliver every event in order to a client that stops reading for a while (the writer waits for drain)', async () => {
     // about 6 MB of events, more than the loopback socket buffers hold while the client is paused
     const pieces = Array.from({ length: 3000 }, (_, i) => `${String(i).padStart(5, '0')}:${'x'.repeat(2000)} `)
