@@ -51,6 +51,8 @@ const { values: flags } = parseArgs({
     // the bench config's model alias (default gpt-4o-mini, bench-trickle with --stream; bench-long: 500-token answers)
     // the request's max_tokens (the fake answers at most this many tokens)
     'max-tokens': { type: 'string', default: '16' },
+    // earlier user/assistant turns in every request (the same for all): a long agent conversation
+    history: { type: 'string', default: '0' },
     model: { type: 'string' },
     rounds: { type: 'string', default: '12' },
     seconds: { type: 'string', default: '4' },
@@ -99,7 +101,7 @@ async function main(): Promise<void> {
       for (const c of children) if (!gateways.includes(c)) pinToCpu(c.pid, 0)
       pinToCpu(process.pid, 0)
     }
-    const body = chatBody({ maxTokens: Number(flags['max-tokens']), model: flags.model ?? (flags.stream ? 'bench-trickle' : 'gpt-4o-mini'), mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream, systems: Number(flags.systems) })
+    const body = chatBody({ maxTokens: Number(flags['max-tokens']), history: Number(flags.history), model: flags.model ?? (flags.stream ? 'bench-trickle' : 'gpt-4o-mini'), mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream, systems: Number(flags.systems) })
     let offset = Math.floor(Math.random() * 1e9)
     const rate = flags.rate === undefined ? undefined : Number(flags.rate)
     if (rate !== undefined && !(rate > 0)) throw new Error(`--rate: expected a positive number of requests a second, got ${flags.rate}`)

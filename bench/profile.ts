@@ -37,6 +37,8 @@ const { values: flags } = parseArgs({
     // the bench config's model alias to ask for (bench-long: 500-token answers, 500 chunks when streamed)
     // the request's max_tokens (the fake answers at most this many tokens)
     'max-tokens': { type: 'string', default: '16' },
+    // earlier user/assistant turns in every request (the same for all): a long agent conversation
+    history: { type: 'string', default: '0' },
     model: { type: 'string', default: 'gpt-4o-mini' },
     'no-build': { type: 'boolean', default: false },
     'no-profile': { type: 'boolean', default: false },
@@ -134,7 +136,7 @@ async function main(): Promise<void> {
       cuts
     })
     children.push(sluice)
-    const body = chatBody({ maxTokens: Number(flags['max-tokens']), model: flags.model, mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream })
+    const body = chatBody({ maxTokens: Number(flags['max-tokens']), history: Number(flags.history), model: flags.model, mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream })
     const sessions = Number(flags.sessions)
     let offset = Math.floor(Math.random() * 1e9)
     const spec = (seconds: number) => {

@@ -34,6 +34,21 @@ export interface BodyOptions {
    * scopes, as a gateway serving several agents sees (default 1: one scope, the bench's crowded case).
    */
   systems?: number
+  /**
+   * Earlier turns before the request's own prompt (a user message and a ~400-character answer each), the same for
+   * every request: an agent's conversation resent every turn (default 0).
+   */
+  history?: number
+}
+
+/** The JSON of `turns` earlier user/assistant message pairs, each followed by a comma. */
+function historyJson(turns: number): string {
+  let out = ''
+  for (let t = 0; t < turns; t++) {
+    const answer = Array.from({ length: 4 }, (_, k) => promptWords(1_000_000 + t * 4 + k, 14)).join(' ')
+    out += `{"role":"user","content":${JSON.stringify(promptWords(900_000 + t))}},{"role":"assistant","content":${JSON.stringify(answer)}},`
+  }
+  return out
 }
 
 /**
@@ -45,7 +60,7 @@ export interface BodyOptions {
 export function chatBody(opts: BodyOptions): (i: number) => string {
   const head = `{"model":${JSON.stringify(opts.model)},"max_tokens":${opts.maxTokens ?? 16},` +
     (opts.stream ? '"stream":true,"stream_options":{"include_usage":true},' : '') +
-    `"messages":[{"role":"system","content":${JSON.stringify(SYSTEM)}},{"role":"user","content":`
+    `"messages":[{"role":"system","content":${JSON.stringify(SYSTEM)}},${historyJson(opts.history ?? 0)}{"role":"user","content":`
   if (opts.mode === 'same') {
     const constant = `${head}${JSON.stringify(promptWords(424242))}}]}`
     return () => constant
