@@ -1,22 +1,18 @@
 import { spawnSync } from 'node:child_process'
 import OpenAI from 'openai'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { LedgerEntry } from '../src/ledger/types.js'
 import { createRedisStore } from '../src/store/redis.js'
 import type { Store } from '../src/store/types.js'
 import { startFakeOpenAI, type FakeOpenAI } from './fakes/openai.js'
 import { refusal } from './helpers/errors.js'
 import { ADMIN_KEY, TEAM_A_KEY, startTestGateway, type TestGateway } from './helpers/gateway.js'
-import { runRedisTests, startRedisCluster, type TestRedisCluster } from './helpers/redis.js'
+import { ledgerEntry } from './helpers/ledger.js'
+import { countSocketWrites, runRedisTests, startRedisCluster, type TestRedisCluster, type WritableSocket } from './helpers/redis.js'
 
 // The shared state on a real Redis Cluster (three masters, no replicas): `store: { kind: redis, urls: [...] }`.
 // The budget and rate-limit scripts run on it in test/budget-store.test.ts; this file covers the rest of the store
 // and a gateway in front of it.
-const entry = (id: string, ts: number): LedgerEntry => ({
-  id, request_id: `r-${id}`, ts, team: 'a', key_id: 'abc', alias: 'gpt-4o-mini', model: 'openai/gpt-4o-mini', provider: 'openai',
-  surface: 'chat', stream: false, status: 'ok', tokens: { input: 1, output: 1, cached_input: 0, cache_write: 0 }, estimated: false,
-  cost_usd: 0.001, latency_ms: 1, attempt: 1
-})
+const entry = ledgerEntry
 
 describe.runIf(runRedisTests)('Redis Cluster store (three masters)', () => {
   let cluster: TestRedisCluster
@@ -80,29 +76,16 @@ describe.runIf(runRedisTests)('Redis Cluster store (three masters)', () => {
   })
 
   it('sends the commands of one batch to each master in one write', async () => {
-    type Socket = { _write: (...a: unknown[]) => void; _writev?: (...a: unknown[]) => void }
-    const masters = (store as unknown as { client: { nodes(role: string): { stream: Socket }[] } }).client.nodes('master')
-    let writes = 0
-    const restore = masters.map(({ stream }) => {
-      const { _write, _writev } = stream
-      stream._write = function (this: unknown, ...a: unknown[]) {
-        writes++
-        return _write.apply(this, a)
+    const masters = (store as unknown as { client: { nodes(role: string): { stream: WritableSocket }[] } }).client.nodes('master')
+    await countSocketWrites(
+      masters.map((m) => m.stream),
+      async (writes) => {
+        // twelve reads spread over the three masters, issued together
+        await Promise.all(Array.from({ length: 12 }, (_, i) => store.cacheGet(`e${i}`)))
+        expect(writes()).toBeGreaterThan(0)
+        expect(writes()).toBeLessThanOrEqual(masters.length)
       }
-      stream._writev = function (this: unknown, ...a: unknown[]) {
-        writes++
-        return _writev!.apply(this, a)
-      }
-      return () => Object.assign(stream, { _write, _writev })
-    })
-    try {
-      // twelve reads spread over the three masters, issued together
-      await Promise.all(Array.from({ length: 12 }, (_, i) => store.cacheGet(`e${i}`)))
-      expect(writes).toBeGreaterThan(0)
-      expect(writes).toBeLessThanOrEqual(masters.length)
-    } finally {
-      for (const r of restore) r()
-    }
+    )
   })
 
   it('serves a gateway: misses and hits, budgets and rate limits, the ledger and keys made at run time', async () => {

@@ -1,16 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { LedgerEntry } from '../src/ledger/types.js'
 import { storeSchema } from '../src/config/schema.js'
 import { createStore } from '../src/server.js'
 import { createRedisStore } from '../src/store/redis.js'
 import type { Store } from '../src/store/types.js'
-import { runRedisTests, startRedis, type TestRedis } from './helpers/redis.js'
+import { ledgerEntry } from './helpers/ledger.js'
+import { countSocketWrites, runRedisTests, startRedis, type TestRedis, type WritableSocket } from './helpers/redis.js'
 
-const entry = (id: string, ts: number): LedgerEntry => ({
-  id, request_id: `r-${id}`, ts, team: 'a', key_id: 'abc', alias: 'gpt-4o-mini', model: 'openai/gpt-4o-mini', provider: 'openai',
-  surface: 'chat', stream: false, status: 'ok', tokens: { input: 1, output: 1, cached_input: 0, cache_write: 0 }, estimated: false,
-  cost_usd: 0.001, latency_ms: 1, attempt: 1
-})
+const entry = ledgerEntry
 
 describe.runIf(runRedisTests)('Redis store ledger', () => {
   let redis: TestRedis
@@ -40,25 +36,8 @@ describe.runIf(runRedisTests)('Redis store ledger', () => {
   })
 
   /** Counts the socket writes (syscalls) of a store's connection while `body` runs. */
-  async function countWrites(of: Store, body: (writes: () => number) => Promise<void>): Promise<void> {
-    const socket = (of as unknown as { client: { stream: { _writev?: (...a: unknown[]) => void; _write: (...a: unknown[]) => void } } }).client.stream
-    const { _write, _writev } = socket
-    let writes = 0
-    socket._write = function (this: unknown, ...args: unknown[]) {
-      writes++
-      return _write.apply(this, args)
-    }
-    socket._writev = function (this: unknown, ...args: unknown[]) {
-      writes++
-      return _writev!.apply(this, args)
-    }
-    try {
-      await body(() => writes)
-    } finally {
-      socket._write = _write
-      socket._writev = _writev
-    }
-  }
+  const countWrites = (of: Store, body: (writes: () => number) => Promise<void>) =>
+    countSocketWrites([(of as unknown as { client: { stream: WritableSocket } }).client.stream], body)
   const tick = () => new Promise<void>((resolve) => process.nextTick(resolve))
   const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 

@@ -118,3 +118,36 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
   await until('the slots were not all served', () => ports.every((p) => /cluster_state:ok/.test(cli(p, 'cluster', 'info'))))
   return { urls: ports.map((p) => `redis://127.0.0.1:${p}`), ports, stop }
 }
+
+/** The write methods of a connection's socket that a test may wrap. */
+export interface WritableSocket {
+  _write: (...a: unknown[]) => void
+  _writev?: (...a: unknown[]) => void
+}
+
+/**
+ * Counts the writes (syscalls) the given sockets make while `body` runs, all of them together.
+ *
+ * @example
+ * await countSocketWrites([client.stream], async (writes) => { await client.get('k'); expect(writes()).toBe(1) })
+ */
+export async function countSocketWrites(sockets: WritableSocket[], body: (writes: () => number) => Promise<void>): Promise<void> {
+  let writes = 0
+  const restore = sockets.map((socket) => {
+    const { _write, _writev } = socket
+    socket._write = function (this: unknown, ...args: unknown[]) {
+      writes++
+      return _write.apply(this, args)
+    }
+    socket._writev = function (this: unknown, ...args: unknown[]) {
+      writes++
+      return _writev!.apply(this, args)
+    }
+    return () => Object.assign(socket, { _write, _writev })
+  })
+  try {
+    await body(() => writes)
+  } finally {
+    for (const r of restore) r()
+  }
+}
