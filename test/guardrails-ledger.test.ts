@@ -85,5 +85,13 @@ describe('guardrail actions in the ledger and the log', () => {
     expect(hit.text).not.toContain(TOKEN)
     const [entry] = await entriesOf(second, 'b')
     expect(entry).toMatchObject({ status: 'cache_hit', guardrails: ['secret.github:mask'] })
+    // later hits reuse the answer's remembered scan: masked, and counted, every time
+    for (const n of [3, 4]) {
+      const session = `gl-hit${n}-${Date.now()}`
+      const again = await chat(TEAM_B_KEY, session, prompt)
+      expect(again.text).toContain('[GITHUB_TOKEN]')
+      expect(again.text).not.toContain(TOKEN)
+      expect((await entriesOf(session, 'b'))[0]).toMatchObject({ status: 'cache_hit', guardrails: ['secret.github:mask'] })
+    }
   })
 })

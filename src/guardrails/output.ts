@@ -1,7 +1,7 @@
 import type { RequestContext, Step } from '../context.js'
 import type { ChatChunk, ChatCompletion, ChunkChoice, ToolCall } from '../types.js'
 import { compileGuardrails, type CompiledGuardrails } from './compile.js'
-import { findAll, replaceMatches, type Match } from './detect.js'
+import { findAll, findAllRemembered, replaceMatches, type Match } from './detect.js'
 import type { GuardState } from './input.js'
 import { validateJsonAnswer } from './json-schema.js'
 import { createRecorder, type GuardDeps, type Recorder } from './record.js'
@@ -20,6 +20,8 @@ interface OutputPlan {
   allowTools?: Set<string>
   session?: SessionGuard
   rec: Recorder
+  /** The answer came from a cache: its texts come back on every hit, so their scans are remembered (`findAllRemembered`). */
+  cached?: boolean
 }
 
 /**
@@ -40,6 +42,8 @@ export function createGuardOutputStep(deps: GuardDeps = {}): Step {
     if (!plan) return next()
     const result = await next()
     if (result.type === 'json') {
+      // a miss's answer is scanned once and never again; a hit's is the same text every time
+      plan.cached = ctx.cache === 'hit' || ctx.cache === 'semantic-hit'
       await guardCompletion(result.body, plan)
       plan.rec.flush()
       return result
@@ -78,7 +82,7 @@ function outputAction(plan: OutputPlan, m: Match): string | undefined {
 /** Masks then restores one complete text. */
 function guardText(text: string, plan: OutputPlan): string {
   if (plan.scan) {
-    const matches = findAll(text, plan.scan.detectors, plan.allowed)
+    const matches = (plan.cached ? findAllRemembered : findAll)(text, plan.scan.detectors, plan.allowed)
     const masked = matches.filter((m) => outputAction(plan, m) !== undefined)
     text = replaceMatches(text, masked, (m) => `[${m.tag}]`)
   }
