@@ -109,15 +109,19 @@ async function writeSse<T>(out: ServerResponse, it: AsyncIterator<T>, format: Ss
     // a full buffer shows as writableNeedDrain (set here, cleared by the drain event), which the loop checks
     out.write(text)
   }
+  /** Ends the response with what is still batched and then `last`. */
+  const end = (last: string) => {
+    start()
+    const rest = batch
+    batch = ''
+    out.end(rest + last)
+  }
   try {
     for (;;) {
       const r = await it.next()
       if (closed || out.destroyed) return
       if (r.done) {
-        start()
-        const rest = batch
-        batch = ''
-        out.end(rest + format.end())
+        end(format.end())
         return
       }
       const text = format.render(r.value)
@@ -141,10 +145,7 @@ async function writeSse<T>(out: ServerResponse, it: AsyncIterator<T>, format: Ss
     }
   } catch (err) {
     if (closed || out.destroyed) return
-    start()
-    const rest = batch
-    batch = ''
-    out.end(rest + format.renderError(toGatewayError(err)))
+    end(format.renderError(toGatewayError(err)))
   } finally {
     out.off('close', onClose)
   }

@@ -1,6 +1,6 @@
 import type { Step } from '../context.js'
 import type { Runtime } from '../gateway.js'
-import { createAdmission, createAdmitStep, createEarlyBudgetSteps, createEarlyRateSteps, type Admission } from './admit.js'
+import { createAdmission, createAdmitStep, createEarlyBudgetSteps, createEarlyRateSteps, type Admission, type AdmitDeps } from './admit.js'
 
 export { createAdmission, createAdmitStep, createEarlyBudgetSteps, createEarlyRateSteps, setRemainingHeader, budgetsInScope, reservationTtl, type Admission, type AdmissionEstimate, type BegunReservation, type Admitted, type AdmitDeps, type AdmitOptions, type ScopedBudget } from './admit.js'
 export { worstCase, withOutputCap, promptPrice, requestedCap, embeddingWorstCase, DEFAULT_OUTPUT_CAP } from './estimate.js'
@@ -18,8 +18,7 @@ export { teamKeys, parseCounterKey } from './keys.js'
  * steps.push(admitStep(rt, 'rate'), cacheStep(rt), admitStep(rt, 'budgets'))
  */
 export function admitStep(rt: Runtime, only?: 'rate' | 'budgets'): Step | undefined {
-  const used = Object.values(rt.config.policies).some((p) => (only !== 'rate' && p.budgets.length > 0) || (only !== 'budgets' && p.rate_limits.length > 0))
-  return used ? createAdmitStep({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log }, only) : undefined
+  return policiesUse(rt, only) ? createAdmitStep(admitDeps(rt), only) : undefined
 }
 
 /**
@@ -32,10 +31,7 @@ export function admitStep(rt: Runtime, only?: 'rate' | 'budgets'): Step | undefi
  * steps.push(admitStep(rt, 'rate'), early?.reserve, cacheStep(rt), early?.admit ?? admitStep(rt, 'budgets'))
  */
 export function earlyBudgetSteps(rt: Runtime): { reserve: Step; admit: Step } | undefined {
-  const store = rt.config.store
-  if (store.kind !== 'redis' || !store.reserve_early) return undefined
-  if (!Object.values(rt.config.policies).some((p) => p.budgets.length > 0)) return undefined
-  return createEarlyBudgetSteps({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log })
+  return sendsEarly(rt) && policiesUse(rt, 'budgets') ? createEarlyBudgetSteps(admitDeps(rt)) : undefined
 }
 
 /**
@@ -48,10 +44,23 @@ export function earlyBudgetSteps(rt: Runtime): { reserve: Step; admit: Step } | 
  * steps.push(early?.reserve, rate?.rate ?? admitStep(rt, 'rate'), cacheStep(rt), rate?.gate, early?.admit ?? admitStep(rt, 'budgets'))
  */
 export function earlyRateSteps(rt: Runtime): { rate: Step; gate: Step } | undefined {
+  return sendsEarly(rt) && policiesUse(rt, 'rate') ? createEarlyRateSteps(admitDeps(rt)) : undefined
+}
+
+/** Whether some team policy has budgets (`budgets`), rate limits (`rate`), or either. */
+function policiesUse(rt: Runtime, only?: 'rate' | 'budgets'): boolean {
+  return Object.values(rt.config.policies).some((p) => (only !== 'rate' && p.budgets.length > 0) || (only !== 'budgets' && p.rate_limits.length > 0))
+}
+
+/** Whether admission commands go out before the cache lookup: a store a round trip away, with `store.reserve_early`. */
+function sendsEarly(rt: Runtime): boolean {
   const store = rt.config.store
-  if (store.kind !== 'redis' || !store.reserve_early) return undefined
-  if (!Object.values(rt.config.policies).some((p) => p.rate_limits.length > 0)) return undefined
-  return createEarlyRateSteps({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log })
+  return store.kind === 'redis' && store.reserve_early
+}
+
+/** What every admission of a runtime is made from. */
+function admitDeps(rt: Runtime): AdmitDeps {
+  return { config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log }
 }
 
 const admissions = new WeakMap<Runtime, Admission | undefined>()
@@ -65,8 +74,7 @@ const admissions = new WeakMap<Runtime, Admission | undefined>()
  */
 export function admissionFor(rt: Runtime): Admission | undefined {
   if (admissions.has(rt)) return admissions.get(rt)
-  const used = Object.values(rt.config.policies).some((p) => p.budgets.length > 0 || p.rate_limits.length > 0)
-  const admission = used ? createAdmission({ config: rt.config, store: rt.store, registry: rt.metrics.registry, log: rt.log }) : undefined
+  const admission = policiesUse(rt) ? createAdmission(admitDeps(rt)) : undefined
   admissions.set(rt, admission)
   return admission
 }

@@ -112,8 +112,9 @@ export const storeSchema = z.discriminatedUnion('kind', [
     /** Commands share one write per event-loop turn (default: the least CPU) or per tick (no command waits for the turn's end). */
     batch_writes: z.enum(['turn', 'tick']).default('turn'),
     /**
-     * While no command awaits a reply, the budget reservation goes out before the cache lookup, with the exact-cache
-     * read: one round trip before the upstream call instead of two. A cache hit then releases it (never refused by it).
+     * The rate-limit check, and while no command awaits a reply the budget reservation, go out before the cache lookup
+     * with the exact-cache read: one round trip before the upstream call instead of two (three with rate limits). A
+     * cache hit releases the reservation (never refused by it); a rate-refused request is never served from a cache.
      */
     reserve_early: z.boolean().default(true),
     /** A command without a reply after this long fails: admission follows on_store_error, a cache read misses. */
