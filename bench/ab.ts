@@ -40,7 +40,7 @@ import { chatBody } from './lib/bodies.js'
 import { closedLoop, openLoop } from './lib/load.js'
 import { cpuMicros, pinToCpu, type Child } from './lib/procs.js'
 import { describePaired, median, pairedComparison, pairedRatio, roundOrder } from './lib/stats.js'
-import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startFloor, startReference, startSluice } from './lib/targets.js'
+import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startFloor, startReference, startSluice, upstreamModel } from './lib/targets.js'
 import { parseAbVariant, type AbVariant } from './lib/variants.js'
 
 const { values: flags } = parseArgs({
@@ -101,12 +101,16 @@ async function main(): Promise<void> {
       for (const c of children) if (!gateways.includes(c)) pinToCpu(c.pid, 0)
       pinToCpu(process.pid, 0)
     }
-    const body = chatBody({ maxTokens: Number(flags['max-tokens']), history: Number(flags.history), model: flags.model ?? (flags.stream ? 'bench-trickle' : 'gpt-4o-mini'), mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream, systems: Number(flags.systems) })
+    const alias = flags.model ?? (flags.stream ? 'bench-trickle' : 'gpt-4o-mini')
+    const bodyFor = (model: string) =>
+      chatBody({ maxTokens: Number(flags['max-tokens']), history: Number(flags.history), model, mode: flags.mode === 'same' ? 'same' : 'unique', stream: flags.stream, systems: Number(flags.systems) })
+    // the floor and the reference servers have no model aliases: they are sent the model the alias asks the fake for
+    const bodies = variants.map((v) => (v.kind === 'sluice' ? bodyFor(alias) : bodyFor(upstreamModel(alias))))
     let offset = Math.floor(Math.random() * 1e9)
     const rate = flags.rate === undefined ? undefined : Number(flags.rate)
     if (rate !== undefined && !(rate > 0)) throw new Error(`--rate: expected a positive number of requests a second, got ${flags.rate}`)
     /** One load of a gateway: requests served, throughput, and with `--rate` the latency percentiles (ms). */
-    const load = async (g: Child, seconds: number, name: string): Promise<{ requests: number; rps: number; p50Ms?: number; p99Ms?: number }> => {
+    const load = async (g: Child, body: (i: number) => string, seconds: number, name: string): Promise<{ requests: number; rps: number; p50Ms?: number; p99Ms?: number }> => {
       const base = (offset += 10_000_000)
       const sessions = Number(flags.sessions)
       const spec = {
@@ -126,7 +130,7 @@ async function main(): Promise<void> {
       if (res.failed > 0) throw new Error(`${name}: ${res.failed} failed requests (${res.firstFailure})`)
       return { requests: res.sent + res.warmupSent, rps: res.achievedRps, p50Ms: res.p50Ms, p99Ms: res.p99Ms }
     }
-    for (const [i, g] of gateways.entries()) await load(g, Number(flags.warmup), variants[i]!.name)
+    for (const [i, g] of gateways.entries()) await load(g, bodies[i]!, Number(flags.warmup), variants[i]!.name)
     const cpu: number[][] = variants.map(() => [])
     const rps: number[][] = variants.map(() => [])
     const p50: number[][] = variants.map(() => [])
@@ -134,7 +138,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < Number(flags.rounds); r++) {
       for (const i of roundOrder(gateways.length, r)) {
         const before = cpuMicros(gateways[i]!.pid)
-        const res = await load(gateways[i]!, Number(flags.seconds), variants[i]!.name)
+        const res = await load(gateways[i]!, bodies[i]!, Number(flags.seconds), variants[i]!.name)
         cpu[i]!.push((cpuMicros(gateways[i]!.pid) - before) / res.requests)
         rps[i]!.push(res.rps)
         if (res.p50Ms !== undefined) p50[i]!.push(res.p50Ms), p99[i]!.push(res.p99Ms!)

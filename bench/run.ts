@@ -17,7 +17,7 @@ import { closedLoop, openLoop, streamTtfb, type ClosedLoopResult, type OpenLoopR
 import { cpuMicros, rssBytes, sampleRss, startRedis, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_HEADERS, buildSluice, peerAvailable, sluiceAvailable, startFake, startFloor, startPeer, startReference, startSluice } from './lib/targets.js'
+import { BENCH_HEADERS, buildSluice, peerAvailable, sluiceAvailable, startFake, startFloor, startPeer, startReference, startSluice, upstreamModel } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -55,9 +55,8 @@ for (const [k, v] of Object.entries(settings)) {
   if (!Number.isFinite(v) || v < least) throw new Error(`--${k}: expected a ${least === 0 ? 'non-negative' : 'positive'} number, got ${v}`)
 }
 
-/** Upstream model names: the fake reads its behaviour from the part after `@`. */
+/** The fast model alias (the same name upstream). */
 const FAST = 'gpt-4o-mini'
-const TRICKLE_UPSTREAM = 'gpt-4o-mini@tokens=8,chunk_delay_ms=2'
 
 interface Workload {
   name: string
@@ -113,7 +112,7 @@ async function main(): Promise<void> {
   const upstream = `http://127.0.0.1:${fake.port}`
   const workloads: Workload[] = []
   const skipped: string[] = []
-  const plain = { fast: FAST, trickle: TRICKLE_UPSTREAM }
+  const plain = { fast: upstreamModel(FAST), trickle: upstreamModel('bench-trickle') }
   const gateway = { fast: FAST, trickle: 'bench-trickle' }
 
   workloads.push({ name: 'direct', origin: upstream, models: plain, mode: 'unique', closed: false, open: true, stream: true, note: 'the fake upstream itself, no proxy (latency baseline)' })

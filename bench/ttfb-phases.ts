@@ -10,22 +10,23 @@
  *   node --import tsx bench/ttfb-phases.ts --variants 'full,full --max-semi-space-size=1'   # a V8 flag's effect
  *   node --import tsx bench/ttfb-phases.ts --variants 'full,full@node_modules/.ab/base'     # against another build
  *   node --import tsx bench/ttfb-phases.ts --no-build --write       # also rewrite its section of bench/RESULTS.md
+ *   node --import tsx bench/ttfb-phases.ts --pin                    # servers on the last CPU, client and fake on the first
  *
  * A variant is a policy, optionally `@` another build's output folder (a copy of dist/ inside the repo, so its imports
  * resolve), optionally `:redis` (the Redis store, its own keys), optionally followed by flags for Sluice's node. Policies: `full` (bench/policies/bench.yaml),
  * `no-semantic`, `no-cache` (both cache layers off), `no-guardrails`, `no-budgets`, `bare` (all four off).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { streamTtfb } from './lib/load.js'
 import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.js'
-import type { Child } from './lib/procs.js'
+import { pinToCpu, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
-import { BENCH_HEADERS, ROOT, benchPolicy, buildSluice, startBackends, startFloor, startSluice } from './lib/targets.js'
+import { BENCH_HEADERS, ROOT, upstreamModel, benchPolicy, buildSluice, startBackends, startFloor, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
   options: {
@@ -33,6 +34,8 @@ const { values: flags } = parseArgs({
     rounds: { type: 'string', default: '5' },
     n: { type: 'string', default: '200' },
     'no-build': { type: 'boolean', default: false },
+    // servers on the last CPU, this process (the client) and the fake upstream on the first, as in bench/ab.ts
+    pin: { type: 'boolean', default: false },
     write: { type: 'boolean', default: false }
   }
 })
@@ -44,6 +47,8 @@ interface Target {
   child: Child
   out: string
   headers: Record<string, string>
+  /** The streamed request's model: the floor has no `bench-trickle` alias and is sent its upstream name. */
+  model: string
   rounds: { ttfbMs: number; phases: PhaseReport }[]
 }
 
@@ -64,7 +69,7 @@ async function main(): Promise<void> {
     const floorOut = join(dir, 'floor.json')
     const floor = await startFloor(upstream, { nodeArgs: PHASE_MARKS_PRELOAD, env: { PHASE_MARKS_OUT: floorOut } })
     children.push(floor)
-    targets.push({ name: 'floor', child: floor, out: floorOut, headers: { 'content-type': 'application/json' }, rounds: [] })
+    targets.push({ name: 'floor', child: floor, out: floorOut, headers: { 'content-type': 'application/json' }, model: upstreamModel('bench-trickle'), rounds: [] })
     for (const [i, v] of variants.entries()) {
       const out = join(dir, `sluice-${i}.json`)
       const child = await startSluice(v.redis ? 'sluice-redis' : 'sluice-memory', {
@@ -76,12 +81,19 @@ async function main(): Promise<void> {
         cuts: v.cuts
       })
       children.push(child)
-      targets.push({ name: `sluice ${v.name}`, child, out, headers: BENCH_HEADERS, rounds: [] })
+      targets.push({ name: `sluice ${v.name}`, child, out, headers: BENCH_HEADERS, model: 'bench-trickle', rounds: [] })
     }
-    const body = chatBody({ model: 'bench-trickle', mode: 'unique', stream: true })
+    if (flags.pin) {
+      const last = availableParallelism() - 1
+      const servers = targets.map((t) => t.child)
+      for (const s of servers) pinToCpu(s.pid, last)
+      for (const c of children) if (!servers.includes(c)) pinToCpu(c.pid, 0)
+      pinToCpu(process.pid, 0)
+    }
     let offset = Math.floor(Math.random() * 1e9)
     const round = async (t: Target, n: number) => {
       const base = (offset += 10_000_000)
+      const body = chatBody({ model: t.model, mode: 'unique', stream: true })
       const r = await streamTtfb({ origin: `http://127.0.0.1:${t.child.port}`, path: '/v1/chat/completions', headers: t.headers, body: (i) => body(i + base) }, { n })
       if (r.ok < n) throw new Error(`${t.name}: ${n - r.ok} of ${n} streams failed: ${r.firstFailure}`)
       return r.ttfbP50Ms

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { readFileSync } from 'node:fs'
 import { parse } from 'yaml'
-import { benchPolicy, withoutLayers } from '../bench/lib/targets.js'
+import { benchPolicy, upstreamModel, withoutLayers } from '../bench/lib/targets.js'
 import { parseAbVariant } from '../bench/lib/variants.js'
 
 describe('parseAbVariant (bench/ab.ts --variants)', () => {
@@ -80,5 +80,18 @@ describe('benchPolicy (bench/ab.ts, bench/ttfb-phases.ts, bench/ttfb-profile.ts)
     const rated = parse(withoutLayers(text, benchPolicy('rate+no-budgets', '-')))
     expect(rated.rate_limits).toEqual([{ scope: 'key', rpm: 1_000_000_000 }])
     expect(rated.budgets).toEqual([])
+  })
+})
+
+describe('upstreamModel (what the floor and reference servers are sent)', () => {
+  it('names, for every model alias of the bench configs, the upstream model those configs give it', () => {
+    for (const file of ['sluice-memory.yaml', 'sluice-redis.yaml']) {
+      const config = parse(readFileSync(new URL(`../bench/config/${file}`, import.meta.url), 'utf8')) as { models: Record<string, { model: string }> }
+      for (const [alias, m] of Object.entries(config.models)) expect(upstreamModel(alias), `${file}: ${alias}`).toBe(m.model)
+    }
+  })
+
+  it('refuses an alias the bench configs do not have', () => {
+    expect(() => upstreamModel('gpt-5')).toThrow(/no bench model alias "gpt-5"/)
   })
 })

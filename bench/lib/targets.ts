@@ -19,6 +19,33 @@ export const BENCH_KEY = 'sk-bench-0123456789'
 /** A key whose team budget is spent after a few requests. */
 export const TIGHT_KEY = 'sk-tight-0123456789'
 
+/**
+ * The upstream model that bench/config's `bench-trickle` alias names: the fake reads its behaviour from the part
+ * after `@` (8 tokens, 2 ms apart). A target without the alias (the floor, the reference servers) must be sent this
+ * name, or the fake answers its default at once and that target's stream is not the same stream.
+ */
+const TRICKLE_UPSTREAM = 'gpt-4o-mini@tokens=8,chunk_delay_ms=2'
+
+/** What each model alias of the bench configs (bench/config/sluice-*.yaml) asks the fake for. */
+const UPSTREAM_MODELS: Readonly<Record<string, string>> = Object.freeze({
+  'gpt-4o-mini': 'gpt-4o-mini',
+  'bench-trickle': TRICKLE_UPSTREAM,
+  'bench-long': 'gpt-4o-mini@tokens=500'
+})
+
+/**
+ * The model a target without the bench config's aliases (the floor, a reference server) must be sent for the same
+ * answer as Sluice gets for `alias`: the fake reads tokens and delays from the name.
+ *
+ * @example
+ * upstreamModel('bench-trickle') // 'gpt-4o-mini@tokens=8,chunk_delay_ms=2'
+ */
+export function upstreamModel(alias: string): string {
+  const model = UPSTREAM_MODELS[alias]
+  if (model === undefined) throw new Error(`no bench model alias "${alias}"; known: ${Object.keys(UPSTREAM_MODELS).join(', ')}`)
+  return model
+}
+
 /** The headers of a chat request to Sluice with the bench key. */
 export const BENCH_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json', authorization: `Bearer ${BENCH_KEY}` })
 
