@@ -25,7 +25,7 @@ import { streamTtfb } from './lib/load.js'
 import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.js'
 import { pinToCpu, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
-import { median } from './lib/stats.js'
+import { describePaired, median, pairedComparison } from './lib/stats.js'
 import { BENCH_HEADERS, ROOT, upstreamModel, benchPolicy, buildSluice, startBackends, startFloor, startSluice } from './lib/targets.js'
 
 const { values: flags } = parseArgs({
@@ -151,6 +151,16 @@ function render(targets: Target[]): string {
   for (const t of targets) {
     const cols = PHASES.map((p) => cell(t, (r) => r.phases[p], 'µs'))
     lines.push(`| ${t.name} | ${cell(t, (r) => r.ttfbMs, 'ms')} | ${cols.join(' | ')} |`)
+  }
+  // two builds or policies side by side: each against the first Sluice variant, paired by round, as bench/ab.ts does
+  const [first, ...others] = targets.slice(1)
+  if (first && others.length > 0) {
+    lines.push('', `Against ${first.name}, paired by round:`)
+    for (const t of others) {
+      const paired = (f: (x: Target['rounds'][number]) => number | null, unit: string, digits: number) =>
+        describePaired(pairedComparison(first.rounds.map((r) => f(r) ?? NaN), t.rounds.map((r) => f(r) ?? NaN)), first.name, unit, digits)
+      lines.push(`- ${t.name}: client TTFB ${paired((r) => r.ttfbMs, 'ms', 2)}; arrival → upstream sent ${paired((r) => r.phases.beforeUpstream, 'µs', 0)}`)
+    }
   }
   return lines.join('\n')
 }

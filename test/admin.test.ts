@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { parse, stringify } from 'yaml'
 import type { FakeOpenAI } from './fakes/openai.js'
 import { ADMIN_KEY, TEAM_A_KEY, TEAM_B_KEY, type TestGateway } from './helpers/gateway.js'
 import { startStack, type Stack } from './helpers/stack.js'
@@ -328,5 +329,21 @@ describe('admin API: teams, policies and reload', () => {
     writeFileSync(policyFile, original)
     expect((await api('/admin/reload', ADMIN_KEY, { method: 'POST' })).status).toBe(200)
     expect((await api('/readyz', undefined)).text).not.toContain('last reload failed')
+  })
+
+  it('refuses a config key from the reload that drops it, though the key was used (and so remembered) before', async () => {
+    expect(await chat(TEAM_B_KEY, 'before the reload')).toBe(200)
+    const original = readFileSync(gw.file, 'utf8')
+    const config = parse(original) as { keys: { key: string }[] }
+    writeFileSync(gw.file, stringify({ ...config, keys: config.keys.filter((k) => k.key !== TEAM_B_KEY) }))
+    try {
+      expect((await api('/admin/reload', ADMIN_KEY, { method: 'POST' })).status).toBe(200)
+      expect(await chat(TEAM_B_KEY, 'after the reload')).toBe(401)
+      expect(await chat(TEAM_A_KEY, 'after the reload')).toBe(200)
+    } finally {
+      writeFileSync(gw.file, original)
+      expect((await api('/admin/reload', ADMIN_KEY, { method: 'POST' })).status).toBe(200)
+    }
+    expect(await chat(TEAM_B_KEY, 'back again')).toBe(200)
   })
 })
