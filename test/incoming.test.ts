@@ -1,4 +1,6 @@
+import { once } from 'node:events'
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import { Hono, type Context } from 'hono'
@@ -69,6 +71,25 @@ describe('requests read from Node directly', () => {
     const res = await post([body.subarray(0, cut), body.subarray(cut)], base, false)
     expect(res.status).toBe(200)
     expect(res.body.choices[0].message.content).toBe('You said: héllo wörld €')
+  })
+
+  it('a body still arriving after the headers is waited for and read whole, over several reads', async () => {
+    const body = Buffer.from(chat('wörld € later'))
+    const cut = body.indexOf(Buffer.from('€')) + 1
+    const socket = connect(Number(new URL(gw.url).port), '127.0.0.1')
+    await once(socket, 'connect')
+    let answer = ''
+    socket.setEncoding('utf8')
+    socket.on('data', (d: string) => (answer += d))
+    const head = `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: ${base.authorization}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`
+    socket.write(Buffer.concat([Buffer.from(head), body.subarray(0, 10)]))
+    for (const piece of [body.subarray(10, cut), body.subarray(cut)]) {
+      await new Promise((r) => setTimeout(r, 30))
+      socket.write(piece)
+    }
+    await once(socket, 'close')
+    expect(answer).toMatch(/^HTTP\/1.1 200 /)
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).choices[0].message.content).toBe('You said: wörld € later')
   })
 
   it('repeated headers are joined with ", " (a second content-type spoils the first)', async () => {
