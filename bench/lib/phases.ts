@@ -23,6 +23,8 @@ export interface PhaseReport {
   firstByte: number | null
   /** The first write call → the socket's write: how long Node's cork held the first bytes back. */
   corked: number | null
+  /** Arrival → each named moment a build with marks passed (bench/lib/segments.ts), in order; empty without marks. */
+  marks: Record<string, number | null>
 }
 
 /**
