@@ -33,12 +33,11 @@
  * first (`taskset`, Linux): the scheduler then cannot put a gateway and the load generator on one core for part of a
  * round. Same-build A/A runs on the 2-core dev VM: misses' per-round differences spread half as wide (IQR 62 → 31 µs).
  */
-import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { closedLoop, openLoop } from './lib/load.js'
-import { cpuMicros, pinToCpu, type Child } from './lib/procs.js'
+import { cpuMicros, pinApart, type Child } from './lib/procs.js'
 import { describePaired, median, pairedComparison, pairedRatio, roundOrder } from './lib/stats.js'
 import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startFloor, startReference, startSluice, upstreamModel } from './lib/targets.js'
 import { parseAbVariant, type AbVariant } from './lib/variants.js'
@@ -96,10 +95,7 @@ async function main(): Promise<void> {
     }
     if (flags.pin) {
       // the gateways on the last CPU; this process (the load generator) and the fake upstream on the first
-      const last = availableParallelism() - 1
-      for (const g of gateways) pinToCpu(g.pid, last)
-      for (const c of children) if (!gateways.includes(c)) pinToCpu(c.pid, 0)
-      pinToCpu(process.pid, 0)
+      pinApart(gateways, children)
     }
     const alias = flags.model ?? (flags.stream ? 'bench-trickle' : 'gpt-4o-mini')
     const bodyFor = (model: string) =>

@@ -17,13 +17,13 @@
  * `no-semantic`, `no-cache` (both cache layers off), `no-guardrails`, `no-budgets`, `bare` (all four off).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
-import { availableParallelism, tmpdir } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { streamTtfb } from './lib/load.js'
 import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.js'
-import { pinToCpu, type Child } from './lib/procs.js'
+import { pinApart, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { describePaired, median, pairedComparison } from './lib/stats.js'
 import { BENCH_HEADERS, ROOT, upstreamModel, benchPolicy, buildSluice, startBackends, startFloor, startSluice } from './lib/targets.js'
@@ -83,13 +83,7 @@ async function main(): Promise<void> {
       children.push(child)
       targets.push({ name: `sluice ${v.name}`, child, out, headers: BENCH_HEADERS, model: 'bench-trickle', rounds: [] })
     }
-    if (flags.pin) {
-      const last = availableParallelism() - 1
-      const servers = targets.map((t) => t.child)
-      for (const s of servers) pinToCpu(s.pid, last)
-      for (const c of children) if (!servers.includes(c)) pinToCpu(c.pid, 0)
-      pinToCpu(process.pid, 0)
-    }
+    if (flags.pin) pinApart(targets.map((t) => t.child), children)
     let offset = Math.floor(Math.random() * 1e9)
     const round = async (t: Target, n: number) => {
       const base = (offset += 10_000_000)

@@ -13,13 +13,13 @@
  * on the first (`--no-pin` to leave them to the scheduler).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
-import { availableParallelism, tmpdir } from 'node:os'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
 import { streamTtfb } from './lib/load.js'
 import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.js'
-import { pinToCpu, type Child } from './lib/procs.js'
+import { pinApart, type Child } from './lib/procs.js'
 import { machineLine } from './lib/results.js'
 import { CHAT_SEGMENTS, markBuild } from './lib/segments.js'
 import { median } from './lib/stats.js'
@@ -49,11 +49,7 @@ async function main(): Promise<void> {
     const { upstream } = await startBackends('memory', children)
     const sluice = await startSluice('sluice-memory', { upstream, dist: marked, cuts, nodeArgs: PHASE_MARKS_PRELOAD, env: { PHASE_MARKS_OUT: out } })
     children.push(sluice)
-    if (!flags['no-pin']) {
-      pinToCpu(sluice.pid, availableParallelism() - 1)
-      for (const c of children) if (c !== sluice) pinToCpu(c.pid, 0)
-      pinToCpu(process.pid, 0)
-    }
+    if (!flags['no-pin']) pinApart([sluice], children)
     const body = chatBody({ model: 'bench-trickle', mode: 'unique', stream: true })
     let offset = Math.floor(Math.random() * 1e9)
     const round = async (n: number) => {

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { execFileSync } from 'node:child_process'
 
 /** A free TCP port on 127.0.0.1 (asked of the kernel, then released; the small race is fine for benches). */
@@ -132,6 +133,21 @@ export function pinToCpu(pid: number, cpu: number): void {
     // no such process
   }
   if (allowed !== String(cpu)) throw new Error(`could not pin process ${pid} to CPU ${cpu} (it may run on: ${allowed ?? 'no such process'})`)
+}
+
+/**
+ * The servers under measurement on the last CPU; the other children (the fake upstream, Redis) and this process (the
+ * load generator) on the first: how `--pin` runs of bench/ab.ts, bench/ttfb-phases.ts and bench/ttfb-segments.ts lay
+ * out a 2-core machine.
+ *
+ * @example
+ * pinApart([gateway], children)
+ */
+export function pinApart(servers: Child[], children: Child[]): void {
+  const last = availableParallelism() - 1
+  for (const s of servers) pinToCpu(s.pid, last)
+  for (const c of children) if (!servers.includes(c)) pinToCpu(c.pid, 0)
+  pinToCpu(process.pid, 0)
 }
 
 /** Resident set size in bytes, from /proc/<pid>/status. */
