@@ -8,6 +8,7 @@
  *   node --import tsx bench/ttfb-segments.ts                          # the bench policy, 4 rounds of 200 streams
  *   node --import tsx bench/ttfb-segments.ts --policy bare --rounds 6 # every layer off
  *   node --import tsx bench/ttfb-segments.ts --dist node_modules/.ab/base --no-build   # another build
+ *   node --import tsx bench/ttfb-segments.ts --no-build --write      # also keep the table in bench/RESULTS.md
  *
  * Policies as in bench/ttfb-phases.ts. The gateway runs pinned to the last CPU, this process and the fake upstream
  * on the first (`--no-pin` to leave them to the scheduler).
@@ -20,7 +21,7 @@ import { chatBody } from './lib/bodies.js'
 import { streamTtfb } from './lib/load.js'
 import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.js'
 import { pinApart, type Child } from './lib/procs.js'
-import { machineLine } from './lib/results.js'
+import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { CHAT_SEGMENTS, markBuild } from './lib/segments.js'
 import { median } from './lib/stats.js'
 import { BENCH_HEADERS, ROOT, benchPolicy, buildSluice, startBackends, startSluice } from './lib/targets.js'
@@ -32,7 +33,8 @@ const { values: flags } = parseArgs({
     n: { type: 'string', default: '200' },
     dist: { type: 'string' },
     'no-build': { type: 'boolean', default: false },
-    'no-pin': { type: 'boolean', default: false }
+    'no-pin': { type: 'boolean', default: false },
+    write: { type: 'boolean', default: false }
   }
 })
 
@@ -68,7 +70,9 @@ async function main(): Promise<void> {
     await Promise.allSettled(children.reverse().map((c) => c.stop()))
     await rm(dir, { recursive: true, force: true })
   }
-  console.log(render(reports))
+  const report = render(reports)
+  console.log(report)
+  if (flags.write) await writeSection(RESULTS_FILE, `ttfb-segments-${flags.policy}`, `## Where a streamed request's way to its upstream call goes (bench/ttfb-segments.ts, policy ${flags.policy})`, report)
 }
 
 /** The stages in order of their median moment, with the time since the stage before. */
