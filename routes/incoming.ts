@@ -122,36 +122,17 @@ export async function requestText(c: Context): Promise<string> {
   if (!incoming || incoming.readableDidRead || incoming.readableFlowing !== null || incoming.rawBody !== undefined || built(c.req.raw)) {
     return c.req.text()
   }
-  // Read on 'readable' until Node's parser says the message is complete: a body that came with the headers is
-  // then taken at the first 'readable', one tick after it was parsed, where 'data' and 'end' took two ticks and
-  // four listeners (README, Performance). The last read, finding the buffer empty after its end, lets the stream
-  // end as usual.
   const text = new Promise<string>((resolve, reject) => {
     const chunks: Buffer[] = []
-    const take = () => {
-      for (let b = incoming.read() as Buffer | null; b !== null; b = incoming.read() as Buffer | null) chunks.push(b)
-      if (!incoming.complete) return
-      stop()
+    incoming.on('data', (b: Buffer) => chunks.push(b))
+    incoming.once('end', () => {
       const s = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)).toString('utf8')
       resolve(s.charCodeAt(0) === 0xfeff ? s.slice(1) : s)
-    }
-    const fail = (err: Error) => {
-      stop()
-      reject(err)
-    }
-    const closed = () => {
-      if (!incoming.complete) fail(new Error('Client connection prematurely closed.'))
-    }
-    const stop = () => {
-      incoming.off('readable', take)
-      incoming.off('error', fail)
-      incoming.off('close', closed)
-    }
-    incoming.on('readable', take)
-    incoming.once('error', fail)
-    incoming.once('close', closed)
-    // a message without a body is complete before anything is readable: no 'readable' comes for it
-    if (incoming.complete) take()
+    })
+    incoming.once('error', reject)
+    incoming.once('close', () => {
+      if (!incoming.complete) reject(new Error('Client connection prematurely closed.'))
+    })
   })
   // Hono's cache holds the promise under the method's name (its type says the method)
   ;(c.req.bodyCache as Record<string, unknown>).text = text
