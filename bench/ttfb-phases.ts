@@ -20,9 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { chatBody } from './lib/bodies.js'
-import { streamTtfb } from './lib/load.js'
-import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.js'
+import { PHASE_MARKS_PRELOAD, readPhases, sequentialStreams, type PhaseReport } from './lib/phases.js'
 import { pinApart, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { describePaired, median, pairedComparison } from './lib/stats.js'
@@ -46,9 +44,8 @@ interface Target {
   name: string
   child: Child
   out: string
-  headers: Record<string, string>
-  /** The streamed request's model: the floor has no `bench-trickle` alias and is sent its upstream name. */
-  model: string
+  /** Its sequential streams: the floor has no `bench-trickle` alias and is sent the upstream model it names. */
+  streams: (n: number) => Promise<number>
   rounds: { ttfbMs: number; phases: PhaseReport }[]
 }
 
@@ -69,7 +66,8 @@ async function main(): Promise<void> {
     const floorOut = join(dir, 'floor.json')
     const floor = await startFloor(upstream, { nodeArgs: PHASE_MARKS_PRELOAD, env: { PHASE_MARKS_OUT: floorOut } })
     children.push(floor)
-    targets.push({ name: 'floor', child: floor, out: floorOut, headers: { 'content-type': 'application/json' }, model: upstreamModel('bench-trickle'), rounds: [] })
+    const floorStreams = sequentialStreams({ name: 'floor', port: floor.port, headers: { 'content-type': 'application/json' }, model: upstreamModel('bench-trickle') })
+    targets.push({ name: 'floor', child: floor, out: floorOut, streams: floorStreams, rounds: [] })
     for (const [i, v] of variants.entries()) {
       const out = join(dir, `sluice-${i}.json`)
       const child = await startSluice(v.redis ? 'sluice-redis' : 'sluice-memory', {
@@ -81,26 +79,19 @@ async function main(): Promise<void> {
         cuts: v.cuts
       })
       children.push(child)
-      targets.push({ name: `sluice ${v.name}`, child, out, headers: BENCH_HEADERS, model: 'bench-trickle', rounds: [] })
+      const name = `sluice ${v.name}`
+      targets.push({ name, child, out, streams: sequentialStreams({ name, port: child.port, headers: BENCH_HEADERS, model: 'bench-trickle' }), rounds: [] })
     }
     if (flags.pin) pinApart(targets.map((t) => t.child), children)
-    let offset = Math.floor(Math.random() * 1e9)
-    const round = async (t: Target, n: number) => {
-      const base = (offset += 10_000_000)
-      const body = chatBody({ model: t.model, mode: 'unique', stream: true })
-      const r = await streamTtfb({ origin: `http://127.0.0.1:${t.child.port}`, path: '/v1/chat/completions', headers: t.headers, body: (i) => body(i + base) }, { n })
-      if (r.ok < n) throw new Error(`${t.name}: ${n - r.ok} of ${n} streams failed: ${r.firstFailure}`)
-      return r.ttfbP50Ms
-    }
     // warm-up, then start counting afresh (the readiness probe and the warm-up are not measured)
     for (const t of targets) {
-      await round(t, 50)
+      await t.streams(50)
       await readPhases(t.child.pid, t.out)
     }
     const rounds = Number(flags.rounds)
     for (let r = 0; r < rounds; r++) {
       for (const t of r % 2 ? [...targets].reverse() : targets) {
-        const ttfbMs = await round(t, Number(flags.n))
+        const ttfbMs = await t.streams(Number(flags.n))
         t.rounds.push({ ttfbMs, phases: await readPhases(t.child.pid, t.out) })
       }
       console.log(`round ${r}: ${targets.map((t) => `${t.name} ${t.rounds.at(-1)!.ttfbMs.toFixed(2)} ms`).join(' | ')}`)

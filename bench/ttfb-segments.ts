@@ -17,9 +17,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { chatBody } from './lib/bodies.js'
-import { streamTtfb } from './lib/load.js'
-import { PHASE_MARKS_PRELOAD, readPhases, type PhaseReport } from './lib/phases.js'
+import { PHASE_MARKS_PRELOAD, readPhases, sequentialStreams, type PhaseReport } from './lib/phases.js'
 import { pinApart, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { CHAT_SEGMENTS, markBuild } from './lib/segments.js'
@@ -52,13 +50,7 @@ async function main(): Promise<void> {
     const sluice = await startSluice('sluice-memory', { upstream, dist: marked, cuts, nodeArgs: PHASE_MARKS_PRELOAD, env: { PHASE_MARKS_OUT: out } })
     children.push(sluice)
     if (!flags['no-pin']) pinApart([sluice], children)
-    const body = chatBody({ model: 'bench-trickle', mode: 'unique', stream: true })
-    let offset = Math.floor(Math.random() * 1e9)
-    const round = async (n: number) => {
-      const base = (offset += 10_000_000)
-      const r = await streamTtfb({ origin: `http://127.0.0.1:${sluice.port}`, path: '/v1/chat/completions', headers: BENCH_HEADERS, body: (i) => body(i + base) }, { n })
-      if (r.ok < n) throw new Error(`${n - r.ok} of ${n} streams failed: ${r.firstFailure}`)
-    }
+    const round = sequentialStreams({ name: 'sluice', port: sluice.port, headers: BENCH_HEADERS, model: 'bench-trickle' })
     await round(50)
     await readPhases(sluice.pid, out)
     for (let r = 0; r < Number(flags.rounds); r++) {

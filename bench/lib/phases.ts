@@ -3,6 +3,8 @@
  */
 import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { chatBody } from './bodies.js'
+import { streamTtfb } from './load.js'
 import { ROOT } from './targets.js'
 
 /** Node flags that preload the phase marks into a server (its env must name PHASE_MARKS_OUT). */
@@ -46,4 +48,24 @@ export async function readPhases(pid: number, file: string, timeoutMs = 5000): P
     }
   }
   throw new Error(`process ${pid} wrote no phase report to ${file} (was it started with bench/lib/phase-marks.mjs?)`)
+}
+
+/**
+ * Sequential streamed requests to one server, as phase measurements need them (one request at a time, each a new
+ * prompt of the `model` stream): each call sends `n` of them after the last call's and throws unless all were
+ * answered whole; it resolves to the client's median time to first byte (ms).
+ *
+ * @example
+ * const streams = sequentialStreams({ name: 'floor', port: floor.port, headers, model: upstreamModel('bench-trickle') })
+ * await streams(50) // warm-up
+ */
+export function sequentialStreams(opts: { name: string; port: number; headers: Record<string, string>; model: string }): (n: number) => Promise<number> {
+  const body = chatBody({ model: opts.model, mode: 'unique', stream: true })
+  let offset = Math.floor(Math.random() * 1e9)
+  return async (n) => {
+    const base = (offset += 10_000_000)
+    const r = await streamTtfb({ origin: `http://127.0.0.1:${opts.port}`, path: '/v1/chat/completions', headers: opts.headers, body: (i) => body(i + base) }, { n })
+    if (r.ok < n) throw new Error(`${opts.name}: ${n - r.ok} of ${n} streams failed: ${r.firstFailure}`)
+    return r.ttfbP50Ms
+  }
 }
