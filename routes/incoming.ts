@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Context, MiddlewareHandler } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
+import type { Context } from 'hono'
 import { createRequestAbort, type RequestAbortController } from '../src/abort.js'
 
 /**
@@ -140,54 +139,82 @@ export async function requestText(c: Context): Promise<string> {
 }
 
 /**
- * Hono's `bodyLimit`, answered from the Content-Length header without building the WHATWG Request.
- * Bodies without one (chunked) go through `bodyLimit` itself, which counts the bytes as they arrive.
+ * The body length a request declares: its Content-Length, 0 for GET and HEAD (node-server gives them no body),
+ * undefined where the length is not known before the body is read (chunked). As Hono's `bodyLimit` reads it.
  *
  * @example
- * app.use('/v1/*', limitBody({ maxSize: 1 << 20, onError: (c) => c.json({ error: 'too large' }, 413) }))
+ * const length = declaredBodyLength(req, env.incoming)
+ * if (length !== undefined && length > maxBytes) return tooLarge()
  */
-export function limitBody(opts: Parameters<typeof bodyLimit>[0]): MiddlewareHandler {
-  const counted = bodyLimit(opts)
-  const onError = opts.onError
-  return async function limitBodyMiddleware(c, next) {
-    const node = nodeOf(c)
-    if (!node || !onError) return counted(c, next)
-    const method = node.incoming.method
-    // bodyLimit passes requests without a body (node-server gives GET and HEAD none)
-    if (method === 'GET' || method === 'HEAD') return next()
-    const length = node.incoming.headers['content-length']
-    if (length === undefined || node.incoming.headers['transfer-encoding'] !== undefined) return counted(c, next)
-    return parseInt(length || '0', 10) > opts.maxSize ? onError(c) : next()
+export function declaredBodyLength(req: Request, incoming: IncomingMessage | undefined): number | undefined {
+  if (incoming) {
+    const method = incoming.method
+    if (method === 'GET' || method === 'HEAD') return 0
+    const length = incoming.headers['content-length']
+    if (length === undefined || incoming.headers['transfer-encoding'] !== undefined) return undefined
+    return parseInt(length || '0', 10)
   }
+  if (!req.body) return 0
+  const length = req.headers.get('content-length')
+  if (length === null || req.headers.has('transfer-encoding')) return undefined
+  return parseInt(length || '0', 10)
+}
+
+/**
+ * Read a body of unknown length (chunked) up to `maxBytes`, as Hono's `bodyLimit` does: a copy of the request
+ * carrying the body read, or undefined once the body is past the bound (the rest is left unread).
+ *
+ * @example
+ * const bounded = await readBoundedBody(req, 1 << 20)
+ * if (!bounded) return tooLarge()
+ */
+export async function readBoundedBody(req: Request, maxBytes: number): Promise<Request | undefined> {
+  if (!req.body) return req
+  const reader = req.body.getReader()
+  let size = 0
+  let buffer = new Uint8Array(0)
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    const offset = size
+    size += value.length
+    if (size > maxBytes) return undefined
+    if (size > buffer.length) {
+      const grown = new Uint8Array(Math.min(maxBytes, Math.max(size, buffer.length * 2)))
+      grown.set(buffer.subarray(0, offset))
+      buffer = grown
+    }
+    buffer.set(value, offset)
+  }
+  return new Request(req, { body: buffer.subarray(0, size) })
 }
 
 /**
  * Read and discard a request body the route answered without reading (a refused key, an unknown route), so the
- * keep-alive connection stays usable. node-server would drain it for only 500 ms after the answer and then
- * destroy the socket: a body still arriving then (a slow upload, or one the client sends on after headers) cost
- * the connection, and the client could see a reset instead of the answer. Here the answer waits until the body
- * has arrived, up to `maxBytes` and while bytes keep coming (`idleMs` between them); past either bound it goes
- * out with `Connection: close`. Bodies are never parsed, only counted.
+ * keep-alive connection stays usable, then give the answer. node-server would drain it for only 500 ms after the
+ * answer and then destroy the socket: a body still arriving then (a slow upload, or one the client sends on after
+ * headers) cost the connection, and the client could see a reset instead of the answer. Here the answer waits
+ * until the body has arrived, up to `maxBytes` and while bytes keep coming (`idleMs` between them); past either
+ * bound it goes out with `Connection: close`. Bodies are never parsed, only counted. An answer whose request
+ * body was read (or had none) is returned as it is, synchronously.
  *
  * @example
- * app.use('*', drainUnreadBody({ maxBytes: config.server.body_limit_bytes }))
+ * return drainUnreadBody(env.incoming, res, { maxBytes: config.server.body_limit_bytes })
  */
-export function drainUnreadBody(opts: { maxBytes: number; idleMs?: number }): MiddlewareHandler {
-  const idleMs = opts.idleMs ?? 1000
-  return async function drainUnreadBodyMiddleware(c, next) {
-    await next()
-    const incoming = (c.env as Partial<NodeEnv> | undefined)?.incoming
-    // complete: the whole body arrived (or there was none); flowing or read: the route owns the body
-    if (!incoming || incoming.complete || incoming.destroyed || incoming.readableDidRead || incoming.readableFlowing !== null) return
-    const declared = Number(incoming.headers['content-length'])
-    const drained = declared > opts.maxBytes ? false : await discard(incoming, opts.maxBytes, idleMs)
-    if (drained) return
+export function drainUnreadBody(incoming: IncomingMessage, res: Response, opts: { maxBytes: number; idleMs?: number }): Response | Promise<Response> {
+  // complete: the whole body arrived (or there was none); flowing or read: the route owns the body
+  if (incoming.complete || incoming.destroyed || incoming.readableDidRead || incoming.readableFlowing !== null) return res
+  const declared = Number(incoming.headers['content-length'])
+  const drained = declared > opts.maxBytes ? Promise.resolve(false) : discard(incoming, opts.maxBytes, opts.idleMs ?? 1000)
+  return drained.then((ended) => {
+    if (ended) return res
     try {
-      c.res.headers.set('connection', 'close')
+      res.headers.set('connection', 'close')
     } catch {
       // immutable headers: node-server's own drain then closes the connection
     }
-  }
+    return res
+  })
 }
 
 /** Resolves true once the body has ended, false past `maxBytes`, after `idleMs` without a byte, or on close. */

@@ -1,6 +1,5 @@
 import { Hono } from 'hono'
-import { drainUnreadBody, limitBody } from '../routes/incoming.js'
-import { requestIdMiddleware } from '../routes/request-id.js'
+import { withArrival } from '../routes/arrival.js'
 import { serve, type ServerType } from '@hono/node-server'
 import type { GatewayConfig } from './config/load.js'
 import type { StoreConfig } from './config/schema.js'
@@ -52,11 +51,13 @@ export async function createStore(config: StoreConfig, log?: Logger): Promise<St
 }
 
 /**
- * Build the Hono app of a gateway from config: every surface mounted on one engine.
+ * Build the Hono app of a gateway from config: every surface mounted on one engine. Serve `fetch`, the app with
+ * what every request gets on arrival (an id, the body bound, unread bodies drained; routes/arrival.ts);
+ * `app.fetch` alone answers without them.
  *
  * @example
- * const { app, gateway } = await createApp(await loadConfig('config/gateway.yaml'))
- * serve({ fetch: app.fetch, port: 8080 })
+ * const { fetch, gateway } = await createApp(await loadConfig('config/gateway.yaml'))
+ * serve({ fetch, port: 8080 })
  */
 export async function createApp(config: GatewayConfig, opts: ServerOptions = {}) {
   const store = opts.store ?? (await createStore(config.store, opts.log))
@@ -70,20 +71,6 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
   })
   app.notFound((c) => c.json(new GatewayError(404, `Unknown route ${c.req.method} ${c.req.path}.`, { code: 'unknown_route' }).toJSON(), 404))
 
-  // first, so every answer (413s and unknown routes included) carries x-sluice-request-id
-  app.use('*', requestIdMiddleware())
-  // a body the route did not read is read to its end before the answer, so keep-alive connections survive
-  app.use('*', drainUnreadBody({ maxBytes: config.server.body_limit_bytes }))
-  const limit = limitBody({
-    maxSize: config.server.body_limit_bytes,
-    onError: (c) => {
-      const err = new GatewayError(413, `Request body is larger than ${config.server.body_limit_bytes} bytes (server.body_limit_bytes).`, { code: 'request_too_large' })
-      // each surface answers in its own error shape, even before its route runs
-      return c.json(c.req.path.startsWith('/v1/messages') ? toAnthropicError(err).body : err.toJSON(), 413)
-    }
-  })
-  app.use('/v1/*', limit)
-  app.use('/admin/*', limit)
   app.route('/v1', openaiRoutes(gateway))
   app.route('/v1', anthropicRoutes(gateway))
   app.route('/v1', responsesRoutes(gateway))
@@ -93,7 +80,18 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
   app.route('/', dashboardRoutes())
   if (config.metrics.enabled) app.route('/', metricsRoutes(gateway))
 
-  return { app, gateway }
+  const limitBytes = config.server.body_limit_bytes
+  // every request, unknown routes included, gets its id, its body bound and an unread body drained (routes/arrival.ts)
+  const fetch = withArrival(app.fetch, {
+    maxBodyBytes: limitBytes,
+    bounded: (path) => /^\/(v1|admin)(\/|$)/.test(path),
+    tooLarge: (path) => {
+      const err = new GatewayError(413, `Request body is larger than ${limitBytes} bytes (server.body_limit_bytes).`, { code: 'request_too_large' })
+      // each surface answers in its own error shape, even before its route runs
+      return { status: 413, body: path.startsWith('/v1/messages') ? toAnthropicError(err).body : err.toJSON() }
+    }
+  })
+  return { app, gateway, fetch }
 }
 
 /**
@@ -105,7 +103,7 @@ export async function createApp(config: GatewayConfig, opts: ServerOptions = {})
  * await server.close()
  */
 export async function startServer(config: GatewayConfig, opts: ServerOptions & { port?: number; host?: string } = {}) {
-  const { app, gateway } = await createApp(config, opts)
+  const { app, gateway, fetch } = await createApp(config, opts)
   const port = opts.port ?? config.server.port
   const host = opts.host ?? config.server.host
   const server: ServerType = await new Promise((resolve) => {
@@ -114,7 +112,7 @@ export async function startServer(config: GatewayConfig, opts: ServerOptions & {
     // connectionsCheckingInterval (30 s by default), so check every second to enforce them as configured.
     const requestTimeout = config.server.request_timeout_ms
     const serverOptions = { requestTimeout, headersTimeout: Math.min(30_000, requestTimeout), connectionsCheckingInterval: 1000 }
-    const s = serve({ fetch: app.fetch, port, hostname: host, serverOptions }, () => resolve(s))
+    const s = serve({ fetch, port, hostname: host, serverOptions }, () => resolve(s))
   })
   const http = server as unknown as import('node:http').Server
   const address = http.address()

@@ -25,9 +25,9 @@ afterAll(async () => {
 })
 
 /** POST with node:http, so the test chooses chunked encoding and raw header lists. */
-function post(pieces: (string | Buffer)[], headers: Record<string, string | string[]>, chunked: boolean): Promise<{ status: number; body: any }> {
+function post(pieces: (string | Buffer)[], headers: Record<string, string | string[]>, chunked: boolean, path = '/v1/chat/completions'): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    const url = new URL(`${gw.url}/v1/chat/completions`)
+    const url = new URL(`${gw.url}${path}`)
     const total = pieces.reduce((n, p) => n + Buffer.byteLength(p), 0)
     const req = request(
       { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: chunked ? headers : { ...headers, 'content-length': String(total) } },
@@ -63,6 +63,15 @@ describe('requests read from Node directly', () => {
   it('a Content-Length over the limit is refused with 413', async () => {
     const res = await post([chat('x'.repeat(100 * 1024))], base, false)
     expect(res.status).toBe(413)
+  })
+
+  it('a percent-encoded path that routes to /v1 is bounded too (the bound reads the path as Hono routes it)', async () => {
+    const small = await post([chat('encoded')], base, false, '/%76%31/chat/completions')
+    expect(small.status).toBe(200)
+    expect(small.body.choices[0].message.content).toBe('You said: encoded')
+    const big = await post([chat('x'.repeat(100 * 1024))], base, false, '/%76%31/chat/completions')
+    expect(big.status).toBe(413)
+    expect(big.body.error.code).toBe('request_too_large')
   })
 
   it('a UTF-8 byte order mark is dropped, as Request.text() does; multi-byte characters split across chunks survive', async () => {
