@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { createContext } from '../src/auth/context.js'
 import { teamPolicySchema } from '../src/config/schema.js'
 import type { PipelineResult, RequestContext, Step } from '../src/context.js'
-import { exactCacheKey, routeFingerprint, tenantScope } from '../src/cache/key.js'
+import { canonicalJson, exactCacheKey, routeFingerprint, TEXT_KEY_MAX_CHARS, tenantScope } from '../src/cache/key.js'
 import { createChunkAssembler } from '../src/cache/replay.js'
 import { createSemanticCache } from '../src/cache/semantic.js'
 import { createCacheStep, type CacheStepDeps } from '../src/cache/step.js'
@@ -112,6 +112,29 @@ describe('exact cache', () => {
     expect(h.ledger[0]).toMatchObject({ status: 'cache_hit', cost_usd: 0, saved_usd: COST, team: 'a', model: 'cache', cache: 'hit' })
   })
 
+  it('keys short requests by their canonical text in an in-process store, long ones and shared stores by its SHA-256', () => {
+    const tenant = tenantScope('a', undefined)
+    const short = { model: 'fast', messages: [{ role: 'user' as const, content: 'hi' }] }
+    const text = exactCacheKey({ tenant, alias: 'fast', request: short, inProcess: true })
+    expect(text).toBe('cache:t:' + canonicalJson({ v: 1, tenant, alias: 'fast', req: { messages: short.messages } }))
+    expect(exactCacheKey({ tenant, alias: 'fast', request: short })).toMatch(/^cache:x:[0-9a-f]{64}$/)
+    // key order does not matter in either form; the team does
+    expect(exactCacheKey({ tenant, alias: 'fast', request: { messages: short.messages, model: 'fast' }, inProcess: true })).toBe(text)
+    expect(exactCacheKey({ tenant: tenantScope('b', undefined), alias: 'fast', request: short, inProcess: true })).not.toBe(text)
+    const long = { model: 'fast', messages: [{ role: 'user' as const, content: 'x'.repeat(TEXT_KEY_MAX_CHARS) }] }
+    expect(exactCacheKey({ tenant, alias: 'fast', request: long, inProcess: true })).toMatch(/^cache:x:[0-9a-f]{64}$/)
+  })
+
+  it('serves a hit for a request too long to be keyed by its text', async () => {
+    const h = harness({ semantic: undefined })
+    const text = 'a long question '.repeat(200)
+    const first = await h.send({ text })
+    expect(header(first.ctx)).toBe('miss')
+    await expect.poll(() => h.store.cacheGet(exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: first.ctx.request }))).not.toBeNull()
+    expect(header((await h.send({ text })).ctx)).toBe('hit')
+    expect(h.calls).toHaveLength(1)
+  })
+
   it('keys a "__proto__" request field like any other field', () => {
     const withProto = JSON.parse('{"model":"fast","messages":[],"__proto__":{"x":1}}')
     const plain = { model: 'fast', messages: [] }
@@ -199,7 +222,7 @@ describe('exact cache', () => {
     const h = harness({ store: slow, semantic: undefined, onError: (err, where) => errors.push(`${where}: ${(err as Error).message}`) })
     const first = await h.send({}) // returns while the write is held at the gate
     expect(header(first.ctx)).toBe('miss')
-    expect(await store.cacheGet(exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: first.ctx.request }))).toBeNull()
+    expect(await store.cacheGet(exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: first.ctx.request, inProcess: true }))).toBeNull()
     const again = h.send({})
     release()
     expect(header((await again).ctx)).toBe('hit')
@@ -290,7 +313,7 @@ describe('exact cache', () => {
       return result
     }
     const request = { model: 'fast', messages: [{ role: 'user' as const, content: 'hi' }] }
-    const key = exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request })
+    const key = exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request, inProcess: true })
     const ask = (run: ReturnType<typeof createPipeline>) => run(chatContext({ policy: { cache: {} }, request }))
     const rewriting = createPipeline([rewrite, cache, up.step])
     await ask(rewriting)
@@ -309,7 +332,7 @@ describe('exact cache', () => {
   it('reads an entry afresh when the store holds a different text under its key', async () => {
     const h = harness({ semantic: undefined })
     const first = await h.send({})
-    const key = exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: first.ctx.request })
+    const key = exactCacheKey({ tenant: tenantScope('a', undefined), alias: 'fast', request: first.ctx.request, inProcess: true })
     await expect.poll(() => h.store.cacheGet(key)).not.toBeNull()
     expect((await h.send({})).body.content).toBe(first.body.content)
     // another instance (or a reload) wrote a new answer under the same key

@@ -25,7 +25,7 @@ export const CHAT_SEGMENTS: readonly SegmentMark[] = [
   { file: 'routes/openai.js', anchor: 'const body = await readBody(c, chatRequestSchema);', name: 'body read and checked' },
   { file: 'src/gateway.js', anchor: 'const result = await run(ctx);', name: 'context made', before: true },
   { file: 'src/guardrails/input.js', anchor: 'rec.flush();', name: 'input guards', before: true },
-  { file: 'src/cache/step.js', anchor: 'const key = exactCacheKey({ tenant, alias: ctx.alias, route, request: ctx.request });', name: 'exact key' },
+  { file: 'src/cache/step.js', anchor: "const key = exactCacheKey({ tenant, alias: ctx.alias, route, request: ctx.request, inProcess: deps.store.kind === 'memory' });", name: 'exact key' },
   { file: 'src/cache/step.js', anchor: "metrics?.request('exact', 'miss', team);", name: 'exact read (miss)' },
   { file: 'src/cache/step.js', anchor: 'const pending = pendingScopes.get(sem.query.scope);', name: 'semantic scope', before: true },
   { file: 'src/cache/semantic.js', anchor: 'const [vector] = await embedder.embed([query.text], opts.signal);', name: 'embedded' },

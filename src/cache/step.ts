@@ -246,7 +246,7 @@ export function createCacheStep(deps: CacheStepDeps): Step {
 
     const tenant = tenantScope(team, policy.scope)
     const route = deps.routeOf?.(ctx)
-    const key = exactCacheKey({ tenant, alias: ctx.alias, route, request: ctx.request })
+    const key = exactCacheKey({ tenant, alias: ctx.alias, route, request: ctx.request, inProcess: deps.store.kind === 'memory' })
     // an admission check sent ahead (the early rate limit) answers with the exact read's reply: a refused request is
     // never served, nor looked up further
     const gate = admissionGate(ctx)
