@@ -36,7 +36,7 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
-import { closedLoop, openLoop } from './lib/load.js'
+import { closedLoop, loadGenerator, openLoop } from './lib/load.js'
 import { cpuMicros, pinApart, type Child } from './lib/procs.js'
 import { describePaired, median, pairedComparison, pairedRatio, roundOrder } from './lib/stats.js'
 import { BENCH_HEADERS, LAYER_CUT_OPTIONS, ROOT, buildSluice, layerCutsOf, startBackends, startFloor, startReference, startSluice, upstreamModel } from './lib/targets.js'
@@ -59,6 +59,8 @@ const { values: flags } = parseArgs({
     connections: { type: 'string', default: '32' },
     'no-build': { type: 'boolean', default: false },
     pin: { type: 'boolean', default: false },
+    // the closed loop's load generator: autocannon (in this process) or wrk (a C process, far less CPU a request)
+    load: { type: 'string', default: 'autocannon' },
     // open loop at this many requests a second instead of the closed loop: latency below saturation, paired
     rate: { type: 'string' },
     // unique prompts under this many system prompts: as many semantic-cache scopes (default one)
@@ -117,7 +119,7 @@ async function main(): Promise<void> {
         headersFor: sessions > 0 ? (i: number) => ({ 'x-sluice-session': `ab-${(i + base) % sessions}` }) : undefined
       }
       if (rate === undefined) {
-        const res = await closedLoop(spec, { connections: Number(flags.connections), seconds })
+        const res = await closedLoop(spec, { connections: Number(flags.connections), seconds, generator: loadGenerator(flags.load) })
         if (res.non2xx > 0 || res.errors > 0) throw new Error(`${name}: ${res.non2xx} non-2xx answers, ${res.errors} errors`)
         return res
       }

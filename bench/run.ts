@@ -13,7 +13,7 @@
 import { writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { chatBody } from './lib/bodies.js'
-import { closedLoop, openLoop, streamTtfb, type ClosedLoopResult, type OpenLoopResult, type RequestSpec, type StreamResult } from './lib/load.js'
+import { closedLoop, loadGenerator, openLoop, streamTtfb, type ClosedLoopResult, type OpenLoopResult, type RequestSpec, type StreamResult } from './lib/load.js'
 import { cpuMicros, rssBytes, sampleRss, startRedis, type Child } from './lib/procs.js'
 import { machineLine, RESULTS_FILE, writeSection } from './lib/results.js'
 import { median } from './lib/stats.js'
@@ -32,11 +32,13 @@ const { values: flags } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string', default: RESULTS_FILE },
     'no-build': { type: 'boolean', default: false },
+    // the closed loop's load generator: autocannon (as every run before the twenty-seventh session) or wrk
+    load: { type: 'string', default: 'autocannon' },
     help: { type: 'boolean', default: false }
   }
 })
 if (flags.help) {
-  console.log('usage: npm run bench -- [--quick] [--duration S] [--rounds N] [--warmup S] [--connections C] [--rate RPS] [--open-warmup S] [--stream-n N] [--only a,b] [--out FILE] [--no-build]')
+  console.log('usage: npm run bench -- [--quick] [--duration S] [--rounds N] [--warmup S] [--connections C] [--rate RPS] [--open-warmup S] [--stream-n N] [--only a,b] [--out FILE] [--no-build] [--load autocannon|wrk]')
   process.exit(0)
 }
 
@@ -54,6 +56,8 @@ for (const [k, v] of Object.entries(settings)) {
   const least = k === 'openWarmupSeconds' ? 0 : Number.MIN_VALUE
   if (!Number.isFinite(v) || v < least) throw new Error(`--${k}: expected a ${least === 0 ? 'non-negative' : 'positive'} number, got ${v}`)
 }
+
+const generator = loadGenerator(flags.load)
 
 /** The fast model alias (the same name upstream). */
 const FAST = 'gpt-4o-mini'
@@ -99,7 +103,7 @@ async function measureClosed(w: Workload, seconds: number, offset: number) {
   const rss = pid ? sampleRss(pid) : undefined
   const s = spec(w, false)
   // Offset the request counter each run so "unique" bodies never repeat across runs (no accidental hits).
-  const r = await closedLoop({ ...s, body: (i) => s.body(i + offset) }, { connections: settings.connections, seconds })
+  const r = await closedLoop({ ...s, body: (i) => s.body(i + offset) }, { connections: settings.connections, seconds, generator })
   const cpu = pid ? cpuMicros(pid) - cpu0 : NaN
   return { ...r, cpuUsPerReq: r.requests > 0 ? cpu / r.requests : NaN, rssPeakMb: rss ? rss.stop() / 2 ** 20 : NaN }
 }
@@ -237,7 +241,7 @@ function renderReport(active: Workload[], samples: Map<string, Samples>, skipped
   const direct = samples.get('direct')!
   const lines: string[] = []
   lines.push(machineLine())
-  lines.push(`Settings: ${settings.rounds} interleaved rounds; closed loop ${settings.seconds}s at ${settings.connections} connections; open loop ${settings.seconds}s at ${settings.rate} rps after ${settings.openWarmupSeconds}s at that rate on the same connections, not counted; ${settings.streamN} sequential streams of 8 tokens, one every 2 ms, per round. The load generator (autocannon, undici) shares the machine with every target. Sluice runs built (node dist/src/cli.js); the fake and the floor run under tsx (node --import tsx), which adds about 30 MB of RSS (its loader thread) to the floor's numbers.`)
+  lines.push(`Settings: ${settings.rounds} interleaved rounds; closed loop ${settings.seconds}s at ${settings.connections} connections; open loop ${settings.seconds}s at ${settings.rate} rps after ${settings.openWarmupSeconds}s at that rate on the same connections, not counted; ${settings.streamN} sequential streams of 8 tokens, one every 2 ms, per round. The load generator (${generator === 'wrk' ? 'wrk for the closed loop' : 'autocannon'}, undici for the open loop and streams) shares the machine with every target. Sluice runs built (node dist/src/cli.js); the fake and the floor run under tsx (node --import tsx), which adds about 30 MB of RSS (its loader thread) to the floor's numbers.`)
   lines.push('')
   lines.push('### Throughput and CPU (closed loop)')
   lines.push('')

@@ -1,10 +1,11 @@
 /**
- * Load generators: closed-loop throughput (autocannon), open-loop fixed-rate latency and streaming time
+ * Load generators: closed-loop throughput (autocannon, or wrk: bench/lib/wrk.ts), open-loop fixed-rate latency and streaming time
  * to first byte (undici, measured from the intended send time so a slow target cannot hide its queueing).
  */
 import autocannon from 'autocannon'
 import { Pool } from 'undici'
 import { quantile } from './stats.js'
+import { closedLoopWrk } from './wrk.js'
 
 export interface RequestSpec {
   /** Origin, e.g. http://127.0.0.1:8080 */
@@ -28,13 +29,29 @@ export interface ClosedLoopResult {
   p99Ms: number
 }
 
+/** Which program makes closed-loop load: autocannon (in this process) or wrk (bench/lib/wrk.ts, far less CPU a request). */
+export type LoadGenerator = 'autocannon' | 'wrk'
+
+/**
+ * Parses a `--load` flag.
+ *
+ * @example
+ * loadGenerator(flags.load) // 'wrk'
+ */
+export function loadGenerator(value: string | undefined): LoadGenerator {
+  if (value === 'autocannon' || value === 'wrk') return value
+  throw new Error(`--load: expected autocannon or wrk, got ${value}`)
+}
+
 /**
  * Closed loop: `connections` clients each send the next request when the last one answers.
  *
  * @example
  * const r = await closedLoop(spec, { connections: 32, seconds: 5 })
+ * const w = await closedLoop(spec, { connections: 32, seconds: 5, generator: 'wrk' })
  */
-export async function closedLoop(spec: RequestSpec, opts: { connections: number; seconds: number }): Promise<ClosedLoopResult> {
+export async function closedLoop(spec: RequestSpec, opts: { connections: number; seconds: number; generator?: LoadGenerator }): Promise<ClosedLoopResult> {
+  if (opts.generator === 'wrk') return closedLoopWrk(spec, opts)
   let i = 0
   const result = await autocannon({
     url: spec.origin,
