@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { canonicalJson, exactCacheKey, semanticQuery } from '../src/cache/key.js'
+import { canonicalJson, exactCacheKey, semanticQuery, TEXT_KEY_MAX_CHARS } from '../src/cache/key.js'
 import { seededRandom } from '../src/random.js'
 
 /** The form keys were built with before the one-walk writer: every key it made must stay the same. */
@@ -108,6 +108,37 @@ describe('canonical JSON', () => {
           replacerCanonicalJson({ v: 1, tenant: 'team:a', alias: 'fast', route: 'r:1', req: { temperature: 0 }, context: [request.messages[0]], last: { role: 'user' } })
         )
     )
+  })
+})
+
+describe('in-process keys', () => {
+  const request = {
+    model: 'fast',
+    temperature: 0,
+    messages: [
+      { role: 'system' as const, content: 'You are terse.' },
+      { role: 'user' as const, content: 'What is 2 + 2?' }
+    ]
+  }
+
+  it('are the canonical texts the shared forms hash, up to TEXT_KEY_MAX_CHARS, in their own namespaces', () => {
+    const input = { tenant: 'team:a', alias: 'fast', route: 'r:1', request, inProcess: true }
+    const exactText = replacerCanonicalJson({ v: 1, tenant: 'team:a', alias: 'fast', route: 'r:1', req: { temperature: 0, messages: request.messages } })
+    expect(exactCacheKey(input)).toBe('cache:t:' + exactText)
+    const scopeText = replacerCanonicalJson({ v: 1, tenant: 'team:a', alias: 'fast', route: 'r:1', req: { temperature: 0 }, context: [request.messages[0]], last: { role: 'user' } })
+    expect(semanticQuery(input)).toEqual({ scope: 'semt:' + scopeText, text: 'What is 2 + 2?' })
+    // another team, another context: other keys
+    expect(semanticQuery({ ...input, tenant: 'team:b' })?.scope).not.toBe('semt:' + scopeText)
+    const otherSystem = { ...request, messages: [{ role: 'system' as const, content: 'You are verbose.' }, request.messages[1]!] }
+    expect(semanticQuery({ ...input, request: otherSystem })?.scope).not.toBe('semt:' + scopeText)
+  })
+
+  it('fall back to the hash past TEXT_KEY_MAX_CHARS', () => {
+    const long = { ...request, messages: [{ role: 'system' as const, content: 'x'.repeat(TEXT_KEY_MAX_CHARS) }, request.messages[1]!] }
+    const input = { tenant: 'team:a', alias: 'fast', route: 'r:1', request: long, inProcess: true }
+    expect(exactCacheKey(input)).toMatch(/^cache:x:[0-9a-f]{64}$/)
+    expect(semanticQuery(input)?.scope).toMatch(/^sem:[0-9a-f]{64}$/)
+    expect(semanticQuery(input)?.scope).toBe(semanticQuery({ ...input, inProcess: false })?.scope)
   })
 })
 

@@ -227,22 +227,22 @@ export interface SemanticQuery {
  * Splits a request for the semantic cache: the last user turn is embedded, everything else (earlier turns,
  * system prompt, tools, sampling parameters) is hashed into the scope, so a hit never answers another
  * context. Undefined when the request does not end with a plain-text user turn (tool results, images).
+ * With `inProcess` (the embedded index: scopes are only compared in its Map), a scope whose canonical text is at
+ * most `TEXT_KEY_MAX_CHARS` long is that text itself, as `exactCacheKey` does; a shared index (Qdrant) gets the hash.
  *
  * @example
  * semanticQuery({ tenant: 'team:a', alias: 'fast', request: { model: 'fast', messages: [{ role: 'user', content: 'hi' }] } })
  * // { scope: 'sem:…', text: 'hi' }
  */
-export function semanticQuery(input: { tenant: string; alias: string; route?: string; request: ChatRequest }): SemanticQuery | undefined {
+export function semanticQuery(input: { tenant: string; alias: string; route?: string; request: ChatRequest; inProcess?: boolean }): SemanticQuery | undefined {
   const messages = input.request.messages
   const last = messages.at(-1)
   if (!last || last.role !== 'user') return undefined
   const text = plainText(last)
   if (text === undefined || text.trim() === '') return undefined
   const { messages: _omit, ...rest } = answerFields(input.request)
-  const scope = sha256(
-    canonicalJson({ v: 1, tenant: input.tenant, alias: input.alias, route: input.route, req: rest, context: messages.slice(0, -1), last: withoutContent(last) })
-  )
-  return { scope: 'sem:' + scope, text }
+  const scope = canonicalJson({ v: 1, tenant: input.tenant, alias: input.alias, route: input.route, req: rest, context: messages.slice(0, -1), last: withoutContent(last) })
+  return { scope: input.inProcess && scope.length <= TEXT_KEY_MAX_CHARS ? 'semt:' + scope : 'sem:' + sha256(scope), text }
 }
 
 /** Text of a message made only of text (string or text parts); undefined when it carries anything else. */

@@ -256,10 +256,10 @@ export function createCacheStep(deps: CacheStepDeps): Step {
       if (hit) return serve(ctx, hit, 'exact')
       metrics?.request('exact', 'miss', team)
     }
-    // after the exact read: an exact hit never needs the semantic scope (canonical JSON + SHA-256 of the context)
+    // after the exact read: an exact hit never needs the semantic scope (canonical JSON of the context, hashed for a shared index)
     let sem: { query: SemanticQuery; vector?: Float32Array } | undefined
     if (semanticOn) {
-      const query = semanticQuery({ tenant, alias: ctx.alias, route, request: ctx.request })
+      const query = semanticQuery({ tenant, alias: ctx.alias, route, request: ctx.request, inProcess: semantic!.index.kind === 'memory' })
       if (query && query.text.length <= policy.semantic.max_query_chars) sem = { query }
     }
 
