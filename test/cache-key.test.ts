@@ -89,16 +89,7 @@ describe('canonical JSON', () => {
 
   it('keeps the exact key and the semantic scope of a request as they were', () => {
     // pinned: a change here silently empties every deployed cache on upgrade
-    const request = {
-      model: 'fast',
-      temperature: 0,
-      messages: [
-        { role: 'system' as const, content: 'You are terse.' },
-        { role: 'user' as const, content: 'What is 2 + 2?' }
-      ],
-      stream: true,
-      user: 'u-1'
-    }
+    const request = { ...TERSE_REQUEST, stream: true, user: 'u-1' }
     expect(exactCacheKey({ tenant: 'team:a', alias: 'fast', route: 'r:1', request })).toBe(
       'cache:x:' + sha256hex(replacerCanonicalJson({ v: 1, tenant: 'team:a', alias: 'fast', route: 'r:1', req: { temperature: 0, messages: request.messages } }))
     )
@@ -112,14 +103,7 @@ describe('canonical JSON', () => {
 })
 
 describe('in-process keys', () => {
-  const request = {
-    model: 'fast',
-    temperature: 0,
-    messages: [
-      { role: 'system' as const, content: 'You are terse.' },
-      { role: 'user' as const, content: 'What is 2 + 2?' }
-    ]
-  }
+  const request = TERSE_REQUEST
 
   it('are the canonical texts the shared forms hash, up to TEXT_KEY_MAX_CHARS, in their own namespaces', () => {
     const input = { tenant: 'team:a', alias: 'fast', route: 'r:1', request, inProcess: true }
@@ -141,6 +125,16 @@ describe('in-process keys', () => {
     expect(semanticQuery(input)?.scope).toBe(semanticQuery({ ...input, inProcess: false })?.scope)
   })
 })
+
+/** A small chat request with a system prompt: one earlier turn for the semantic scope. */
+const TERSE_REQUEST = {
+  model: 'fast',
+  temperature: 0,
+  messages: [
+    { role: 'system' as const, content: 'You are terse.' },
+    { role: 'user' as const, content: 'What is 2 + 2?' }
+  ]
+}
 
 function sha256hex(text: string): string {
   return createHash('sha256').update(text).digest('hex')
