@@ -1,7 +1,8 @@
 import { Hono } from 'hono'
 import { describe, expect, it } from 'vitest'
 import { withArrival } from './arrival.js'
-import { jsonAnswer, requestIdOf } from './request-id.js'
+import { jsonAnswer, requestIdOf, stampRequestId } from './request-id.js'
+import { alreadySentAnswer } from './sse.js'
 
 // withArrival through `app.request`-style calls (no Node request): the id, the bound and the answer's header.
 // Over real sockets (drain, chunked bodies, keep-alive) it is tested in test/incoming.test.ts and test/keep-alive.test.ts.
@@ -55,5 +56,13 @@ describe('withArrival', () => {
     expect((await fits.json()).text).toBe('abcd'.repeat(4))
     const open = await call('/open')
     expect(open.status).toBe(200)
+  })
+
+  it('leaves the answer of a route that wrote its own response alone: one marker per process, never stamped', () => {
+    const marker = alreadySentAnswer()
+    expect(alreadySentAnswer()).toBe(marker)
+    expect(stampRequestId(marker, 'an-id')).toBe(marker)
+    expect(marker.headers.get('x-sluice-request-id')).toBeNull()
+    expect(marker.headers.get('x-hono-already-sent')).toBe('true')
   })
 })

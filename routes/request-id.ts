@@ -29,6 +29,18 @@ export function stampRequestId(res: Response, id: string): Response {
 }
 
 /**
+ * Mark an answer whose head carries the request id already, or is never sent (a route that wrote its response to
+ * Node itself), so `stampRequestId` returns it untouched.
+ *
+ * @example
+ * return sentWithRequestId(marker)
+ */
+export function sentWithRequestId(res: Response): Response {
+  carriesId.add(res)
+  return res
+}
+
+/**
  * The id this request was given at arrival (`withArrival`); the gateway uses it for the request's context
  * (`ctx.id`, the ledger's `request_id`). Undefined where the app is called without `withArrival`.
  *
@@ -53,6 +65,5 @@ export function jsonAnswer(c: Context, body: unknown, status: number, headers: R
   const id = requestIdOf(c)
   if (id !== undefined) headers[REQUEST_ID_HEADER] ??= id
   const res = new Response(JSON.stringify(body), { status, headers })
-  if (id !== undefined) carriesId.add(res)
-  return res
+  return id !== undefined ? sentWithRequestId(res) : res
 }
