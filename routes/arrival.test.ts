@@ -58,6 +58,20 @@ describe('withArrival', () => {
     expect(open.status).toBe(200)
   })
 
+  it('answers a body that fails mid-read with an OpenAI-style 400, not a hang', async () => {
+    const call = appWithArrival()
+    const failing = new ReadableStream({
+      start: (c) => {
+        c.enqueue(new TextEncoder().encode('abcd'))
+        c.error(new Error('socket closed'))
+      }
+    })
+    const res = await call('/v1/echo', { method: 'POST', body: failing, duplex: 'half' } as RequestInit)
+    expect(res.status).toBe(400)
+    expect((await res.json()).error).toMatchObject({ type: 'invalid_request_error', code: 'body_unreadable' })
+    expect(res.headers.get('x-sluice-request-id')).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
   it('leaves the answer of a route that wrote its own response alone: one marker per process, never stamped', () => {
     const marker = alreadySentAnswer()
     expect(alreadySentAnswer()).toBe(marker)

@@ -48,7 +48,7 @@ export function withArrival(fetch: FetchHandler, opts: ArrivalOptions): FetchHan
     const path = getPath(request)
     const refuse = (): Response | Promise<Response> => {
       const { status, body } = tooLarge(path)
-      return finish(new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } }))
+      return finish(jsonError(status, body))
     }
 
     if (bounded(path)) {
@@ -57,8 +57,8 @@ export function withArrival(fetch: FetchHandler, opts: ArrivalOptions): FetchHan
         // chunked: read it within the bound first, as Hono's bodyLimit does
         return readBoundedBody(request, maxBodyBytes).then(
           (read) => (read ? answer(fetch(read, bindings, executionCtx), finish) : refuse()),
-          // the client went away mid-body: nobody reads this answer, but the request must still end
-          () => finish(new Response(null, { status: 400 }))
+          // the body could not be read (the client went away mid-body, or Node timed it out): the request still ends
+          () => finish(jsonError(400, { error: { message: 'The request body could not be read to its end.', type: 'invalid_request_error', code: 'body_unreadable' } }))
         )
       }
       if (length > maxBodyBytes) return refuse()
@@ -71,3 +71,7 @@ function answer(res: Response | Promise<Response>, finish: (res: Response) => Re
   return res instanceof Promise ? res.then(finish) : finish(res)
 }
 
+/** A JSON error answer built before any route ran (an OpenAI-style body, or a surface's own shape). */
+function jsonError(status: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
+}
