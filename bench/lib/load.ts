@@ -50,7 +50,7 @@ export function loadGenerator(value: string | undefined): LoadGenerator {
  * const r = await closedLoop(spec, { connections: 32, seconds: 5 })
  * const w = await closedLoop(spec, { connections: 32, seconds: 5, generator: 'wrk' })
  */
-export async function closedLoop(spec: RequestSpec, opts: { connections: number; seconds: number; generator?: LoadGenerator }): Promise<ClosedLoopResult> {
+export async function closedLoop(spec: RequestSpec, opts: { connections: number; seconds: number; generator?: LoadGenerator; maxRps?: number }): Promise<ClosedLoopResult> {
   if (opts.generator === 'wrk') return closedLoopWrk(spec, opts)
   let i = 0
   const result = await autocannon({
