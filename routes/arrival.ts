@@ -34,6 +34,10 @@ export interface ArrivalOptions {
 export function withArrival(fetch: FetchHandler, opts: ArrivalOptions): FetchHandler {
   const { maxBodyBytes, bounded, tooLarge } = opts
   const drainOpts = { maxBytes: maxBodyBytes, idleMs: opts.drainIdleMs }
+  const refusal = (path: string): Response => {
+    const { status, body } = tooLarge(path)
+    return jsonError(status, body)
+  }
   return function arrival(request, env, executionCtx) {
     // node-server makes an env object per request; `app.request` may pass none
     const bindings = (env ?? {}) as Record<string, unknown> & { incoming?: IncomingMessage }
@@ -46,22 +50,18 @@ export function withArrival(fetch: FetchHandler, opts: ArrivalOptions): FetchHan
     }
     // the path as Hono routes it (percent-decoded), so an encoded path cannot reach a route unbounded
     const path = getPath(request)
-    const refuse = (): Response | Promise<Response> => {
-      const { status, body } = tooLarge(path)
-      return finish(jsonError(status, body))
-    }
 
     if (bounded(path)) {
       const length = declaredBodyLength(request, incoming)
       if (length === undefined) {
         // chunked: read it within the bound first, as Hono's bodyLimit does
         return readBoundedBody(request, maxBodyBytes).then(
-          (read) => (read ? answer(fetch(read, bindings, executionCtx), finish) : refuse()),
+          (read) => (read ? answer(fetch(read, bindings, executionCtx), finish) : finish(refusal(path))),
           // the body could not be read (the client went away mid-body, or Node timed it out): the request still ends
           () => finish(jsonError(400, { error: { message: 'The request body could not be read to its end.', type: 'invalid_request_error', code: 'body_unreadable' } }))
         )
       }
-      if (length > maxBodyBytes) return refuse()
+      if (length > maxBodyBytes) return finish(refusal(path))
     }
     return answer(fetch(request, bindings, executionCtx), finish)
   }

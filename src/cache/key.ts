@@ -166,8 +166,16 @@ export const TEXT_KEY_MAX_CHARS = 2048
  */
 export function exactCacheKey(input: { tenant: string; alias: string; route?: string; request: ChatRequest; inProcess?: boolean }): string {
   const text = canonicalJson({ v: 1, tenant: input.tenant, alias: input.alias, route: input.route, req: answerFields(input.request) })
-  // the prefixes keep the two forms apart: a text key never equals a hash key
-  return input.inProcess && text.length <= TEXT_KEY_MAX_CHARS ? 'cache:t:' + text : 'cache:x:' + sha256(text)
+  return keyOf(text, input.inProcess, 'cache:t:', 'cache:x:')
+}
+
+/**
+ * `text` itself behind `textPrefix` where the key stays in this process and the text is at most
+ * `TEXT_KEY_MAX_CHARS` long, else its SHA-256 behind `hashPrefix`. The prefixes keep the two forms apart: a text
+ * key never equals a hash key.
+ */
+function keyOf(text: string, inProcess: boolean | undefined, textPrefix: string, hashPrefix: string): string {
+  return inProcess && text.length <= TEXT_KEY_MAX_CHARS ? textPrefix + text : hashPrefix + sha256(text)
 }
 
 /**
@@ -242,7 +250,7 @@ export function semanticQuery(input: { tenant: string; alias: string; route?: st
   if (text === undefined || text.trim() === '') return undefined
   const { messages: _omit, ...rest } = answerFields(input.request)
   const scope = canonicalJson({ v: 1, tenant: input.tenant, alias: input.alias, route: input.route, req: rest, context: messages.slice(0, -1), last: withoutContent(last) })
-  return { scope: input.inProcess && scope.length <= TEXT_KEY_MAX_CHARS ? 'semt:' + scope : 'sem:' + sha256(scope), text }
+  return { scope: keyOf(scope, input.inProcess, 'semt:', 'sem:'), text }
 }
 
 /** Text of a message made only of text (string or text parts); undefined when it carries anything else. */
